@@ -1,0 +1,55 @@
+// Package store is the only package that talks to etcd (v3). It owns the key
+// layout below and offers typed operations on it.
+//
+// Key layout (P = the configured prefix, default "/_coreos.com/fleet/";
+// values are JSON unless noted):
+//
+//	P units/<name>                  fleet.Unit (options, hash, desiredState)   no lease; until destroyed
+//	P machines/<id>                 fleet.Machine                               lease of that machine
+//	P metadata/<id>/<key>           raw value; "" hides the key                 no lease (PATCH /machines)
+//	P schedule/<machine>/<unit>     ScheduleEntry{hash, desiredState}           written by the leader only
+//	P placements/<unit>/<machine>   "" (index by unit of the same entries)      written with schedule/ in one txn
+//	P states/<machine>/<unit>       fleet.UnitState                             lease of that machine
+//	P reasons/<unit>                fleet.Reason (why it is not placed)         written by the leader only
+//	P engine/leader/<lease>         machine ID (concurrency.Election)           leader's session lease
+//
+// Contract:
+//  1. Every engine write (schedule/, placements/, reasons/) is made by Apply in
+//     transactions that also compare the leader key's create revision, so a
+//     deposed leader cannot write (ErrNotLeader).
+//  2. Whatever must vanish with its owner (machines/, states/) is written on
+//     the owner's lease.
+//  3. Agents watch only their own schedule/<machine>/ prefix; the leader
+//     watches the whole prefix. Watches are wake-ups: the watcher re-reads.
+//  4. Every call takes ctx first and wraps errors with the operation name.
+//     ErrNotFound is returned (wrapped) for a missing unit.
+//  5. Snapshot reads units, machines, metadata, schedule and reasons at one
+//     revision.
+//
+// API (see store.go):
+//
+//	New(cli *clientv3.Client, prefix string) *Store
+//	(*Store) Client() *clientv3.Client
+//	(*Store) CreateUnit(ctx, u fleet.Unit) (created bool, err error)   // absent or different hash: put (desired state from u); same hash: no-op, false
+//	(*Store) Unit(ctx, name) (fleet.Unit, error)
+//	(*Store) Units(ctx) ([]fleet.Unit, error)                          // sorted by name
+//	(*Store) SetDesiredState(ctx, name, fleet.JobState) error
+//	(*Store) DestroyUnit(ctx, name) error                              // deletes units/<name> and reasons/<name>
+//	(*Store) Register(ctx, m fleet.Machine, ttl time.Duration) (*Presence, error)
+//	(*Presence) Lease() clientv3.LeaseID; Done() <-chan struct{} (lease lost); Update(ctx, m) error; Close(ctx) error (revoke)
+//	(*Store) Machines(ctx) ([]fleet.Machine, error)                    // live only, dynamic metadata merged, sorted by ID
+//	(*Store) SetMetadata(ctx, machineID, key, value string) error      // value "" hides the key
+//	(*Store) Schedule(ctx) ([]ScheduleEntry, error)
+//	(*Store) MachineSchedule(ctx, machineID) ([]ScheduleEntry, int64, error)
+//	(*Store) Placements(ctx, unit) ([]string, error)                   // machines a unit is scheduled on
+//	(*Store) PutUnitStates(ctx, lease, []fleet.UnitState) error        // batched, on the lease
+//	(*Store) DeleteUnitStates(ctx, machineID string, units []string) error
+//	(*Store) UnitStates(ctx) ([]fleet.UnitState, error)                // sorted by (name, machineID)
+//	(*Store) Reasons(ctx) (map[string]fleet.Reason, error); Reason(ctx, unit) (fleet.Reason, bool, error)
+//	(*Store) Snapshot(ctx) (Snapshot, error)
+//	(*Store) Campaign(ctx, machineID string, ttl time.Duration) (*Leadership, error)  // blocks until leader or ctx done
+//	(*Leadership) Done() <-chan struct{}; Resign(ctx) error
+//	(*Store) Leader(ctx) (machineID string, err error)
+//	(*Store) Apply(ctx, *Leadership, Changes) error                    // chunked fenced txns
+//	(*Store) Notify(ctx, sub string) <-chan struct{}                  // coalesced wake-ups for changes under P+sub ("" = everything)
+package store

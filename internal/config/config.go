@@ -1,0 +1,148 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Built-in defaults and well-known paths.
+const (
+	DefaultConfigFile              = "/etc/fleet/fleet.conf"
+	DefaultEtcdKeyPrefix           = "/_coreos.com/fleet/"
+	DefaultEtcdRequestTimeout      = 2 * time.Second
+	DefaultEtcdListenClient        = "http://127.0.0.1:2379"
+	DefaultEtcdListenPeer          = "http://127.0.0.1:2380"
+	DefaultEtcdInitialClusterState = "new"
+	DefaultEngineReconcileInterval = 2 * time.Second
+	DefaultAgentTTL                = 10 * time.Second
+	DefaultTokenLimit              = 100
+	DefaultDataDir                 = "/var/lib/fleet"
+	DefaultAPITCPAddr              = "127.0.0.1:49153"
+	DefaultAPIUnixAddr             = "unix:///var/run/fleet.sock"
+	DefaultLogFormat               = "text"
+
+	// SystemMachineIDFile is where the host's machine ID is read from.
+	SystemMachineIDFile = "/etc/machine-id"
+	// MachineIDFileName is the file under DataDir that keeps a generated
+	// machine ID.
+	MachineIDFileName = "machine-id"
+	// UnitsDirName is the default units directory under DataDir.
+	UnitsDirName = "units"
+)
+
+// Config is fleetd's configuration. The comment on each field gives its key.
+type Config struct {
+	// EtcdServers (etcd_servers) are the client URLs of an external etcd
+	// cluster. Empty means: start an embedded etcd member.
+	EtcdServers []string
+	// EtcdKeyPrefix (etcd_key_prefix) is the root of fleet's keyspace.
+	EtcdKeyPrefix string
+	// EtcdCAFile, EtcdCertFile, EtcdKeyFile (etcd_cafile, etcd_certfile,
+	// etcd_keyfile) configure TLS to etcd.
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// EtcdUsername, EtcdPassword (etcd_username, etcd_password) are etcd
+	// credentials.
+	EtcdUsername, EtcdPassword string
+	// EtcdRequestTimeout (etcd_request_timeout) bounds one etcd request.
+	EtcdRequestTimeout time.Duration
+
+	// EtcdListenClient (etcd_listen_client) are the embedded member's
+	// client URLs.
+	EtcdListenClient []string
+	// EtcdListenPeer (etcd_listen_peer) are the embedded member's peer URLs.
+	EtcdListenPeer []string
+	// EtcdName (etcd_name) is the embedded member's name; by default the
+	// short (8-character) machine ID.
+	EtcdName string
+	// EtcdInitialCluster (etcd_initial_cluster) is "name=peerURL,..." for a
+	// multi-member embedded cluster; empty means a single-node cluster.
+	EtcdInitialCluster string
+	// EtcdInitialClusterState (etcd_initial_cluster_state) is "new" or
+	// "existing".
+	EtcdInitialClusterState string
+
+	// EngineReconcileInterval (engine_reconcile_interval) is the engine's
+	// period; the engine lease lasts five times as long.
+	EngineReconcileInterval time.Duration
+	// PublicIP (public_ip) is the address published for this machine; empty
+	// until ResolvePublicIP picks one.
+	PublicIP string
+	// Metadata (metadata) are this machine's key/value attributes. Never nil
+	// after Load.
+	Metadata map[string]string
+	// AgentTTL (agent_ttl) is the TTL of machine presence and unit states.
+	AgentTTL time.Duration
+	// TokenLimit (token_limit) is the API page size, 1..65535.
+	TokenLimit int
+	// DisableEngine (disable_engine) keeps this machine out of the engine
+	// leader election.
+	DisableEngine bool
+	// Verbosity (verbosity) > 0 enables debug logging.
+	Verbosity int
+	// DataDir (data_dir) holds fleetd's state (embedded etcd, machine ID).
+	DataDir string
+	// UnitsDirectory (units_directory) is where unit files are written; by
+	// default <data_dir>/units.
+	UnitsDirectory string
+	// MachineID (machine_id) overrides the machine ID; empty until
+	// ResolveMachineID fills it in.
+	MachineID string
+	// APIAddr (api_addr) are the API listen addresses: "host:port" or
+	// "unix:///absolute/path".
+	APIAddr []string
+	// LogFormat (log_format) is "text" or "json".
+	LogFormat string
+
+	// Version is set by --version or the argument "version": the caller
+	// should print the version and exit. Load does not read the file or the
+	// environment in that case.
+	Version bool
+	// ConfigFile is the file that was read, "" if none.
+	ConfigFile string
+	// Warnings are non-fatal problems (deprecated keys, ignored settings,
+	// a fallback public IP) the caller should log.
+	Warnings []string
+}
+
+// Defaults returns the built-in configuration. UnitsDirectory, EtcdName,
+// MachineID and PublicIP are left empty: they depend on other settings or on
+// the host.
+func Defaults() Config {
+	return Config{
+		EtcdKeyPrefix:           DefaultEtcdKeyPrefix,
+		EtcdRequestTimeout:      DefaultEtcdRequestTimeout,
+		EtcdListenClient:        []string{DefaultEtcdListenClient},
+		EtcdListenPeer:          []string{DefaultEtcdListenPeer},
+		EtcdInitialClusterState: DefaultEtcdInitialClusterState,
+		EngineReconcileInterval: DefaultEngineReconcileInterval,
+		Metadata:                map[string]string{},
+		AgentTTL:                DefaultAgentTTL,
+		TokenLimit:              DefaultTokenLimit,
+		DataDir:                 DefaultDataDir,
+		APIAddr:                 []string{DefaultAPITCPAddr, DefaultAPIUnixAddr},
+		LogFormat:               DefaultLogFormat,
+	}
+}
+
+// EmbeddedEtcd reports whether fleetd should run its own etcd member.
+func (c *Config) EmbeddedEtcd() bool { return len(c.EtcdServers) == 0 }
+
+// Error is a configuration error: a bad value, an unknown key or a syntax
+// error in the file.
+type Error struct {
+	// Source is where the value came from: "flag --agent-ttl",
+	// "env FLEET_AGENT_TTL", "/etc/fleet/fleet.conf:3", or a file path.
+	Source string
+	// Key is the configuration key, "" for file syntax errors.
+	Key string
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %v", e.Source, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", e.Source, e.Key, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }

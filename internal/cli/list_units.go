@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func (a *app) cmdListUnits() *cobra.Command {
+	var f listFlags
+	cmd := &cobra.Command{
+		Use:   "list-units [-l|--full] [--no-legend] [--fields=unit,machine,active,sub] [-o json]",
+		Short: "List the current state of units in the cluster",
+		Long: `Lists the state of all units loaded on machines in the cluster: one row per
+unit and machine, with systemd's LOAD, ACTIVE and SUB states as the agents
+report them. Units not loaded anywhere do not appear (see list-unit-files).
+
+For easily parsable output, you can remove the column headers:
+	fleetctl list-units --no-legend
+
+Output the list without truncation:
+	fleetctl list-units --full
+
+Destroy every loaded unit:
+	fleetctl destroy $(fleetctl list-units --fields=unit --no-legend)`,
+		Args: cobra.NoArgs,
+	}
+	f.register(cmd, defaultUnitFields, "active,hash,load,machine,sub,unit")
+	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
+		if err := checkOutputFormat(f.output); err != nil {
+			a.errf("%v", err)
+			return 1
+		}
+		fields, err := parseFields(f.fields, validUnitField)
+		if err != nil {
+			a.errf("%v", err)
+			return 1
+		}
+		c := a.client()
+		if c == nil {
+			return 1
+		}
+		states, err := c.UnitStates(a.ctx)
+		if err != nil {
+			a.errf("Error retrieving list of units from repository: %v", err)
+			return 1
+		}
+		machines := a.machineMap()
+		if f.output == outputJSON {
+			if err := writeJSON(a.stdout, unitStatesJSON(states, machines)); err != nil {
+				a.errf("%v", err)
+				return 1
+			}
+			return 0
+		}
+		if err := renderTable(a.stdout, fields, unitRows(states, machines, fields, f.full), f.noLegend); err != nil {
+			a.errf("%v", err)
+			return 1
+		}
+		return 0
+	})
+	return cmd
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) cmdStatus() *cobra.Command {
+	var machine string
+	var sshPort int
+	cmd := &cobra.Command{
+		Use:   "status [--machine=ID] UNIT...",
+		Short: "Output the status of one or more units in the cluster",
+		Long: `Output the status of one or more units currently running in the cluster:
+systemctl status style text, fetched by fleetd from the machine the unit runs
+on (no SSH needed).
+
+For a global unit, one section per machine is printed, headed by the machine;
+--machine restricts it to one machine.
+
+Show status of a single unit:
+	fleetctl status foo.service
+
+Show status of an entire directory with glob matching:
+	fleetctl status myservice/*`,
+	}
+	cmd.Flags().StringVar(&machine, "machine", "", "Only this machine's status (for global units)")
+	cmd.Flags().IntVar(&sshPort, "ssh-port", 22, "Ignored: fleetd fetches the status without SSH")
+	_ = cmd.Flags().MarkHidden("ssh-port")
+	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
+		if len(args) == 0 {
+			a.errf("No units given")
+			return 0
+		}
+		c := a.client()
+		if c == nil {
+			return 1
+		}
+		exit := 0
+		first := true
+		for _, name := range unitNames(args) {
+			u, err := c.Unit(a.ctx, name)
+			if err != nil {
+				a.errf("Error retrieving unit %s: %v", name, err)
+				return 1
+			}
+			if u == nil {
+				a.errf("Unit %s does not exist.", name)
+				exit = 1
+				continue
+			}
+			global := isGlobalUnit(*u)
+			if !global && (u.CurrentState == "inactive" || u.CurrentState == "" || u.MachineID == "") {
+				a.errf("Unit %s does not appear to be loaded.", name)
+				exit = 1
+				continue
+			}
+			entries, err := c.Status(a.ctx, name, machine)
+			if err != nil {
+				a.errf("Error retrieving status of unit %s: %v", name, err)
+				exit = 1
+				continue
+			}
+			if len(entries) == 0 {
+				a.errf("Unit %s does not appear to be loaded.", name)
+				exit = 1
+				continue
+			}
+			for _, e := range entries {
+				if e.Error != "" {
+					a.errf("Unable to get status of unit %s on %s: %s", name, a.legend(e.MachineID, false), e.Error)
+					exit = 1
+					continue
+				}
+				if !first {
+					a.out("")
+				}
+				first = false
+				if global {
+					a.out("%s", a.legend(e.MachineID, false))
+				}
+				if e.Text != "" {
+					a.out("%s", strings.TrimRight(e.Text, "\n"))
+				}
+			}
+		}
+		return exit
+	})
+	return cmd
+}

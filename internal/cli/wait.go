@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fleetd/fleet/internal/client"
+)
+
+// deadline returns when waiting with attempts gives up (zero time: never).
+func (a *app) deadline(attempts int) time.Time {
+	if attempts <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(time.Duration(attempts) * a.window)
+}
+
+// sleep waits one poll interval; false if the context ended.
+func (a *app) sleep() bool {
+	t := time.NewTimer(a.poll)
+	defer t.Stop()
+	select {
+	case <-a.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// waitForJobStates polls the named (non-global) units until each reports
+// current state want, printing "Unit X <state> on <machine>" as each gets
+// there. attempts > 0 bounds the wait to attempts×2 s; 0 waits until the
+// context ends. While a unit waits to be placed, the scheduler's reason is
+// printed once (again only when it changes). It returns the exit code.
+func (a *app) waitForJobStates(c *client.Client, names []string, want string, attempts int) int {
+	pending := append([]string(nil), names...)
+	deadline := a.deadline(attempts)
+	shown := map[string]string{}
+	for round := 0; ; round++ {
+		var still []string
+		for _, name := range pending {
+			u, err := c.Unit(a.ctx, name)
+			switch {
+			case err != nil:
+				a.debugf("Error retrieving Unit(%s) from Registry: %v", name, err)
+			case u == nil:
+				a.debugf("Unit %s not found", name)
+			case u.CurrentState == want:
+				a.printUnitState(*u)
+				continue
+			case want != "inactive" && u.MachineID == "" && round%4 == 0:
+				a.showReason(c, name, shown)
+			}
+			still = append(still, name)
+		}
+		pending = still
+		if len(pending) == 0 {
+			return 0
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			for _, name := range pending {
+				a.errf("Error waiting for units: timed out waiting for unit %s to report state %s", name, want)
+			}
+			return 1
+		}
+		if !a.sleep() {
+			a.errf("Error waiting for units: %v", a.ctx.Err())
+			return 1
+		}
+	}
+}
+
+// printUnitState prints fleet's success line for a unit that reached its
+// state.
+func (a *app) printUnitState(u client.Unit) {
+	msg := fmt.Sprintf("Unit %s %s", u.Name, u.CurrentState)
+	if u.MachineID != "" {
+		if m, ok := a.machineMap()[u.MachineID]; ok {
+			msg += " on " + machineFullLegend(m, false)
+		}
+	}
+	a.out("%s", msg)
+}
+
+// showReason prints why a unit cannot be scheduled, if the scheduler says
+// so and it was not printed already.
+func (a *app) showReason(c *client.Client, name string, shown map[string]string) {
+	r, err := c.Reason(a.ctx, name)
+	if err != nil {
+		a.debugf("Error retrieving scheduling reason of %s: %v", name, err)
+		return
+	}
+	if r == nil || r.Summary == "" || shown[name] == r.Summary {
+		return
+	}
+	shown[name] = r.Summary
+	a.errf("Unit %s cannot be scheduled: %s", name, r.Summary)
+}
+
+// waitForSystemdActive polls the named units until systemd reports them
+// loaded and active on their machine. Unlike fleet (which gave up after
+// one 2 s window), it honours attempts like the job-state wait. A unit
+// that stays failed for a while is reported as an error.
+func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts int) int {
+	pending := append([]string(nil), names...)
+	deadline := a.deadline(attempts)
+	failedSince := map[string]time.Time{}
+	last := map[string]client.UnitState{}
+	hashes := map[string]string{}
+	for _, name := range names {
+		if u, err := c.Unit(a.ctx, name); err == nil && u != nil {
+			hashes[name] = unitHash(*u)
+		}
+	}
+	exit := 0
+	for {
+		var still []string
+		for _, name := range pending {
+			states, err := c.UnitStatesFiltered(a.ctx, name, "")
+			if err != nil {
+				a.debugf("Error retrieving state of %s: %v", name, err)
+				still = append(still, name)
+				continue
+			}
+			s, ok := pickState(states, hashes[name])
+			if ok {
+				last[name] = s
+			}
+			switch {
+			case ok && s.SystemdLoadState == "loaded" && s.SystemdActiveState == "active":
+				continue
+			case ok && s.SystemdActiveState == "failed":
+				if failedSince[name].IsZero() {
+					failedSince[name] = time.Now()
+				} else if time.Since(failedSince[name]) >= a.failedGrace {
+					a.errf("Error waiting for systemd unit states: unit %s failed on %s (%s/%s); see fleetctl status %s and fleetctl journal %s",
+						name, a.legend(s.MachineID, false), s.SystemdActiveState, s.SystemdSubState, name, name)
+					exit = 1
+					continue
+				}
+			default:
+				delete(failedSince, name)
+			}
+			still = append(still, name)
+		}
+		pending = still
+		if len(pending) == 0 {
+			return exit
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			for _, name := range pending {
+				now := "no state reported"
+				if s, ok := last[name]; ok {
+					now = fmt.Sprintf("%s/%s/%s", s.SystemdLoadState, s.SystemdActiveState, s.SystemdSubState)
+				}
+				a.errf("Error waiting for systemd unit states: timed out waiting for unit %s to become active (now %s)", name, now)
+			}
+			return 1
+		}
+		if !a.sleep() {
+			a.errf("Error waiting for systemd unit states: %v", a.ctx.Err())
+			return 1
+		}
+	}
+}
+
+// pickState chooses the state to judge a non-global unit by, among those
+// of its current definition (hash; a state of a replaced definition does
+// not count): an active one if any machine reports one, else the first.
+func pickState(states []client.UnitState, hash string) (client.UnitState, bool) {
+	var cur []client.UnitState
+	for _, s := range states {
+		if sameHash(s.Hash, hash) {
+			cur = append(cur, s)
+		}
+	}
+	if len(cur) == 0 {
+		return client.UnitState{}, false
+	}
+	for _, s := range cur {
+		if s.SystemdActiveState == "active" {
+			return s, true
+		}
+	}
+	return cur[0], true
+}
+
+// sameHash compares a reported (possibly short) hash with a full one; an
+// unknown side matches anything.
+func sameHash(reported, full string) bool {
+	if reported == "" || full == "" {
+		return true
+	}
+	return strings.HasPrefix(full, reported) || strings.HasPrefix(reported, full)
+}
+
+// waitForDestroyed polls until the named units are gone from the registry.
+func (a *app) waitForDestroyed(c *client.Client, names []string, attempts int) int {
+	pending := append([]string(nil), names...)
+	deadline := a.deadline(attempts)
+	for {
+		var still []string
+		for _, name := range pending {
+			u, err := c.Unit(a.ctx, name)
+			if err == nil && u == nil {
+				continue
+			}
+			if err != nil {
+				a.debugf("Error retrieving Unit(%s) from Registry: %v", name, err)
+			}
+			still = append(still, name)
+		}
+		pending = still
+		if len(pending) == 0 {
+			return 0
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			for _, name := range pending {
+				a.errf("Error waiting for units: timed out waiting for unit %s to be destroyed", name)
+			}
+			return 1
+		}
+		if !a.sleep() {
+			a.errf("Error waiting for units: %v", a.ctx.Err())
+			return 1
+		}
+	}
+}
+
+// waitForGlobalInactive polls until no machine reports the global unit
+// active (used by restart between stop and start).
+func (a *app) waitForGlobalInactive(c *client.Client, name string, attempts int) bool {
+	deadline := a.deadline(attempts)
+	for {
+		states, err := c.UnitStatesFiltered(a.ctx, name, "")
+		if err == nil {
+			busy := false
+			for _, s := range states {
+				switch s.SystemdActiveState {
+				case "active", "activating", "reloading", "deactivating":
+					busy = true
+				}
+			}
+			if !busy {
+				return true
+			}
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return false
+		}
+		if !a.sleep() {
+			return false
+		}
+	}
+}

@@ -44,7 +44,7 @@ type Unit struct {
 
 // IsTemplate reports whether the name is a template (foo@.service).
 func IsTemplate(name string) bool {
-	at := strings.LastIndex(name, "@")
+	at := strings.Index(name, "@")
 	dot := strings.LastIndex(name, ".")
 	return at >= 0 && dot == at+1
 }

@@ -16,7 +16,7 @@ func TestParseJobState(t *testing.T) {
 }
 
 func TestIsTemplate(t *testing.T) {
-	cases := map[string]bool{"web@.service": true, "web@1.service": false, "web.service": false, "a@b@.service": true}
+	cases := map[string]bool{"web@.service": true, "web@1.service": false, "web.service": false, "a@b@.service": false}
 	for name, want := range cases {
 		if got := IsTemplate(name); got != want {
 			t.Errorf("IsTemplate(%q) = %v, want %v", name, got, want)

@@ -1,0 +1,117 @@
+// Package unitfile parses, validates, serializes and hashes systemd unit
+// files the way fleet did, and extracts fleet's [X-Fleet] requirements.
+//
+// The package is pure: no I/O, no clock, no randomness. It imports only the
+// standard library, go-systemd's unit parser and internal/fleet.
+//
+// # Parsing (Parse)
+//
+//  1. Input larger than MaxSize (1 MiB) is rejected: "unit file is 1200000
+//     bytes; the limit is 1048576".
+//  2. Binary input is rejected: a NUL byte or invalid UTF-8, with the line it
+//     is on.
+//  3. A UTF-8 byte order mark at the very start is dropped.
+//  4. Empty or white-space-only input is rejected ("unit file is empty").
+//  5. CRLF line ends are read as LF (so a backslash before CRLF continues the
+//     line, as in systemd; go-systemd alone would not).
+//  6. A physical line longer than MaxLineLength (2047 bytes) is rejected,
+//     always, as go-systemd's "line too long (max 2048 bytes)" would be
+//     (go-systemd checks only when its buffer holds 2048 bytes).
+//  7. Comment lines (first non-blank character '#' or ';') are ignored
+//     everywhere, also inside a backslash continuation, where systemd skips
+//     them and go-systemd would make them part of the value. A comment line
+//     never continues onto the next line (go-systemd would swallow the next
+//     line after a comment ending in '\').
+//  8. Anything but blank and comment lines before the first [Section]
+//     header is rejected (go-systemd silently drops it), as is a file without
+//     any section header.
+//  9. A section header must close with ']' on its line, have nothing but
+//     white space after it, and have a non-blank name.
+//  10. Inside a section, every line that is not blank, a comment, a header
+//     or a continuation must contain '=' (a line without '=' is an error, as
+//     in go-systemd) and a non-empty option name. A value may not end in a
+//     backslash followed by white space: go-systemd would end the value
+//     there with a trailing backslash, which Serialize writes as a
+//     continuation that swallows the next line.
+//  11. The options are then exactly what go-systemd's unit.DeserializeOptions
+//     returns: file order, duplicates and repeated sections kept, names and
+//     values trimmed, case kept, no quote, escape or specifier processing,
+//     continuation lines kept with their backslash and newline (a value
+//     whose continuation ends with a blank line, or at the end of the file,
+//     keeps one trailing newline). JoinContinuations gives the joined value
+//     systemd uses.
+//  12. A file whose sections hold no options is rejected.
+//  13. Errors are *ParseError values naming the problem and, where one
+//     applies, the line ("line 4: ..."), counting lines of the input as
+//     given.
+//
+// For files where rules 5 and 7 do not apply (no CRLF continuation, no
+// comment inside a continuation or ending in '\') the options, and so the
+// hash, are the ones fleet computed.
+//
+// # Serializing and hashing (Serialize, Hash)
+//
+//  14. Serialize is byte-identical to go-systemd's unit.Serialize: sections
+//     in order of first appearance (repeated sections merged into the
+//     first), "[Section]\n", then "Name=Value\n" per option in order, one
+//     blank line between sections, none at the end.
+//  15. Hash is the hex SHA1 of Serialize: fleet's unit hash.
+//  16. For options from Parse, Parse(Serialize(opts)) succeeds and returns
+//     Grouped(opts); Hash is unchanged (FuzzParse checks this).
+//
+// # Unit names (ValidateName, ParseName, NormalizeArg)
+//
+//  17. ValidateName applies fleet's API rules with fleet's messages: non-empty;
+//     at most 256 bytes; contains '.'; does not end in '.'; type after the
+//     last dot in automount busname device mount path scope service slice
+//     snapshot socket swap target timer; characters before it in
+//     [A-Za-z0-9:_.@-] or backslash (so '/' and "../" escapes fail); does not
+//     start with '@'. Two additions: a name may not start with '.' (systemd
+//     refuses an empty prefix), and a name with '@' must be of type path,
+//     service, socket, target or timer ("invalid unit type for template").
+//  18. ParseName splits at the last '.' (suffix) and the first '@' (prefix,
+//     instance), as fleet's specifiers do.
+//  19. NormalizeArg is fleetctl's argument rule: path.Base, then ".service"
+//     appended unless the name ends in .service .socket .timer .path .device
+//     .mount or .automount.
+//
+// # [X-Fleet] requirements (Requirements, ValidateOptions)
+//
+//  20. All [X-Fleet] sections are merged, values in file order.
+//  21. A value that starts and ends with '"' is split on spaces outside
+//     quotes into several values, quotes removed (`"a=1" "b=2"`).
+//  22. In each value %n (full name), %N (name without suffix), %p (prefix)
+//     and %i (instance) are replaced, plainly, in that order; nothing is
+//     replaced when the name has no '.'. Other sections are never expanded.
+//  23. MachineID: the first non-empty value of MachineID, else of
+//     X-ConditionMachineID, else of X-ConditionMachineBootID.
+//  24. MachineOf (after X-ConditionMachineOf values): exact unit names.
+//  25. MachineMetadata (after X-ConditionMachineMetadata values): key=value;
+//     values without exactly one '=' or with an empty key or value are
+//     ignored; grouped by key (same key OR, keys AND).
+//  26. Conflicts (after X-Conflicts values) and Replaces: each value split
+//     on white space into path.Match glob patterns; a malformed pattern is
+//     an error.
+//  27. Global: the last value, true if it is true, yes, 1, on or t (any
+//     case).
+//  28. Lists drop empty values and duplicates (fleet kept them: an empty
+//     MachineOf or MachineID made a unit unschedulable).
+//  29. Any other [X-Fleet] key gives the warning
+//     `unrecognized requirement in [X-Fleet] section: "Foo"`, not an error.
+//  30. ValidateOptions rejects: no options; options that do not survive
+//     Serialize then Parse unchanged; malformed patterns; a MachineOf peer
+//     matching a Conflicts pattern (`unresolvable requirements: peer "x"
+//     matches conflict "y"`) or a Replaces pattern; and the combinations
+//     MachineID+MachineOf ("MachineID cannot be used with Peers"),
+//     MachineID+Conflicts, MachineID+Global, MachineID+Replaces,
+//     Global+MachineOf ("Global cannot be used with Peers"), Global+Replaces,
+//     Conflicts+Replaces ("X cannot be used with Y"). It also refuses more
+//     than MaxRequirementValues (1024) MachineOf, Conflicts or Replaces
+//     values (not a fleet rule: it bounds the scheduler's work).
+//
+// # Option lookup (Value, Values, Description)
+//
+//  31. Value returns the last value of a key; Values all of them in order,
+//     where an empty assignment clears the ones before it (systemd's list
+//     reset); Description is [Unit] Description or "".
+package unitfile

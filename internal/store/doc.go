@@ -28,7 +28,8 @@
 //
 // API (see store.go):
 //
-//	New(cli *clientv3.Client, prefix string) *Store
+//	New(cli *clientv3.Client, prefix string, opts ...Option) *Store    // prefix "" = DefaultPrefix; WithRequestTimeout(d) (default 5 s per request)
+//	(*Store) Prefix() string
 //	(*Store) Client() *clientv3.Client
 //	(*Store) CreateUnit(ctx, u fleet.Unit) (created bool, err error)   // absent or different hash: put (desired state from u); same hash: no-op, false
 //	(*Store) Unit(ctx, name) (fleet.Unit, error)
@@ -36,9 +37,11 @@
 //	(*Store) SetDesiredState(ctx, name, fleet.JobState) error
 //	(*Store) DestroyUnit(ctx, name) error                              // deletes units/<name> and reasons/<name>
 //	(*Store) Register(ctx, m fleet.Machine, ttl time.Duration) (*Presence, error)
-//	(*Presence) Lease() clientv3.LeaseID; Done() <-chan struct{} (lease lost); Update(ctx, m) error; Close(ctx) error (revoke)
+//	                                                                   // ErrMachineIDInUse (wrapped) if a live lease of another fleetd holds the ID
+//	(*Presence) Lease() clientv3.LeaseID; MachineID() string; Done() <-chan struct{} (lease lost); Update(ctx, m) error; Close(ctx) error (revoke)
 //	(*Store) Machines(ctx) ([]fleet.Machine, error)                    // live only, dynamic metadata merged, sorted by ID
 //	(*Store) SetMetadata(ctx, machineID, key, value string) error      // value "" hides the key
+//	(*Store) DeleteMetadata(ctx, machineID, key string) error          // drops the override: the machine's own value shows again
 //	(*Store) Schedule(ctx) ([]ScheduleEntry, error)
 //	(*Store) MachineSchedule(ctx, machineID) ([]ScheduleEntry, int64, error)
 //	(*Store) Placements(ctx, unit) ([]string, error)                   // machines a unit is scheduled on
@@ -48,8 +51,14 @@
 //	(*Store) Reasons(ctx) (map[string]fleet.Reason, error); Reason(ctx, unit) (fleet.Reason, bool, error)
 //	(*Store) Snapshot(ctx) (Snapshot, error)
 //	(*Store) Campaign(ctx, machineID string, ttl time.Duration) (*Leadership, error)  // blocks until leader or ctx done
-//	(*Leadership) Done() <-chan struct{}; Resign(ctx) error
+//	(*Leadership) Key, Rev, MachineID; Done() <-chan struct{}; Resign(ctx) error
 //	(*Store) Leader(ctx) (machineID string, err error)
-//	(*Store) Apply(ctx, *Leadership, Changes) error                    // chunked fenced txns
-//	(*Store) Notify(ctx, sub string) <-chan struct{}                  // coalesced wake-ups for changes under P+sub ("" = everything)
+//	(*Store) Apply(ctx, *Leadership, Changes) error                    // chunked fenced txns (MaxTxnOps = 120 each), deletes first; ErrNotLeader
+//	(*Store) Notify(ctx, sub string) <-chan struct{}                  // coalesced wake-ups for changes under P+sub ("" = everything); closed when ctx ends
+//
+// Every single etcd request gets its own deadline (WithRequestTimeout) under
+// the caller's ctx, so a lost etcd leader fails calls instead of stalling
+// them. Campaign and Notify are bounded by ctx only. Snapshot and Machines
+// read in one read-only transaction. CreateUnit, SetDesiredState and
+// Register write with compare-and-swap on the revision they read, retried.
 package store

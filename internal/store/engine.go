@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/fleetd/fleet/internal/fleet"
+)
+
+// Leadership is a won election: the leader key engine/leader/<lease> and its
+// create revision, which fences every Apply.
+type Leadership struct {
+	Key       string
+	Rev       int64
+	MachineID string
+
+	session  *concurrency.Session
+	election *concurrency.Election
+	s        *Store
+}
+
+// Done is closed when the leader's session ends (lease lost, Resign, or the
+// client closed). The leader must stop writing then; Apply would fail anyway.
+func (l *Leadership) Done() <-chan struct{} { return l.session.Done() }
+
+// Resign gives up the leadership (deletes the leader key) and ends the
+// session.
+func (l *Leadership) Resign(ctx context.Context) error {
+	rctx, cancel := l.s.req(ctx)
+	err := l.election.Resign(rctx)
+	cancel()
+	cerr := l.session.Close()
+	if err != nil {
+		return fmt.Errorf("store: resign leadership of %s: %w", l.MachineID, err)
+	}
+	if cerr != nil && !errors.Is(cerr, context.Canceled) {
+		return fmt.Errorf("store: resign leadership of %s: close session: %w", l.MachineID, cerr)
+	}
+	return nil
+}
+
+// Campaign blocks until machineID leads the engine or ctx ends. The
+// leadership lives on a session lease of ttl, kept alive until Resign or
+// until the lease is lost (see Done).
+func (s *Store) Campaign(ctx context.Context, machineID string, ttl time.Duration) (*Leadership, error) {
+	for {
+		l, err := s.campaignOnce(ctx, machineID, ttl)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, errSessionLost) || ctx.Err() != nil {
+			return nil, fmt.Errorf("store: campaign for engine leader as %s: %w", machineID, err)
+		}
+	}
+}
+
+var errSessionLost = errors.New("session lost while campaigning")
+
+func (s *Store) campaignOnce(ctx context.Context, machineID string, ttl time.Duration) (*Leadership, error) {
+	rctx, cancel := s.req(ctx)
+	grant, err := s.cli.Grant(rctx, ttlSeconds(ttl))
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("grant lease: %w", err)
+	}
+	// The session outlives ctx: it ends with Resign or with its lease.
+	session, err := concurrency.NewSession(s.cli,
+		concurrency.WithLease(grant.ID),
+		concurrency.WithTTL(int(ttlSeconds(ttl))),
+		concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		rctx, cancel := s.req(context.WithoutCancel(ctx))
+		_, _ = s.cli.Revoke(rctx, grant.ID)
+		cancel()
+		return nil, fmt.Errorf("new session: %w", err)
+	}
+	el := concurrency.NewElection(session, s.leaderPrefix())
+	if err := el.Campaign(ctx, machineID); err != nil {
+		session.Close()
+		return nil, err
+	}
+	// Campaign also returns when our own key vanished with an expired
+	// session while we waited: check that we still hold it.
+	rctx, cancel = s.req(ctx)
+	resp, err := s.cli.Get(rctx, el.Key())
+	cancel()
+	if err != nil {
+		session.Close()
+		return nil, fmt.Errorf("check leader key: %w", err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != el.Rev() {
+		session.Close()
+		return nil, errSessionLost
+	}
+	return &Leadership{Key: el.Key(), Rev: el.Rev(), MachineID: machineID, session: session, election: el, s: s}, nil
+}
+
+// Leader returns the machine ID of the current engine leader, or "" if there
+// is none.
+func (s *Store) Leader(ctx context.Context) (string, error) {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	opts := append([]clientv3.OpOption{clientv3.WithPrefix()}, clientv3.WithFirstCreate()...)
+	resp, err := s.cli.Get(rctx, s.leaderPrefix()+"/", opts...)
+	if err != nil {
+		return "", fmt.Errorf("store: engine leader: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// Changes is one engine pass's writes. Within one Changes, a key named more
+// than once takes its last write, deletes counting before puts (so Delete
+// and Put of the same entry is a Put).
+type Changes struct {
+	Put           []ScheduleEntry
+	Delete        []ScheduleEntry // only Unit and Machine are used
+	PutReasons    []fleet.Reason
+	DeleteReasons []string
+}
+
+// Empty reports whether there is nothing to write.
+func (c Changes) Empty() bool {
+	return len(c.Put) == 0 && len(c.Delete) == 0 && len(c.PutReasons) == 0 && len(c.DeleteReasons) == 0
+}
+
+// Apply writes c (schedule/ and placements/ entries together, reasons/) in
+// transactions of at most MaxTxnOps operations, each fenced by the leader
+// key's create revision. If l is no longer the leader, the failing chunk and
+// every later one write nothing and Apply returns ErrNotLeader (wrapped);
+// earlier chunks stay. Deletes are written before puts.
+func (s *Store) Apply(ctx context.Context, l *Leadership, c Changes) error {
+	if l == nil {
+		return fmt.Errorf("store: apply: no leadership: %w", ErrNotLeader)
+	}
+	groups := s.changeOps(c)
+	fence := clientv3.Compare(clientv3.CreateRevision(l.Key), "=", l.Rev)
+	var chunk []clientv3.Op
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		rctx, cancel := s.req(ctx)
+		resp, err := s.cli.Txn(rctx).If(fence).Then(chunk...).Commit()
+		cancel()
+		chunk = chunk[:0]
+		if err != nil {
+			return fmt.Errorf("store: apply: %w", err)
+		}
+		if !resp.Succeeded {
+			return fmt.Errorf("store: apply as %s: %w", l.MachineID, ErrNotLeader)
+		}
+		return nil
+	}
+	for _, g := range groups {
+		if len(chunk)+len(g) > MaxTxnOps {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, g...)
+	}
+	return flush()
+}
+
+// changeOps turns c into groups of ops that must land in the same
+// transaction (a schedule key and its placement index), one group per
+// entry or reason, deduplicated.
+func (s *Store) changeOps(c Changes) [][]clientv3.Op {
+	var groups [][]clientv3.Op
+	index := map[string]int{}
+	add := func(id string, ops ...clientv3.Op) {
+		if i, ok := index[id]; ok {
+			groups[i] = ops
+			return
+		}
+		index[id] = len(groups)
+		groups = append(groups, ops)
+	}
+	entryID := func(e ScheduleEntry) string { return "e\x00" + e.Unit + "\x00" + e.Machine }
+	for _, e := range c.Delete {
+		add(entryID(e),
+			clientv3.OpDelete(s.scheduleKey(e.Machine, e.Unit)),
+			clientv3.OpDelete(s.placementKey(e.Unit, e.Machine)))
+	}
+	for _, u := range c.DeleteReasons {
+		add("r\x00"+u, clientv3.OpDelete(s.reasonKey(u)))
+	}
+	for _, e := range c.Put {
+		v := mustJSON(scheduleValue{Hash: e.Hash, DesiredState: e.DesiredState})
+		add(entryID(e),
+			clientv3.OpPut(s.scheduleKey(e.Machine, e.Unit), v),
+			clientv3.OpPut(s.placementKey(e.Unit, e.Machine), ""))
+	}
+	for _, r := range c.PutReasons {
+		add("r\x00"+r.Unit, clientv3.OpPut(s.reasonKey(r.Unit), mustJSON(r)))
+	}
+	return groups
+}

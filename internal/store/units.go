@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fleetd/fleet/internal/fleet"
+)
+
+// CreateUnit stores u. An absent unit, or one with a different hash, is
+// written (desired state from u, inactive if empty) and created is true; a
+// unit with the same hash is left alone and created is false.
+func (s *Store) CreateUnit(ctx context.Context, u fleet.Unit) (created bool, err error) {
+	if u.Name == "" {
+		return false, errors.New("store: create unit: empty name")
+	}
+	if u.DesiredState == "" {
+		u.DesiredState = fleet.JobStateInactive
+	}
+	key := s.unitKey(u.Name)
+	val := mustJSON(u)
+	for {
+		rctx, cancel := s.req(ctx)
+		// Create if absent; otherwise read what is there, in the same txn.
+		resp, err := s.cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, val)).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("store: create unit %q: %w", u.Name, err)
+		}
+		if resp.Succeeded {
+			return true, nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			continue // deleted meanwhile
+		}
+		var old fleet.Unit
+		if err := json.Unmarshal(kvs[0].Value, &old); err == nil && old.Hash == u.Hash {
+			return false, nil
+		}
+		// Different hash (fleet's --replace): overwrite what we read.
+		rctx, cancel = s.req(ctx)
+		resp, err = s.cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
+			Then(clientv3.OpPut(key, val)).
+			Commit()
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("store: create unit %q: %w", u.Name, err)
+		}
+		if resp.Succeeded {
+			return true, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("store: create unit %q: %w", u.Name, err)
+		}
+	}
+}
+
+// Unit returns one unit, or ErrNotFound.
+func (s *Store) Unit(ctx context.Context, name string) (fleet.Unit, error) {
+	u, _, err := s.getUnit(ctx, name)
+	if err != nil {
+		return fleet.Unit{}, fmt.Errorf("store: unit %q: %w", name, err)
+	}
+	return u, nil
+}
+
+func (s *Store) getUnit(ctx context.Context, name string) (fleet.Unit, int64, error) {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.unitKey(name))
+	if err != nil {
+		return fleet.Unit{}, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return fleet.Unit{}, 0, ErrNotFound
+	}
+	var u fleet.Unit
+	if err := json.Unmarshal(resp.Kvs[0].Value, &u); err != nil {
+		return fleet.Unit{}, 0, fmt.Errorf("decode: %w", err)
+	}
+	u.Name = name
+	return u, resp.Kvs[0].ModRevision, nil
+}
+
+// Units returns all units sorted by name.
+func (s *Store) Units(ctx context.Context) ([]fleet.Unit, error) {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.unitsDir(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("store: units: %w", err)
+	}
+	us, err := s.decodeUnits(resp)
+	if err != nil {
+		return nil, fmt.Errorf("store: units: %w", err)
+	}
+	return us, nil
+}
+
+func (s *Store) decodeUnits(resp *clientv3.GetResponse) ([]fleet.Unit, error) {
+	us := make([]fleet.Unit, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), s.unitsDir())
+		var u fleet.Unit
+		if err := json.Unmarshal(kv.Value, &u); err != nil {
+			return nil, fmt.Errorf("decode %q: %w", name, err)
+		}
+		u.Name = name
+		us = append(us, u)
+	}
+	sort.Slice(us, func(i, j int) bool { return us[i].Name < us[j].Name })
+	return us, nil
+}
+
+// SetDesiredState changes a unit's desired state (compare-and-swap on the
+// unit's revision, retried), or returns ErrNotFound.
+func (s *Store) SetDesiredState(ctx context.Context, name string, st fleet.JobState) error {
+	for {
+		u, rev, err := s.getUnit(ctx, name)
+		if err != nil {
+			return fmt.Errorf("store: set desired state of %q: %w", name, err)
+		}
+		if u.DesiredState == st {
+			return nil
+		}
+		u.DesiredState = st
+		key := s.unitKey(name)
+		rctx, cancel := s.req(ctx)
+		resp, err := s.cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+			Then(clientv3.OpPut(key, mustJSON(u))).
+			Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("store: set desired state of %q: %w", name, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("store: set desired state of %q: %w", name, err)
+		}
+	}
+}
+
+// DestroyUnit deletes units/<name> and reasons/<name> in one transaction, or
+// returns ErrNotFound if the unit did not exist (its reason is deleted
+// anyway). The leader unschedules it on its next pass.
+func (s *Store) DestroyUnit(ctx context.Context, name string) error {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).
+		Then(clientv3.OpDelete(s.unitKey(name)), clientv3.OpDelete(s.reasonKey(name))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("store: destroy unit %q: %w", name, err)
+	}
+	if resp.Responses[0].GetResponseDeleteRange().Deleted == 0 {
+		return fmt.Errorf("store: destroy unit %q: %w", name, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,544 @@
+package schedule
+
+import (
+	"fmt"
+	"math/rand"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fleetd/fleet/internal/fleet"
+)
+
+// The property tests draw small clusters from a seeded generator (math/rand
+// is fine here: only tests use it) and check the result against an
+// independent brute-force reading of the rules.
+
+func unitPool() []string {
+	return []string{"a@1.service", "a@2.service", "a@3.service", "b@1.service", "b@2.service", "c.service", "d.service"}
+}
+
+func patPool() []string {
+	return []string{"a@*.service", "b@*", "c.service", "d.service", "*", "?@1.service", "a@[12].service"}
+}
+
+type genOpts struct {
+	maxMachines, maxUnits int
+	conflictsOnly         bool
+	noReplaces            bool
+}
+
+func genSnapshot(r *rand.Rand, o genOpts) Snapshot {
+	var s Snapshot
+	nm := r.Intn(o.maxMachines + 1)
+	for i := range nm {
+		id := fmt.Sprintf("m%d", i)
+		if r.Intn(4) == 0 {
+			id = fmt.Sprintf("%08d-long", i) // exercise 8-char short IDs
+		}
+		meta := map[string]string{}
+		if r.Intn(3) > 0 {
+			meta["region"] = []string{"east", "west"}[r.Intn(2)]
+		}
+		if r.Intn(2) == 0 {
+			meta["disk"] = []string{"ssd", "hdd"}[r.Intn(2)]
+		}
+		s.Machines = append(s.Machines, fleet.Machine{ID: id, Metadata: meta})
+	}
+	unitPool, patPool := unitPool(), patPool()
+	names := slices.Clone(unitPool)
+	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	nu := 1 + r.Intn(o.maxUnits)
+	for _, name := range names[:min(nu, len(names))] {
+		u := Unit{Name: name, Desired: fleet.JobStateLaunched}
+		if r.Intn(10) == 0 && !o.conflictsOnly {
+			u.Desired = fleet.JobStateInactive
+		}
+		if r.Intn(10) < 4 {
+			for range 1 + r.Intn(2) {
+				u.Req.Conflicts = append(u.Req.Conflicts, patPool[r.Intn(len(patPool))])
+			}
+		}
+		if !o.conflictsOnly {
+			if r.Intn(8) == 0 {
+				u.Req.Global = true
+			}
+			if r.Intn(8) == 0 && nm > 0 {
+				id := s.Machines[r.Intn(nm)].ID
+				switch r.Intn(3) {
+				case 0:
+					id = fleet.ShortMachineID(id)
+				case 1:
+					id = "m9"
+				}
+				u.Req.MachineID = id
+			}
+			if r.Intn(5) == 0 {
+				u.Req.MachineOf = append(u.Req.MachineOf, unitPool[r.Intn(len(unitPool))])
+			}
+			if r.Intn(4) == 0 {
+				u.Req.Metadata = map[string][]string{"region": {[]string{"east", "west"}[r.Intn(2)]}}
+				if r.Intn(2) == 0 {
+					u.Req.Metadata["region"] = append(u.Req.Metadata["region"], "west")
+				}
+				if r.Intn(3) == 0 {
+					u.Req.Metadata["disk"] = []string{"ssd"}
+				}
+			}
+			if r.Intn(6) == 0 && !o.noReplaces {
+				u.Req.Replaces = append(u.Req.Replaces, patPool[r.Intn(len(patPool))])
+			}
+		}
+		s.Units = append(s.Units, u)
+	}
+	s.Current = map[string][]string{}
+	for _, u := range s.Units {
+		if r.Intn(2) == 0 {
+			continue
+		}
+		for range 1 + r.Intn(2) {
+			id := "dead"
+			if nm > 0 && r.Intn(4) > 0 {
+				id = s.Machines[r.Intn(nm)].ID
+			}
+			s.Current[u.Name] = append(s.Current[u.Name], id)
+		}
+	}
+	return s
+}
+
+func match(pat, name string) bool {
+	ok, err := path.Match(pat, name)
+	return ok && err == nil
+}
+
+func anyMatch(pats []string, name string) bool {
+	for _, p := range pats {
+		if match(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// oracle is a brute-force reading of the rules over a snapshot and result.
+type oracle struct {
+	s     Snapshot
+	units map[string]Unit // active units
+	meta  map[string]map[string]string
+	on    map[string][]string // machine -> units on it
+}
+
+func newOracle(s Snapshot, res Result) *oracle {
+	o := &oracle{s: s, units: map[string]Unit{}, meta: map[string]map[string]string{}, on: map[string][]string{}}
+	for _, u := range s.Units {
+		if u.Desired != fleet.JobStateInactive {
+			o.units[u.Name] = u
+		}
+	}
+	for _, m := range s.Machines {
+		o.meta[m.ID] = m.Metadata
+	}
+	for u, ms := range res.Assign {
+		for _, m := range ms {
+			o.on[m] = append(o.on[m], u)
+		}
+	}
+	return o
+}
+
+func (o *oracle) metaOK(u Unit, m string) bool {
+	for k, vs := range u.Req.Metadata {
+		if len(vs) > 0 && !slices.Contains(vs, o.meta[m][k]) {
+			return false
+		}
+		if _, ok := o.meta[m][k]; len(vs) > 0 && !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// clash reports whether a and b cannot share a machine: Conflicts either
+// way, or a non-global unit's Replaces matching the other.
+func (o *oracle) clash(a, b Unit) bool {
+	if a.Name == b.Name {
+		return false
+	}
+	if anyMatch(a.Req.Conflicts, b.Name) || anyMatch(b.Req.Conflicts, a.Name) {
+		return true
+	}
+	if !a.Req.Global && anyMatch(a.Req.Replaces, b.Name) || !b.Req.Global && anyMatch(b.Req.Replaces, a.Name) {
+		return true
+	}
+	return false
+}
+
+// feasible: can non-global u be on m given everything else on m?
+func (o *oracle) feasible(u Unit, m string) (bool, string) {
+	if id := u.Req.MachineID; id != "" && id != m && !(len(id) == 8 && strings.HasPrefix(m, id)) {
+		return false, "MachineID"
+	}
+	for _, p := range u.Req.MachineOf {
+		if !slices.Contains(o.on[m], p) || p == u.Name {
+			return false, "MachineOf " + p
+		}
+	}
+	if !o.metaOK(u, m) {
+		return false, "metadata"
+	}
+	for _, w := range o.on[m] {
+		if o.clash(u, o.units[w]) {
+			return false, "clash with " + w
+		}
+	}
+	return true, ""
+}
+
+func (o *oracle) check(t *testing.T, res Result) {
+	t.Helper()
+	live := map[string]bool{}
+	for _, m := range o.s.Machines {
+		live[m.ID] = true
+	}
+	for name, ms := range res.Assign {
+		u, ok := o.units[name]
+		if !ok {
+			t.Fatalf("rule 1: %s placed but inactive or unknown", name)
+		}
+		if !slices.IsSorted(ms) || len(ms) == 0 {
+			t.Fatalf("%s: machines %v not sorted or empty", name, ms)
+		}
+		if !u.Req.Global && len(ms) != 1 {
+			t.Fatalf("%s: non-global unit on %v", name, ms)
+		}
+		for _, m := range ms {
+			if !live[m] {
+				t.Fatalf("%s placed on dead machine %s", name, m)
+			}
+			if u.Req.Global {
+				if !o.metaOK(u, m) {
+					t.Fatalf("rule 4: global %s on %s without matching metadata", name, m)
+				}
+				continue
+			}
+			// Check u against the others on m (take u out first).
+			o.on[m] = slices.DeleteFunc(slices.Clone(o.on[m]), func(x string) bool { return x == name })
+			ok, why := o.feasible(u, m)
+			o.on[m] = append(o.on[m], name)
+			if !ok {
+				t.Fatalf("rule 5: %s on %s violates %s", name, m, why)
+			}
+		}
+	}
+	for _, m := range o.s.Machines {
+		for _, a := range o.on[m.ID] {
+			for _, b := range o.on[m.ID] {
+				if ua, ub := o.units[a], o.units[b]; ua.Req.Global && ub.Req.Global && o.clash(ua, ub) {
+					t.Fatalf("rule 4: globals %s and %s clash on %s", a, b, m.ID)
+				}
+			}
+		}
+	}
+	for name, u := range o.units {
+		_, placed := res.Assign[name]
+		r, hasReason := res.Reasons[name]
+		if placed == hasReason {
+			t.Fatalf("rule 10: %s placed=%v reason=%v", name, placed, hasReason)
+		}
+		if hasReason {
+			if r.Unit != name || r.Summary == "" || strings.Contains(r.Summary, "internal") {
+				t.Fatalf("rule 10: bad reason %#v", r)
+			}
+			if len(o.s.Machines) > 0 && len(r.PerMachine) != len(live) {
+				t.Fatalf("rule 10: %s PerMachine %v", name, r.PerMachine)
+			}
+			for m, why := range r.PerMachine {
+				if !live[m] || why == "" || strings.Contains(why, "internal") {
+					t.Fatalf("rule 10: %s PerMachine[%s] = %q", name, m, why)
+				}
+			}
+		}
+		if u.Req.Global {
+			// Rule 4: on every machine whose metadata matches unless a
+			// global unit there clashes with it.
+			for _, m := range o.s.Machines {
+				if !o.metaOK(u, m.ID) || slices.Contains(res.Assign[name], m.ID) {
+					continue
+				}
+				blocked := false
+				for _, w := range o.on[m.ID] {
+					blocked = blocked || o.units[w].Req.Global && o.clash(u, o.units[w])
+				}
+				if !blocked {
+					t.Fatalf("rule 4: global %s missing from %s", name, m.ID)
+				}
+			}
+			continue
+		}
+		if placed {
+			continue
+		}
+		// Rule 9: maximality.
+		for _, m := range o.s.Machines {
+			if ok, _ := o.feasible(u, m.ID); ok {
+				t.Fatalf("rule 9: unplaced %s fits on %s (reason %q)", name, m.ID, r.Summary)
+			}
+		}
+	}
+}
+
+func shuffled(r *rand.Rand, s Snapshot) Snapshot {
+	c := Snapshot{Machines: slices.Clone(s.Machines), Units: slices.Clone(s.Units), Current: map[string][]string{}}
+	r.Shuffle(len(c.Machines), func(i, j int) { c.Machines[i], c.Machines[j] = c.Machines[j], c.Machines[i] })
+	r.Shuffle(len(c.Units), func(i, j int) { c.Units[i], c.Units[j] = c.Units[j], c.Units[i] })
+	for k, v := range s.Current {
+		v = slices.Clone(v)
+		r.Shuffle(len(v), func(i, j int) { v[i], v[j] = v[j], v[i] })
+		c.Current[k] = v
+	}
+	return c
+}
+
+func dump(s Snapshot) string {
+	var b strings.Builder
+	for _, m := range s.Machines {
+		fmt.Fprintf(&b, "machine %s %v\n", m.ID, m.Metadata)
+	}
+	for _, u := range s.Units {
+		fmt.Fprintf(&b, "unit %s %s %+v\n", u.Name, u.Desired, u.Req)
+	}
+	fmt.Fprintf(&b, "current %v\n", s.Current)
+	return b.String()
+}
+
+func TestPropertiesRandomClusters(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	for i := range 4000 {
+		s := genSnapshot(r, genOpts{maxMachines: 4, maxUnits: 6})
+		res := Schedule(s)
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					t.Logf("snapshot:\n%s\nresult: %v\nreasons: %v", dump(s), res.Assign, res.Reasons)
+				}
+			}()
+			newOracle(s, res).check(t, res)
+			// Order independence.
+			if res2 := Schedule(shuffled(r, s)); !reflect.DeepEqual(res, res2) {
+				t.Fatalf("order dependence:\n%v\n%v", res, res2)
+			}
+			// Fixpoint: rescheduling the result changes nothing.
+			s2 := s
+			s2.Current = res.Assign
+			if res2 := Schedule(s2); !reflect.DeepEqual(res, res2) {
+				t.Fatalf("not a fixpoint:\n%v\n%v", res.Assign, res2.Assign)
+			}
+		})
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// Rule 3: a machine joining moves nothing (without Replaces, which may
+// now let a unit displace another).
+func TestPropertyJoinMovesNothing(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	for range 2000 {
+		s := genSnapshot(r, genOpts{maxMachines: 3, maxUnits: 6, noReplaces: true})
+		res := Schedule(s)
+		s.Current = res.Assign
+		s.Machines = append(slices.Clone(s.Machines), fleet.Machine{ID: "new", Metadata: map[string]string{"region": "east"}})
+		res2 := Schedule(s)
+		for u, ms := range res.Assign {
+			for _, m := range ms {
+				if !slices.Contains(res2.Assign[u], m) {
+					t.Fatalf("%s moved off %s when a machine joined\n%s", u, m, dump(s))
+				}
+			}
+		}
+		newOracle(s, res2).check(t, res2)
+	}
+}
+
+// Rule 3: a machine leaving moves only its own units (without Replaces).
+func TestPropertyLeaveMovesOnlyItsUnits(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	for range 2000 {
+		s := genSnapshot(r, genOpts{maxMachines: 4, maxUnits: 6, noReplaces: true})
+		if len(s.Machines) == 0 {
+			continue
+		}
+		res := Schedule(s)
+		s.Current = res.Assign
+		gone := s.Machines[r.Intn(len(s.Machines))].ID
+		s.Machines = slices.DeleteFunc(slices.Clone(s.Machines), func(m fleet.Machine) bool { return m.ID == gone })
+		res2 := Schedule(s)
+		for u, ms := range res.Assign {
+			for _, m := range ms {
+				if m != gone && !slices.Contains(res2.Assign[u], m) && !followsGone(s, res.Assign, u, gone) {
+					t.Fatalf("%s moved off %s when %s left\n%s", u, m, gone, dump(s))
+				}
+			}
+		}
+		newOracle(s, res2).check(t, res2)
+	}
+}
+
+// followsGone: u is a follower (transitively) of a unit that was on gone.
+func followsGone(s Snapshot, assign map[string][]string, u, gone string) bool {
+	for _, x := range s.Units {
+		if x.Name != u {
+			continue
+		}
+		for _, p := range x.Req.MachineOf {
+			if slices.Contains(assign[p], gone) || followsGone(s, assign, p, gone) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Rule 7: unconstrained units placed from scratch are balanced.
+func TestPropertyBalance(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	for range 500 {
+		var s Snapshot
+		nm, nu := 1+r.Intn(7), r.Intn(40)
+		for i := range nm {
+			s.Machines = append(s.Machines, fleet.Machine{ID: fmt.Sprintf("m%d", i)})
+		}
+		for i := range nu {
+			s.Units = append(s.Units, Unit{Name: fmt.Sprintf("u%d.service", i), Desired: fleet.JobStateLaunched})
+		}
+		res := Schedule(s)
+		load := map[string]int{}
+		for _, m := range s.Machines {
+			load[m.ID] = 0
+		}
+		for _, ms := range res.Assign {
+			load[ms[0]]++
+		}
+		lo, hi := nu, 0
+		for _, l := range load {
+			lo, hi = min(lo, l), max(hi, l)
+		}
+		if hi-lo > 1 || len(res.Assign) != nu {
+			t.Fatalf("%d units on %d machines: loads %v", nu, nm, load)
+		}
+	}
+}
+
+// bestConflictsOnly is a brute-force planner: the largest number of units
+// that can be placed when Conflicts is the only constraint.
+func bestConflictsOnly(o *oracle, names []string, machines []string) int {
+	best := 0
+	on := make([][]string, len(machines))
+	var rec func(i, placed int)
+	rec = func(i, placed int) {
+		if placed+len(names)-i <= best {
+			return
+		}
+		if i == len(names) {
+			best = placed
+			return
+		}
+		u := o.units[names[i]]
+		for m := range machines {
+			ok := true
+			for _, w := range on[m] {
+				ok = ok && !o.clash(u, o.units[w])
+			}
+			if ok {
+				on[m] = append(on[m], u.Name)
+				rec(i+1, placed+1)
+				on[m] = on[m][:len(on[m])-1]
+			}
+		}
+		rec(i+1, placed)
+	}
+	rec(0, 0)
+	return best
+}
+
+// TestGreedyBound compares the greedy scheduler with the brute-force
+// planner when Conflicts is the only constraint. Greedy is not optimal in
+// general; what holds (and is checked) is the bound
+//
+//	optimum <= placed + sum over placed units w of |units conflicting with w|
+//
+// since every unit the optimum places but greedy does not is blocked, on
+// its optimal machine, by a placed unit it conflicts with (maximality).
+// When conflicts form cliques (each template's instances conflict with
+// each other, the common case), greedy is optimal, and that is checked too.
+func TestGreedyBound(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	worse := 0
+	for range 3000 {
+		s := genSnapshot(r, genOpts{maxMachines: 3, maxUnits: 6, conflictsOnly: true})
+		s.Current = nil
+		res := Schedule(s)
+		o := newOracle(s, res)
+		var names, machines []string
+		for _, u := range s.Units {
+			names = append(names, u.Name)
+		}
+		for _, m := range s.Machines {
+			machines = append(machines, m.ID)
+		}
+		opt := bestConflictsOnly(o, names, machines)
+		bound := len(res.Assign)
+		for w := range res.Assign {
+			for _, x := range names {
+				if o.clash(o.units[w], o.units[x]) {
+					bound++
+				}
+			}
+		}
+		if opt > bound || len(res.Assign) > opt {
+			t.Fatalf("placed %d, optimum %d, bound %d\n%s", len(res.Assign), opt, bound, dump(s))
+		}
+		if opt > len(res.Assign) {
+			worse++
+		}
+	}
+	t.Logf("greedy below optimum in %d of 3000 conflicts-only clusters", worse)
+
+	// Cliques: template instances that conflict with their own template.
+	for range 1000 {
+		var s Snapshot
+		nm := 1 + r.Intn(3)
+		for i := range nm {
+			s.Machines = append(s.Machines, fleet.Machine{ID: fmt.Sprintf("m%d", i)})
+		}
+		want := 0
+		for tpl := range 1 + r.Intn(3) {
+			n := r.Intn(5)
+			want += min(n, nm)
+			for i := range n {
+				s.Units = append(s.Units, Unit{
+					Name: fmt.Sprintf("t%d@%d.service", tpl, i), Desired: fleet.JobStateLaunched,
+					Req: fleet.Requirements{Conflicts: []string{fmt.Sprintf("t%d@*.service", tpl)}},
+				})
+			}
+		}
+		if got := len(Schedule(s).Assign); got != want {
+			t.Fatalf("cliques: placed %d, optimum %d\n%s", got, want, dump(s))
+		}
+	}
+
+	// The documented worst case: one unit placed first blocks several.
+	s := Snapshot{Machines: []fleet.Machine{{ID: "m1"}}}
+	s.Units = append(s.Units, Unit{Name: "a.service", Desired: fleet.JobStateLaunched,
+		Req: fleet.Requirements{Conflicts: []string{"b*"}}})
+	for i := range 4 {
+		s.Units = append(s.Units, Unit{Name: fmt.Sprintf("b%d.service", i), Desired: fleet.JobStateLaunched})
+	}
+	if got := len(Schedule(s).Assign); got != 1 {
+		t.Fatalf("worst case: greedy placed %d, want 1 (optimum 4)", got)
+	}
+}

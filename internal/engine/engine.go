@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/schedule"
+	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/unitfile"
+)
+
+// Config configures the engine loop.
+type Config struct {
+	Store     *store.Store
+	MachineID string
+	// LeaseTTL is the leader session's TTL: how long a dead leader blocks
+	// scheduling.
+	LeaseTTL time.Duration
+	// Interval is the periodic reconcile interval (a safety net; changes
+	// are handled as they happen).
+	Interval time.Duration
+	Logger   *slog.Logger
+	// OnReconcile, when set, is called after every round (for metrics/tests).
+	OnReconcile func(Stats)
+}
+
+// Stats describes one reconcile round.
+type Stats struct {
+	Units, Machines int
+	Put, Deleted    int
+	Unplaced        int
+	Duration        time.Duration
+}
+
+// Engine schedules units while it holds leadership.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns an engine; call Run.
+func New(cfg Config) *Engine {
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 5 * time.Second
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, log: log.With("component", "engine")}
+}
+
+// Run campaigns and schedules until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lead, err := e.cfg.Store.Campaign(ctx, e.cfg.MachineID, e.cfg.LeaseTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			e.log.Warn("campaign failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		e.log.Info("engine leadership acquired")
+		err = e.lead(ctx, lead)
+		if ctx.Err() != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = lead.Resign(rctx)
+			cancel()
+			break
+		}
+		e.log.Warn("engine leadership lost", "err", err)
+	}
+	return nil
+}
+
+func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wake := merge(ctx,
+		e.cfg.Store.Notify(ctx, "units/"),
+		e.cfg.Store.Notify(ctx, "machines/"),
+		e.cfg.Store.Notify(ctx, "metadata/"),
+	)
+	tick := time.NewTicker(e.cfg.Interval)
+	defer tick.Stop()
+	for {
+		if err := e.Reconcile(ctx, lead); err != nil {
+			if errors.Is(err, store.ErrNotLeader) {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.log.Warn("reconcile failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-lead.Done():
+			return errors.New("leader session ended")
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Reconcile runs one round: snapshot, schedule, write the difference.
+func (e *Engine) Reconcile(ctx context.Context, lead *store.Leadership) error {
+	start := time.Now()
+	snap, err := e.cfg.Store.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: snapshot: %w", err)
+	}
+	in, byName := e.input(snap)
+	res := schedule.Schedule(in)
+	ch := Changes(snap, byName, res)
+	if len(ch.Put)+len(ch.Delete)+len(ch.PutReasons)+len(ch.DeleteReasons) > 0 {
+		if err := e.cfg.Store.Apply(ctx, lead, ch); err != nil {
+			return fmt.Errorf("engine: apply: %w", err)
+		}
+		e.log.Debug("reconciled", "put", len(ch.Put), "deleted", len(ch.Delete), "unplaced", len(res.Reasons))
+	}
+	if e.cfg.OnReconcile != nil {
+		e.cfg.OnReconcile(Stats{
+			Units: len(snap.Units), Machines: len(snap.Machines),
+			Put: len(ch.Put), Deleted: len(ch.Delete), Unplaced: len(res.Reasons),
+			Duration: time.Since(start),
+		})
+	}
+	return nil
+}
+
+func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet.Unit) {
+	byName := make(map[string]fleet.Unit, len(snap.Units))
+	in := schedule.Snapshot{
+		Machines: snap.Machines,
+		Current:  make(map[string][]string),
+	}
+	for _, u := range snap.Units {
+		if fleet.IsTemplate(u.Name) {
+			continue
+		}
+		req, _, err := unitfile.Requirements(u.Name, u.Options)
+		if err != nil {
+			// Stored units were validated on the way in; a unit that no
+			// longer parses is simply not scheduled.
+			e.log.Warn("unit requirements invalid; not scheduling", "unit", u.Name, "err", err)
+			continue
+		}
+		byName[u.Name] = u
+		in.Units = append(in.Units, schedule.Unit{Name: u.Name, Desired: u.DesiredState, Req: req})
+	}
+	for _, s := range snap.Schedule {
+		in.Current[s.Unit] = append(in.Current[s.Unit], s.Machine)
+	}
+	return in, byName
+}
+
+// Changes computes the store writes that turn the snapshot's schedule and
+// reasons into the scheduler's result. It is pure.
+func Changes(snap store.Snapshot, units map[string]fleet.Unit, res schedule.Result) store.Changes {
+	var ch store.Changes
+	have := make(map[[2]string]store.ScheduleEntry, len(snap.Schedule))
+	for _, s := range snap.Schedule {
+		have[[2]string{s.Unit, s.Machine}] = s
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Assign)) {
+		u := units[name]
+		for _, m := range res.Assign[name] {
+			want := store.ScheduleEntry{Unit: name, Machine: m, Hash: u.Hash, DesiredState: u.DesiredState}
+			k := [2]string{name, m}
+			if cur, ok := have[k]; !ok || cur != want {
+				ch.Put = append(ch.Put, want)
+			}
+			delete(have, k)
+		}
+	}
+	for _, s := range snap.Schedule {
+		if _, stale := have[[2]string{s.Unit, s.Machine}]; stale {
+			ch.Delete = append(ch.Delete, store.ScheduleEntry{Unit: s.Unit, Machine: s.Machine})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Reasons)) {
+		r := res.Reasons[name]
+		if cur, ok := snap.Reasons[name]; !ok || !sameReason(cur, r) {
+			ch.PutReasons = append(ch.PutReasons, r)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(snap.Reasons)) {
+		if _, ok := res.Reasons[name]; !ok {
+			ch.DeleteReasons = append(ch.DeleteReasons, name)
+		}
+	}
+	return ch
+}
+
+func sameReason(a, b fleet.Reason) bool {
+	return a.Unit == b.Unit && a.Summary == b.Summary && maps.Equal(a.PerMachine, b.PerMachine)
+}
+
+func merge(ctx context.Context, chans ...<-chan struct{}) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	for _, c := range chans {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case _, ok := <-c:
+					if !ok {
+						return
+					}
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,272 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fleetd/fleet/internal/store"
+)
+
+// DefaultTokenLimit is fleet's default page size (fleet.conf token_limit).
+const DefaultTokenLimit = 100
+
+// MaxBodyBytes bounds request bodies (PUT /units, PATCH /machines). It stays
+// below etcd's default request limit (1.5 MiB) so that a unit that passes
+// here can be stored.
+const MaxBodyBytes = 1 << 20
+
+// peerStatusTimeout bounds one proxied status request to a peer.
+const peerStatusTimeout = 10 * time.Second
+
+// Local is what the daemon on this machine offers the API: the status and
+// the journal of units loaded here.
+type Local interface {
+	// MachineID is this machine's ID.
+	MachineID() string
+	// UnitStatus returns the systemctl-status-style text of a unit loaded
+	// here, or an error wrapping runner.ErrNotLoaded.
+	UnitStatus(ctx context.Context, name string) (text string, err error)
+	// Journal writes the unit's formatted journal lines to w, flushing as
+	// it goes when w is an http.Flusher. With follow it returns when ctx
+	// ends.
+	Journal(ctx context.Context, name string, lines int, follow bool, output string, w io.Writer) error
+}
+
+// Config configures a Server.
+type Config struct {
+	// Store is the registry (required).
+	Store *store.Store
+	// Local serves status and journal of this machine's units (may be nil:
+	// then nothing is loaded here).
+	Local Local
+	// MachineID is this machine's ID (Local.MachineID() if empty).
+	MachineID string
+	// Version is sent as "Server: fleetd/<Version>".
+	Version string
+	// TokenLimit is the page size (DefaultTokenLimit if ≤ 0; at most 65535,
+	// the largest a page token can carry).
+	TokenLimit int
+	// Logger receives internal errors (discarded if nil).
+	Logger *slog.Logger
+	// HTTPClient proxies status and journal requests to peers (a fresh
+	// client if nil). It must not have a Timeout: journals are streamed.
+	HTTPClient *http.Client
+}
+
+// Server is fleetd's HTTP API: the fleet-compatible /fleet/v1 (and its
+// /v1-alpha alias) plus our extensions.
+type Server struct {
+	store      *store.Store
+	local      Local
+	machineID  string
+	version    string
+	tokenLimit int
+	log        *slog.Logger
+	client     *http.Client
+	metadataRe *regexp.Regexp
+	handler    http.Handler
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	s := &Server{
+		store:      cfg.Store,
+		local:      cfg.Local,
+		machineID:  cfg.MachineID,
+		version:    cfg.Version,
+		tokenLimit: cfg.TokenLimit,
+		log:        cfg.Logger,
+		client:     cfg.HTTPClient,
+		metadataRe: regexp.MustCompile(metadataPath),
+	}
+	if s.machineID == "" && s.local != nil {
+		s.machineID = s.local.MachineID()
+	}
+	if s.tokenLimit <= 0 {
+		s.tokenLimit = DefaultTokenLimit
+	}
+	if s.tokenLimit > 0xffff {
+		s.tokenLimit = 0xffff
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.client == nil {
+		s.client = &http.Client{}
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, p := range []string{"/fleet/v1", "/v1-alpha"} {
+		s.register(mux, p)
+	}
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "")
+	})
+	server := "fleetd/" + s.version
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", server)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+const (
+	msgOnlyGet         = "only GET supported against this resource"
+	msgOnlyGetPatch    = "only GET and PATCH supported against this resource"
+	msgOnlyGetPutDel   = "only GET, PUT and DELETE supported against this resource"
+	msgUnitNotFound    = "unit does not exist"
+	msgStateNotFound   = "unit state does not exist"
+	msgNoProblem       = "unit has no scheduling problem"
+	msgNotLoadedHere   = "unit not loaded on this machine"
+	msgEtcdUnavailable = "fleet server unable to communicate with etcd"
+)
+
+// register installs every resource under prefix p. Method-specific patterns
+// take precedence over the method-less ones, which answer fleet's 405s.
+func (s *Server) register(mux *http.ServeMux, p string) {
+	notAllowed := func(msg string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, msg)
+		}
+	}
+	mux.HandleFunc(p, notAllowed(""))
+	mux.HandleFunc("GET "+p+"/discovery", s.discovery)
+	mux.HandleFunc(p+"/discovery", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusBadRequest, msgOnlyGet)
+	})
+
+	mux.HandleFunc("GET "+p+"/units", s.listUnits)
+	mux.HandleFunc(p+"/units", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/units/{name}", s.getUnit)
+	mux.HandleFunc("PUT "+p+"/units/{name}", s.putUnit)
+	mux.HandleFunc("DELETE "+p+"/units/{name}", s.deleteUnit)
+	mux.HandleFunc(p+"/units/{name}", notAllowed(msgOnlyGetPutDel))
+
+	mux.HandleFunc("GET "+p+"/state", s.listStates)
+	mux.HandleFunc(p+"/state", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/state/{name}", s.getState)
+	mux.HandleFunc(p+"/state/{name}", notAllowed(msgOnlyGet))
+
+	mux.HandleFunc("GET "+p+"/machines", s.listMachines)
+	mux.HandleFunc("PATCH "+p+"/machines", s.patchMachines)
+	mux.HandleFunc(p+"/machines", notAllowed(msgOnlyGetPatch))
+
+	// Extensions (docs/api-extensions.md).
+	mux.HandleFunc("GET "+p+"/reasons", s.listReasons)
+	mux.HandleFunc(p+"/reasons", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/reasons/{name}", s.getReason)
+	mux.HandleFunc(p+"/reasons/{name}", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/status/{name}", s.status)
+	mux.HandleFunc(p+"/status/{name}", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/journal/{name}", s.journal)
+	mux.HandleFunc(p+"/journal/{name}", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/local/status/{name}", s.localStatus)
+	mux.HandleFunc(p+"/local/status/{name}", notAllowed(msgOnlyGet))
+	mux.HandleFunc("GET "+p+"/local/journal/{name}", s.localJournal)
+	mux.HandleFunc(p+"/local/journal/{name}", notAllowed(msgOnlyGet))
+}
+
+// errorBody is fleet's error envelope.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeError sends fleet's error envelope.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(errorBody{Error: errorDetail{Code: code, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+// writeJSON sends v (nil: no body) with code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if v == nil {
+		w.WriteHeader(code)
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "")
+		return
+	}
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+// storeError answers a failed store call: 503 when etcd cannot be reached,
+// 413 when etcd refuses the size of a write, 500 with an empty message
+// otherwise (logged).
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		s.log.Debug("api: request canceled", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, msgEtcdUnavailable)
+	case isTooLarge(err):
+		writeError(w, http.StatusRequestEntityTooLarge, "request too large for the registry")
+	case isUnavailable(err):
+		s.log.Warn("api: etcd unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, msgEtcdUnavailable)
+	default:
+		s.log.Error("api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "")
+	}
+}
+
+func isTooLarge(err error) bool {
+	return errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge)
+}
+
+// isUnavailable reports whether err means that etcd could not be reached
+// (deadline, no leader, connection down or closing).
+func isUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	if errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) ||
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) ||
+		errors.Is(err, rpctypes.ErrLeaderChanged) {
+		return true
+	}
+	var coder interface{ Code() codes.Code }
+	if errors.As(err, &coder) {
+		switch coder.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+			return true
+		}
+	}
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) {
+		switch st.GRPCStatus().Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+			return true
+		}
+	}
+	return false
+}

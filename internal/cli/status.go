@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,7 @@ Show status of an entire directory with glob matching:
 			global := isGlobalUnit(*u)
 			if !global && (u.CurrentState == "inactive" || u.CurrentState == "" || u.MachineID == "") {
 				a.errf("Unit %s does not appear to be loaded.", name)
+				a.printReason(name)
 				exit = 1
 				continue
 			}
@@ -88,4 +90,29 @@ Show status of an entire directory with glob matching:
 		return exit
 	})
 	return cmd
+}
+
+// printReason prints why the scheduler could not place a unit, if it said.
+func (a *app) printReason(name string) {
+	c := a.client()
+	if c == nil {
+		return
+	}
+	r, err := c.Reason(a.ctx, name)
+	if err != nil || r == nil || r.Summary == "" {
+		return
+	}
+	a.errf("Unit %s cannot be scheduled: %s", name, r.Summary)
+	for _, id := range sortedKeys(r.PerMachine) {
+		a.errf("  %s: %s", a.legend(id, false), r.PerMachine[id])
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

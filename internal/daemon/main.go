@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/fleetd/fleet/internal/config"
+	"github.com/fleetd/fleet/internal/version"
+)
+
+// Main is fleetd's entry point: it parses configuration (flags, FLEET_*
+// environment, fleet.conf), sets up logging and runs the daemon until ctx
+// ends. It returns the process exit code.
+func Main(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Fprintln(stdout, "Usage: fleetd [flags]\n\nfleetd runs on every machine of a fleet cluster. With no etcd_servers it starts an\nembedded single-node etcd. Every flag is also a fleet.conf key (dashes become\nunderscores) and a FLEET_<KEY> environment variable; flags beat env, env beats the file.\n\nFlags:")
+			config.Usage(stdout)
+			return 0
+		}
+	}
+	cfg, err := config.Load(args, env, os.ReadFile, os.Stat)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetd: %v\nRun 'fleetd --help' for usage.\n", err)
+		return 1
+	}
+	if cfg.Version {
+		fmt.Fprintf(stdout, "fleetd version %s\n", version.Version)
+		return 0
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.Verbosity)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "fleetd: data_dir %s: %v\n", cfg.DataDir, err)
+		return 1
+	}
+	if err := cfg.ResolveMachineID(os.ReadFile, writeFile, rand.Reader); err != nil {
+		fmt.Fprintf(stderr, "fleetd: %v\n", err)
+		return 1
+	}
+	src := config.SystemNetSources()
+	src.Warnf = func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
+	cfg.ResolvePublicIP(src)
+	if err := Run(ctx, cfg, log); err != nil {
+		fmt.Fprintf(stderr, "fleetd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
+
+func newLogger(w io.Writer, format string, verbosity int) *slog.Logger {
+	level := slog.LevelInfo
+	if verbosity > 0 {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

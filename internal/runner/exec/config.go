@@ -1,0 +1,276 @@
+package exec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleetd/fleet/internal/fleet"
+)
+
+// Exec* kinds, as systemd names them.
+const (
+	kindStartPre  = "ExecStartPre"
+	kindStart     = "ExecStart"
+	kindStartPost = "ExecStartPost"
+	kindStop      = "ExecStop"
+	kindStopPost  = "ExecStopPost"
+)
+
+const (
+	defaultTimeout    = 90 * time.Second
+	defaultRestartSec = 100 * time.Millisecond
+)
+
+// execLine is one Exec*= line, continuation-joined, prefixes parsed.
+type execLine struct {
+	execPrefix
+	line string // without prefix, specifiers not yet expanded
+}
+
+type envFile struct {
+	path     string
+	optional bool
+}
+
+// config is the [Unit]/[Service] part of a unit that the runner acts on.
+type config struct {
+	description string
+	after       []string
+	requires    []string
+	wants       []string
+
+	typ             string // simple, exec, oneshot, forking
+	remainAfterExit bool
+	guessMainPID    bool
+	pidFile         string
+	exec            map[string][]execLine
+
+	environment []string // raw Environment= values, in order
+	envFiles    []envFile
+	workingDir  string
+	wdOptional  bool
+	user, group string
+
+	restart      string
+	restartSec   time.Duration
+	timeoutStart time.Duration // 0 = none
+	timeoutStop  time.Duration // 0 = none
+	killMode     string
+	killSignal   syscall.Signal
+	sendSIGKILL  bool
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "1", "yes", "y", "true", "t", "on":
+		return true, nil
+	case "0", "no", "n", "false", "f", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("invalid boolean %q", s)
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	if v, err := strconv.Atoi(s); err == nil {
+		if v <= 0 || v > 64 {
+			return 0, fmt.Errorf("invalid signal %q", s)
+		}
+		return syscall.Signal(v), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, fmt.Errorf("invalid signal %q", s)
+	}
+	return sig, nil
+}
+
+// timeoutValue parses TimeoutStartSec=/TimeoutStopSec=: 0 and infinity
+// mean no timeout (returned as 0).
+func timeoutValue(v string) (time.Duration, error) {
+	d, inf, err := ParseTimespan(v)
+	if err != nil {
+		return 0, err
+	}
+	if inf {
+		return 0, nil
+	}
+	return d, nil
+}
+
+// parseConfig interprets a unit's options. The error says why the unit
+// cannot run here (LoadState "error").
+func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
+	c := &config{
+		typ:          "simple",
+		guessMainPID: true,
+		exec:         map[string][]execLine{},
+		restart:      "no",
+		restartSec:   defaultRestartSec,
+		timeoutStop:  defaultTimeout,
+		killMode:     "control-group",
+		killSignal:   syscall.SIGTERM,
+		sendSIGKILL:  true,
+	}
+	if !strings.HasSuffix(name, ".service") {
+		return nil, fmt.Errorf("unit type of %s is not supported by the exec runner (only .service)", name)
+	}
+	var startTimeout *time.Duration
+	setTimeout := func(dst *time.Duration, key, v string) error {
+		d, err := timeoutValue(v)
+		if err != nil {
+			return fmt.Errorf("%s=%s: %w", key, v, err)
+		}
+		*dst = d
+		return nil
+	}
+	list := func(v string) []string { return strings.Fields(v) }
+	for _, o := range opts {
+		v := joinContinuations(o.Value)
+		switch o.Section {
+		case "Unit":
+			switch o.Name {
+			case "Description":
+				c.description = v
+			case "After":
+				c.after = appendOrReset(c.after, list(v))
+			case "Requires", "BindsTo", "Requisite":
+				c.requires = appendOrReset(c.requires, list(v))
+			case "Wants":
+				c.wants = appendOrReset(c.wants, list(v))
+			}
+		case "Service":
+			var err error
+			switch o.Name {
+			case "Type":
+				switch v {
+				case "simple", "exec", "oneshot", "forking":
+					c.typ = v
+				case "notify", "notify-reload", "idle":
+					c.typ = "simple" // no sd_notify here: ready once started
+				default:
+					return nil, fmt.Errorf("unsupported Type=%s (simple, exec, oneshot or forking)", v)
+				}
+			case "RemainAfterExit":
+				c.remainAfterExit, err = parseBool(v)
+			case "GuessMainPID":
+				c.guessMainPID, err = parseBool(v)
+			case "PIDFile":
+				c.pidFile = v
+			case kindStartPre, kindStart, kindStartPost, kindStop, kindStopPost:
+				if v == "" {
+					c.exec[o.Name] = nil
+					continue
+				}
+				p, rest := parseExecPrefix(v)
+				if _, serr := SplitWords(rest); serr != nil {
+					return nil, fmt.Errorf("%s=%s: %w", o.Name, v, serr)
+				}
+				if strings.TrimSpace(rest) == "" {
+					return nil, fmt.Errorf("%s=%s: empty command", o.Name, v)
+				}
+				c.exec[o.Name] = append(c.exec[o.Name], execLine{execPrefix: p, line: rest})
+			case "Environment":
+				if v == "" {
+					c.environment = nil
+					continue
+				}
+				if _, serr := SplitWords(v); serr != nil {
+					return nil, fmt.Errorf("Environment=%s: %w", v, serr)
+				}
+				c.environment = append(c.environment, v)
+			case "EnvironmentFile":
+				if v == "" {
+					c.envFiles = nil
+					continue
+				}
+				f := envFile{path: v}
+				if strings.HasPrefix(v, "-") {
+					f = envFile{path: v[1:], optional: true}
+				}
+				c.envFiles = append(c.envFiles, f)
+			case "WorkingDirectory":
+				c.workingDir, c.wdOptional = v, false
+				if strings.HasPrefix(v, "-") {
+					c.workingDir, c.wdOptional = v[1:], true
+				}
+			case "User":
+				c.user = v
+			case "Group":
+				c.group = v
+			case "Restart":
+				switch v {
+				case "no", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog", "always":
+					c.restart = v
+				default:
+					return nil, fmt.Errorf("invalid Restart=%s", v)
+				}
+			case "RestartSec":
+				var inf bool
+				c.restartSec, inf, err = ParseTimespan(v)
+				if inf {
+					err = fmt.Errorf("RestartSec=infinity is not supported")
+				}
+			case "TimeoutStartSec":
+				var d time.Duration
+				err = setTimeout(&d, o.Name, v)
+				startTimeout = &d
+			case "TimeoutStopSec":
+				err = setTimeout(&c.timeoutStop, o.Name, v)
+			case "TimeoutSec":
+				var d time.Duration
+				err = setTimeout(&d, o.Name, v)
+				startTimeout = &d
+				c.timeoutStop = d
+			case "KillMode":
+				switch v {
+				case "control-group", "process", "mixed", "none":
+					c.killMode = v
+				default:
+					return nil, fmt.Errorf("invalid KillMode=%s", v)
+				}
+			case "KillSignal":
+				c.killSignal, err = parseSignal(v)
+			case "SendSIGKILL":
+				c.sendSIGKILL, err = parseBool(v)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s=%s: %w", o.Name, v, err)
+			}
+		}
+	}
+	switch {
+	case startTimeout != nil:
+		c.timeoutStart = *startTimeout
+	case c.typ == "oneshot":
+		c.timeoutStart = 0 // systemd disables the start timeout of oneshot units
+	default:
+		c.timeoutStart = defaultTimeout
+	}
+	starts := len(c.exec[kindStart])
+	switch {
+	case c.typ != "oneshot" && starts == 0:
+		return nil, fmt.Errorf("service has no ExecStart= setting, which is only allowed for Type=oneshot services")
+	case c.typ != "oneshot" && starts > 1:
+		return nil, fmt.Errorf("service has more than one ExecStart= setting, which is only allowed for Type=oneshot services")
+	case c.typ == "oneshot" && starts == 0 && len(c.exec[kindStop]) == 0:
+		return nil, fmt.Errorf("service has no ExecStart= and no ExecStop= setting")
+	}
+	return c, nil
+}
+
+// appendOrReset appends, except that an empty value resets the list.
+func appendOrReset(l, v []string) []string {
+	if len(v) == 0 {
+		return nil
+	}
+	return append(l, v...)
+}

@@ -1,0 +1,76 @@
+// Package exec is fleet's default runner: a small supervisor that gives
+// units systemd's [Service] semantics without systemd. It implements
+// runner.Runner.
+//
+// Contract:
+//
+//   - Load parses the unit. Only .service units are supported; a unit
+//     this runner cannot run (unknown Type=, no ExecStart= for a
+//     non-oneshot service, several ExecStart= for a non-oneshot one, an
+//     unparseable command line, time span, KillMode=, Restart= ...) loads
+//     with LoadState "error", Status().Error says why, and starting it
+//     fails (ActiveState "failed"). Loading a unit that is already loaded
+//     replaces its definition for the next start.
+//   - Start and Stop enqueue and return at once. Start of an active or
+//     activating unit and Stop of an inactive or failed one are no-ops.
+//     Each unit has one supervisor goroutine that runs its jobs in order.
+//   - Types: simple (default; notify and idle behave as simple), exec,
+//     oneshot (several ExecStart= allowed; active/exited afterwards with
+//     RemainAfterExit=yes, else inactive/dead), forking (ExecStart='s
+//     process must exit 0; the main PID comes from PIDFile= or is guessed;
+//     without one the unit is active while its group has live members).
+//   - ExecStartPre, ExecStart, ExecStartPost, ExecStop, ExecStopPost run
+//     in order. Prefix "-" ignores failure, "@" takes argv[0] from the
+//     second word, ":" disables $VAR expansion, "+" "!" "!!" "|" are
+//     accepted and ignored. Command lines are split like systemd (quotes,
+//     backslash escapes, backslash-newline continuations become a space),
+//     %-specifiers are expanded first (%n %N %p %P %i %I %f %H %m %b %t %u
+//     %U %h %s %%), then $VAR when it is a whole word (split on
+//     whitespace into zero or more words) and ${VAR} anywhere (one word);
+//     $$ is a dollar, any other $ is left for the program (a shell). Unknown
+//     specifiers are kept literally. Relative executables are looked up in
+//     the unit's PATH.
+//   - Environment= (several, quoted assignments), EnvironmentFile= ("-"
+//     optional; KEY=VALUE, comments, quotes), WorkingDirectory= ("-"
+//     optional, "~"), User=/Group= (credentials set at exec). The base
+//     environment has PATH, HOME, USER, LOGNAME, SHELL, INVOCATION_ID (and
+//     LANG if set for us); ExecStop gets MAINPID, ExecStopPost gets
+//     SERVICE_RESULT, EXIT_CODE, EXIT_STATUS.
+//   - Restart= no, on-success, on-failure, on-abnormal, on-abort, always,
+//     after RestartSec= (default 100ms) spent in activating/auto-restart.
+//     A stop request never triggers a restart.
+//   - Stop: ExecStop= lines (if the service started), then KillSignal=
+//     (default SIGTERM, followed by SIGCONT) as KillMode= says
+//     (control-group, process, mixed, none); after TimeoutStopSec= (default
+//     90s; 0 or infinity wait forever) SIGKILL if SendSIGKILL=yes (result
+//     "timeout", so the unit ends failed); then ExecStopPost=.
+//     TimeoutStartSec= bounds the whole start (default 90s, none for
+//     oneshot). systemd time spans are understood ("1min 30s", "500ms").
+//   - Every process runs in its own process group with stdin /dev/null and
+//     stdout/stderr into the journal (ident = executable basename, the PID
+//     of the process Exec'd). When a writable cgroup v2 hierarchy exists,
+//     each start of a unit gets a fresh cgroup (cgroup.kill for SIGKILL;
+//     processes spawned after cgroup.kill go into another fresh cgroup, as
+//     the kernel kills spawns into a killed cgroup); otherwise process
+//     groups and their descendants are tracked through /proc. Liveness
+//     never relies on kill(-pgid, 0): zombies are not counted.
+//   - New makes the process a child subreaper. A reaper goroutine reaps
+//     orphans re-parented to us on SIGCHLD; it leaves alone children the
+//     runner started itself and children in the runner's own process group
+//     (other code's plain exec.Command children). Code in the same process
+//     that starts children with Setpgid and waits for them later may race
+//     with it.
+//   - After=, Requires=, Wants= between units loaded in the same Runner:
+//     starting X starts its Requires= and Wants= units; X's start waits
+//     for After= units with a start job in flight; a Requires=+After= unit
+//     that did not come up (or a Requires= unit that is not loaded) fails
+//     X with "Dependency failed for ...". Ordering cycles are not detected.
+//   - Lifecycle lines ("Starting X...", "Started X.", "Stopped X.",
+//     "x.service: Main process exited, code=exited, status=1/FAILURE",
+//     "x.service: Failed with result 'exit-code'.", ...) go to the journal
+//     with Stream "fleet" and ident "fleetd".
+//   - Changed() is notified (coalesced) on every state change; Since
+//     changes with ActiveState.
+//   - Close stops supervising but leaves processes running; StopAll stops
+//     every unit and waits.
+package exec

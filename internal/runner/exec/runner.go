@@ -1,0 +1,372 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/journal"
+	"github.com/fleetd/fleet/internal/runner"
+)
+
+// Options configure a Runner.
+type Options struct {
+	// Journal receives every process's output and lifecycle lines; nil
+	// discards them.
+	Journal *journal.Journal
+	// UnitsDir, if set, receives a copy of each loaded unit file
+	// (<UnitsDir>/<name>), shown as the unit path in Status.
+	UnitsDir string
+	// Hostname, MachineID and BootID feed the %H, %m and %b specifiers;
+	// empty ones are read from the system.
+	Hostname, MachineID, BootID string
+	Logger                      *slog.Logger
+	Now                         func() time.Time
+	// DisableCgroups forces process-group supervision even where a
+	// writable cgroup v2 hierarchy exists.
+	DisableCgroups bool
+}
+
+// ErrClosed is returned by a closed Runner.
+var ErrClosed = errors.New("runner closed")
+
+// Runner is the exec supervisor. It implements runner.Runner.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+	cg   *cgroupRoot // nil: process groups only
+	rp   *reaper
+	quit chan struct{}
+
+	mu      sync.Mutex
+	units   map[string]*unit
+	stale   []*cgroup
+	changed chan struct{}
+	bcast   chan struct{}
+	closed  bool
+}
+
+var _ runner.Runner = (*Runner)(nil)
+
+// New starts a Runner. It makes this process a child subreaper so that
+// orphaned service processes are re-parented to it and reaped.
+func New(opts Options) (*Runner, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	if opts.MachineID == "" {
+		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+			opts.MachineID = strings.TrimSpace(string(b))
+		}
+	}
+	if opts.BootID == "" {
+		if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+			opts.BootID = strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
+		}
+	}
+	if opts.UnitsDir != "" {
+		if err := os.MkdirAll(opts.UnitsDir, 0o755); err != nil {
+			return nil, fmt.Errorf("exec runner: %w", err)
+		}
+	}
+	r := &Runner{
+		opts:    opts,
+		log:     opts.Logger,
+		quit:    make(chan struct{}),
+		units:   map[string]*unit{},
+		changed: make(chan struct{}, 1),
+		bcast:   make(chan struct{}),
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		r.log.Warn("cannot become a child subreaper; orphans will be reaped by init", "err", err)
+	}
+	if !opts.DisableCgroups {
+		cg, err := newCgroupRoot()
+		if err != nil {
+			r.log.Info("cgroup v2 unavailable; supervising process groups", "err", err)
+		} else {
+			r.cg = cg
+		}
+	}
+	r.rp = newReaper(r.kick)
+	return r, nil
+}
+
+// UsesCgroups reports whether units get their own cgroup v2.
+func (r *Runner) UsesCgroups() bool { return r.cg != nil }
+
+// kick wakes everything waiting for a state change or a process exit.
+func (r *Runner) kick() {
+	r.mu.Lock()
+	close(r.bcast)
+	r.bcast = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// notifyLocked announces a state change; r.mu must be held.
+func (r *Runner) notifyLocked() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	close(r.bcast)
+	r.bcast = make(chan struct{})
+}
+
+func (r *Runner) bcastChan() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bcast
+}
+
+// Changed receives (coalesced) after any state change.
+func (r *Runner) Changed() <-chan struct{} { return r.changed }
+
+func serializeUnit(opts []fleet.UnitOption) string {
+	var b strings.Builder
+	section := ""
+	for _, o := range opts {
+		if o.Section != section {
+			if section != "" {
+				b.WriteByte('\n')
+			}
+			section = o.Section
+			fmt.Fprintf(&b, "[%s]\n", section)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", o.Name, o.Value)
+	}
+	return b.String()
+}
+
+// Load registers or replaces a unit. Invalid units load with LoadState
+// "error".
+func (r *Runner) Load(ctx context.Context, ru runner.Unit) error {
+	if err := journal.ValidUnitName(ru.Name); err != nil {
+		return fmt.Errorf("exec runner: %w", err)
+	}
+	cfg, loadErr := parseConfig(ru.Name, ru.Options)
+	unitPath := ""
+	if r.opts.UnitsDir != "" {
+		unitPath = filepath.Join(r.opts.UnitsDir, ru.Name)
+		if err := os.WriteFile(unitPath, []byte(serializeUnit(ru.Options)), 0o644); err != nil {
+			r.log.Warn("cannot write unit file", "unit", ru.Name, "err", err)
+			unitPath = ""
+		}
+	}
+	loadState := "loaded"
+	if loadErr != nil {
+		loadState = "error"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	u := r.units[ru.Name]
+	fresh := u == nil
+	if fresh {
+		u = &unit{
+			r:    r,
+			name: ru.Name,
+			poke: make(chan struct{}, 1),
+			done: make(chan struct{}),
+		}
+		u.st.ActiveState, u.st.SubState = "inactive", "dead"
+		r.units[ru.Name] = u
+	}
+	u.cfg, u.loadErr, u.unitPath = cfg, loadErr, unitPath
+	u.st.LoadState, u.st.Hash = loadState, ru.Hash
+	u.description = ru.Name
+	if cfg != nil && cfg.description != "" {
+		u.description = cfg.description
+	}
+	r.notifyLocked()
+	if fresh {
+		go u.run()
+	}
+	return nil
+}
+
+// Start enqueues a start job. Starting an active unit is a no-op.
+func (r *Runner) Start(ctx context.Context, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	u := r.units[name]
+	if u == nil {
+		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	}
+	u.requestStartLocked()
+	return nil
+}
+
+// Stop enqueues a stop job. Stopping an inactive unit is a no-op.
+func (r *Runner) Stop(ctx context.Context, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	u := r.units[name]
+	if u == nil {
+		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	}
+	u.requestStopLocked()
+	return nil
+}
+
+// Unload stops the unit, waits for it (bounded by ctx) and forgets it.
+func (r *Runner) Unload(ctx context.Context, name string) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	u := r.units[name]
+	if u == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	}
+	u.unloading = true
+	u.requestStopLocked()
+	r.mu.Unlock()
+
+	var err error
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	r.mu.Lock()
+	if r.units[name] == u {
+		delete(r.units, name)
+	}
+	path := u.unitPath
+	r.notifyLocked()
+	r.mu.Unlock()
+	if path != "" {
+		os.Remove(path)
+	}
+	return err
+}
+
+// States reports every loaded unit.
+func (r *Runner) States() map[string]runner.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]runner.State, len(r.units))
+	for n, u := range r.units {
+		out[n] = u.st
+	}
+	return out
+}
+
+// Status returns the systemctl-status detail of a unit.
+func (r *Runner) Status(name string) (runner.Status, error) {
+	r.mu.Lock()
+	u := r.units[name]
+	if u == nil {
+		r.mu.Unlock()
+		return runner.Status{}, fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	}
+	st := runner.Status{
+		Name:        name,
+		Description: u.description,
+		UnitPath:    u.unitPath,
+		State:       u.st,
+		Execs:       append([]runner.ExecResult(nil), u.execs...),
+		Restarts:    u.restarts,
+	}
+	if u.loadErr != nil {
+		st.Error = u.loadErr.Error()
+	}
+	g := u.grp
+	r.mu.Unlock()
+	if g != nil {
+		for _, pid := range g.members() {
+			st.Processes = append(st.Processes, runner.Process{PID: pid, Cmd: procCmdline(pid)})
+		}
+		sort.SliceStable(st.Processes, func(i, j int) bool {
+			return st.Processes[i].PID == st.MainPID && st.Processes[j].PID != st.MainPID
+		})
+	}
+	return st, nil
+}
+
+// StopAll stops every unit and waits until none is running (bounded by
+// ctx).
+func (r *Runner) StopAll(ctx context.Context) error {
+	r.mu.Lock()
+	for _, u := range r.units {
+		u.requestStopLocked()
+	}
+	r.mu.Unlock()
+	for {
+		r.mu.Lock()
+		busy := false
+		for _, u := range r.units {
+			if u.busyLocked() {
+				busy = true
+			}
+		}
+		bc := r.bcast
+		r.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-bc:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops supervising: processes keep running (use StopAll first to
+// stop them). It waits for the supervisor goroutines, bounded by ctx.
+func (r *Runner) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	units := make([]*unit, 0, len(r.units))
+	for _, u := range r.units {
+		units = append(units, u)
+	}
+	r.mu.Unlock()
+	close(r.quit)
+	var err error
+	for _, u := range units {
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	r.rp.close()
+	r.cleanStale()
+	if r.cg != nil {
+		r.cg.remove()
+	}
+	return err
+}

@@ -1,0 +1,353 @@
+// Package testcluster starts real fleetd processes on one real etcd for
+// end-to-end tests: the first machine runs the embedded etcd, the others
+// join it with --etcd-servers. Drive it with Fleetctl (fleetctl's own code,
+// in process) and wait with Await helpers that poll with generous deadlines.
+package testcluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleet/internal/cli"
+)
+
+// Binary builds cmd/fleetd once into dir and returns its path. Call it from
+// TestMain with a directory that outlives the tests.
+func Binary(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	out := filepath.Join(dir, "fleetd")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/fleetd")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/fleetd: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// Options shape a cluster.
+type Options struct {
+	// Metadata per machine index (optional).
+	Metadata []string
+	// AgentTTL for every fleetd (default 3s).
+	AgentTTL time.Duration
+	// ExtraArgs appended to every fleetd command line.
+	ExtraArgs []string
+}
+
+// Cluster is a set of fleetd processes sharing one etcd.
+type Cluster struct {
+	t        testing.TB
+	bin      string
+	opts     Options
+	EtcdURL  string
+	Machines []*Machine
+}
+
+// Machine is one fleetd process.
+type Machine struct {
+	Index    int
+	ID       string
+	DataDir  string
+	APIURL   string
+	Metadata string
+	args     []string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logMu    sync.Mutex
+	log      bytes.Buffer
+}
+
+// New starts n fleetd processes built from bin.
+func New(t testing.TB, bin string, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.AgentTTL == 0 {
+		opts.AgentTTL = 3 * time.Second
+	}
+	becomeSubreaper()
+	c := &Cluster{t: t, bin: bin, opts: opts}
+	c.EtcdURL = "http://" + freeAddr(t)
+	peerURL := "http://" + freeAddr(t)
+	for i := range n {
+		m := &Machine{
+			Index:   i,
+			ID:      randomID(t),
+			DataDir: t.TempDir(),
+			APIURL:  "http://" + freeAddr(t),
+		}
+		if i < len(opts.Metadata) {
+			m.Metadata = opts.Metadata[i]
+		}
+		m.args = []string{
+			"--machine-id", m.ID,
+			"--data-dir", m.DataDir,
+			"--api-addr", strings.TrimPrefix(m.APIURL, "http://"),
+			"--public-ip", fmt.Sprintf("127.0.0.%d", i+1),
+			"--agent-ttl", opts.AgentTTL.String(),
+			"--engine-reconcile-interval", "1s",
+		}
+		if m.Metadata != "" {
+			m.args = append(m.args, "--metadata", m.Metadata)
+		}
+		if i == 0 {
+			m.args = append(m.args, "--etcd-listen-client", c.EtcdURL, "--etcd-listen-peer", peerURL)
+		} else {
+			m.args = append(m.args, "--etcd-servers", c.EtcdURL)
+		}
+		m.args = append(m.args, opts.ExtraArgs...)
+		c.Machines = append(c.Machines, m)
+		c.start(m)
+		if i == 0 {
+			c.awaitAPI(m)
+		}
+	}
+	for _, m := range c.Machines[1:] {
+		c.awaitAPI(m)
+	}
+	c.AwaitMachines(n)
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// T returns a view of the cluster that reports failures to t (use it in
+// subtests).
+func (c *Cluster) T(t testing.TB) *Cluster {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
+func (c *Cluster) start(m *Machine) {
+	m.logMu.Lock()
+	fmt.Fprintf(&m.log, "--- start %s %s\n", c.bin, strings.Join(m.args, " "))
+	m.logMu.Unlock()
+	cmd := exec.Command(c.bin, m.args...)
+	cmd.Env = append(os.Environ(), "FLEET_LOG_FORMAT=text")
+	w := &lockedWriter{m: m}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start fleetd %d: %v", m.Index, err)
+	}
+	m.cmd = cmd
+	m.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(m.done) }()
+}
+
+type lockedWriter struct{ m *Machine }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.m.logMu.Lock()
+	defer w.m.logMu.Unlock()
+	return w.m.log.Write(p)
+}
+
+// Log returns what the machine's fleetd printed so far.
+func (m *Machine) Log() string {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	return m.log.String()
+}
+
+func (c *Cluster) awaitAPI(m *Machine) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-m.done:
+			c.t.Fatalf("fleetd %d exited early:\n%s", m.Index, m.Log())
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(m.APIURL, "http://"), time.Second)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("fleetd %d API did not come up:\n%s", m.Index, m.Log())
+}
+
+// Kill sends SIGKILL to machine i's fleetd (and only fleetd: its units are
+// in their own process groups).
+func (c *Cluster) Kill(i int) {
+	m := c.Machines[i]
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.done
+}
+
+// Stop sends SIGTERM and waits.
+func (c *Cluster) Stop(i int) {
+	m := c.Machines[i]
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(40 * time.Second):
+		_ = m.cmd.Process.Signal(syscall.SIGKILL)
+		<-m.done
+	}
+}
+
+// Restart starts machine i again with the same arguments.
+func (c *Cluster) Restart(i int) {
+	c.start(c.Machines[i])
+	c.awaitAPI(c.Machines[i])
+}
+
+func (c *Cluster) stopAll() {
+	for i := len(c.Machines) - 1; i >= 0; i-- {
+		m := c.Machines[i]
+		select {
+		case <-m.done:
+			continue
+		default:
+		}
+		c.Stop(i)
+	}
+	killOrphans(nil)
+	if c.t.Failed() {
+		for _, m := range c.Machines {
+			c.t.Logf("=== fleetd %d (%s) log:\n%s", m.Index, m.ID[:8], m.Log())
+		}
+	}
+}
+
+// Fleetctl runs fleetctl against machine 0's API, in process.
+func (c *Cluster) Fleetctl(args ...string) (stdout, stderr string, code int) {
+	return c.FleetctlOn(0, args...)
+}
+
+// FleetctlOn runs fleetctl against machine i's API.
+func (c *Cluster) FleetctlOn(i int, args ...string) (string, string, int) {
+	return c.FleetctlCtx(context.Background(), i, args...)
+}
+
+// FleetctlCtx runs fleetctl with a context (for journal -f).
+func (c *Cluster) FleetctlCtx(ctx context.Context, i int, args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	full := append([]string{"--endpoint", c.Machines[i].APIURL}, args...)
+	code := cli.Main(ctx, full, nil, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// MustFleetctl runs fleetctl and fails the test on a non-zero exit.
+func (c *Cluster) MustFleetctl(args ...string) string {
+	c.t.Helper()
+	out, errs, code := c.Fleetctl(args...)
+	if code != 0 {
+		c.t.Fatalf("fleetctl %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// Await polls cond until it returns true or the deadline passes.
+func (c *Cluster) Await(what string, timeout time.Duration, cond func() (bool, string)) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("timed out after %v waiting for %s; last seen:\n%s", timeout, what, last)
+}
+
+// AwaitMachines waits until list-machines shows n machines.
+func (c *Cluster) AwaitMachines(n int) {
+	c.t.Helper()
+	c.Await(fmt.Sprintf("%d machines", n), 60*time.Second, func() (bool, string) {
+		out, _, code := c.Fleetctl("list-machines", "--no-legend")
+		return code == 0 && countLines(out) == n, out
+	})
+}
+
+// UnitRows returns list-units rows as field slices (unit, machine, active, sub).
+func (c *Cluster) UnitRows() [][]string {
+	out, _, _ := c.Fleetctl("list-units", "--no-legend", "--full")
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows = append(rows, f)
+		}
+	}
+	return rows
+}
+
+// AwaitActive waits until each named unit is active/running somewhere and
+// returns the machine ID (full) of each.
+func (c *Cluster) AwaitActive(timeout time.Duration, units ...string) map[string]string {
+	c.t.Helper()
+	where := map[string]string{}
+	c.Await(fmt.Sprintf("units %v active", units), timeout, func() (bool, string) {
+		out, _, _ := c.Fleetctl("list-units", "--full")
+		rows := c.UnitRows()
+		clear(where)
+		for _, r := range rows {
+			if len(r) >= 4 && r[2] == "active" {
+				where[r[0]] = strings.SplitN(r[1], "/", 2)[0]
+			}
+		}
+		for _, u := range units {
+			if _, ok := where[u]; !ok {
+				return false, out
+			}
+		}
+		return true, out
+	})
+	return where
+}
+
+// MachineIndex returns the index of the machine with this full ID, or -1.
+func (c *Cluster) MachineIndex(id string) int {
+	for i, m := range c.Machines {
+		if m.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func countLines(s string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func randomID(t testing.TB) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}

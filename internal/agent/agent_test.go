@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/journal"
+	execrunner "github.com/fleetd/fleet/internal/runner/exec"
+	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/unitfile"
+)
+
+// A real etcd, a real exec runner with real processes: the agent follows the
+// schedule the "engine" (this test, holding leadership) writes.
+func TestAgentFollowsSchedule(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cli := etcdtest.New(t)
+	st := store.New(cli, "/agent-test/")
+	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pres.Close(ctx)
+	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rn.StopAll(ctx); _ = rn.Close(ctx) }()
+
+	opts, err := unitfile.Parse([]byte("[Unit]\nDescription=loop\n[Service]\nExecStart=/bin/sh -c 'while true; do echo tick; sleep 0.1; done'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := fleet.Unit{Name: "loop.service", Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
+	if _, err := st.CreateUnit(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := store.ScheduleEntry{Unit: u.Name, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched}
+	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+
+	a := New(Config{Store: st, Runner: rn, MachineID: "m1", Lease: pres.Lease, Interval: time.Hour})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	await := func(what string, cond func(fleet.UnitState, bool) bool) {
+		t.Helper()
+		var last []fleet.UnitState
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			states, err := st.UnitStates(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = states
+			var found fleet.UnitState
+			ok := false
+			for _, s := range states {
+				if s.Name == u.Name && s.MachineID == "m1" {
+					found, ok = s, true
+				}
+			}
+			if cond(found, ok) {
+				return
+			}
+		}
+		t.Fatalf("timed out waiting for %s; states: %+v", what, last)
+	}
+
+	await("launched and running", func(s fleet.UnitState, ok bool) bool {
+		return ok && s.JobState == fleet.JobStateLaunched && s.ActiveState == "active" && s.SubState == "running" && s.Hash == u.Hash
+	})
+	if entries, _ := jr.Tail(u.Name, 0); len(entries) == 0 {
+		t.Error("no journal output from the running unit")
+	}
+
+	// desired loaded: stopped but still loaded
+	entry.DesiredState = fleet.JobStateLoaded
+	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+	await("loaded and inactive", func(s fleet.UnitState, ok bool) bool {
+		return ok && s.JobState == fleet.JobStateLoaded && s.ActiveState == "inactive"
+	})
+
+	// launched again, then unscheduled: unloaded and its state deleted
+	entry.DesiredState = fleet.JobStateLaunched
+	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+	await("running again", func(s fleet.UnitState, ok bool) bool { return ok && s.ActiveState == "active" })
+	if err := st.Apply(ctx, lead, store.Changes{Delete: []store.ScheduleEntry{{Unit: u.Name, Machine: "m1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	await("state deleted", func(_ fleet.UnitState, ok bool) bool { return !ok })
+	if _, ok := rn.States()[u.Name]; ok {
+		t.Error("runner still holds the unit after it was unscheduled")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/fleetd/fleet/internal/agent"
 	"github.com/fleetd/fleet/internal/api"
@@ -60,7 +61,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		TLS:         tlsCfg,
 		Username:    cfg.EtcdUsername,
 		Password:    cfg.EtcdPassword,
-		Logger:      nil,
+		Logger:      zap.NewNop(), // its retries are reported by our own callers
 	})
 	if err != nil {
 		return fmt.Errorf("fleetd: etcd client for %v: %w", endpoints, err)
@@ -157,7 +158,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := rn.StopAll(sctx); err != nil {
 		log.Warn("stopping units", "err", err)
 	}
-	pres.close(sctx)
+	pctx, pcancel := context.WithTimeout(sctx, 3*time.Second)
+	pres.close(pctx)
+	pcancel()
 	wg.Wait()
 	_ = rn.Close(sctx)
 	return runErr

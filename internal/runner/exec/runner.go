@@ -194,7 +194,13 @@ func (r *Runner) Load(ctx context.Context, ru runner.Unit) error {
 	u.st.LoadState, u.st.Hash = loadState, ru.Hash
 	u.description = ru.Name
 	if cfg != nil && cfg.description != "" {
-		u.description = cfg.description
+		// systemd expands specifiers in Description= too.
+		u.description = specifiers{
+			name:      ru.Name,
+			hostname:  r.opts.Hostname,
+			machineID: r.opts.MachineID,
+			bootID:    r.opts.BootID,
+		}.expand(cfg.description)
 	}
 	r.notifyLocked()
 	if fresh {

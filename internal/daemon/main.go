@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fleetd/fleet/internal/config"
+	"github.com/fleetd/fleet/internal/tmpl"
 	"github.com/fleetd/fleet/internal/version"
 )
 
@@ -17,9 +18,15 @@ import (
 // environment, fleet.conf), sets up logging and runs the daemon until ctx
 // ends. It returns the process exit code.
 func Main(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "confd":
+			return tmpl.Main(ctx, args[1:], env, stdout, stderr)
+		}
+	}
 	for _, a := range args {
 		if a == "-h" || a == "--help" || a == "-help" {
-			fmt.Fprintln(stdout, "Usage: fleetd [flags]\n\nfleetd runs on every machine of a fleet cluster. With no etcd_servers it starts an\nembedded single-node etcd. Every flag is also a fleet.conf key (dashes become\nunderscores) and a FLEET_<KEY> environment variable; flags beat env, env beats the file.\n\nFlags:")
+			fmt.Fprint(stdout, usageHeader)
 			config.Usage(stdout)
 			return 0
 		}
@@ -68,3 +75,13 @@ func newLogger(w io.Writer, format string, verbosity int) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+const usageHeader = `Usage: fleetd [flags]
+       fleetd confd [flags]   render config files from etcd, confd-style (fleetd confd --help)
+
+fleetd runs on every machine of a fleet cluster. With no etcd_servers it starts an
+embedded single-node etcd. Every flag is also a fleet.conf key (dashes become
+underscores) and a FLEET_<KEY> environment variable; flags beat env, env beats the file.
+
+Flags:
+`

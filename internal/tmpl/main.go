@@ -1,0 +1,226 @@
+package tmpl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// StatusHandler serves GET /status (and GET /): a JSON object
+// {"resources": [ResourceStatus...]}.
+func (d *Daemon) StatusHandler() http.Handler {
+	mux := http.NewServeMux()
+	h := func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/" && req.URL.Path != "/status" {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			Resources []ResourceStatus `json:"resources"`
+		}{d.Status()})
+	}
+	mux.HandleFunc("GET /", h)
+	return mux
+}
+
+const usageText = `Usage: fleetd confd [flags]
+
+Renders configuration files from etcd keys, like confd: each
+<confdir>/conf.d/*.toml names a template under <confdir>/templates, the
+destination file, and the keys it reads. When the rendered file differs from
+the destination it is staged next to it, checked with check_cmd, renamed
+over the destination and reload_cmd runs.
+
+Modes:
+  --onetime         render every resource once and exit (non-zero on error)
+  --watch           render, then watch etcd and re-render on change; bursts
+                    are coalesced by --wait-min/--wait-max; --interval, if
+                    set, adds a periodic full resync
+  (neither)         poll: render every --interval seconds
+
+Flags (a single dash works too, as in confd):
+`
+
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+// Main is `fleetd confd`: it parses args, connects to etcd and runs in the
+// mode the flags ask for until ctx is done. env supplies FLEET_ETCD_SERVERS,
+// getenv and the commands' environment. It returns the exit code: 0 on
+// success, 1 on a runtime failure, 2 on a usage error.
+func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("fleetd confd", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	var (
+		confDir     = fset.String("confdir", "/etc/confd", "`dir`ectory holding conf.d/*.toml and templates/")
+		onetime     = fset.Bool("onetime", false, "render once and exit")
+		watch       = fset.Bool("watch", false, "watch etcd and re-render on change")
+		interval    = fset.Int("interval", 600, "polling period in `seconds`; with --watch, a full resync period (0: none)")
+		prefix      = fset.String("prefix", "", "key `prefix` prepended to every resource's prefix and keys")
+		nodes       stringsFlag
+		servers     = fset.String("etcd-servers", "", "comma-separated etcd client `URLs` (default $FLEET_ETCD_SERVERS or http://127.0.0.1:2379)")
+		noop        = fset.Bool("noop", false, "render and compare only: never write files or run commands")
+		syncOnly    = fset.Bool("sync-only", false, "write files but skip check_cmd and reload_cmd")
+		keepStage   = fset.Bool("keep-stage-file", false, "keep staged files that fail check_cmd (or, with --noop, would be installed)")
+		waitMin     = fset.Duration("wait-min", 50*time.Millisecond, "watch mode: render once changes have been quiet this long")
+		waitMax     = fset.Duration("wait-max", time.Second, "watch mode: render at most this long after the first change of a burst")
+		statusAddr  = fset.String("status-addr", "", "serve GET /status (JSON per resource) on this `address`, e.g. 127.0.0.1:9180")
+		logLevel    = fset.String("log-level", "info", "log `level`: debug, info, warn or error")
+		backend     = fset.String("backend", "etcdv3", "backend; only etcd (v3) is supported")
+		dialTimeout = fset.Duration("dial-timeout", 5*time.Second, "etcd dial timeout")
+	)
+	fset.Var(&nodes, "node", "etcd client `URL`; repeatable or comma-separated (confd's name for --etcd-servers)")
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), usageText)
+		fset.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fset.SetOutput(stdout)
+			fset.Usage()
+			return 0
+		}
+	}
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "fleetd confd: unexpected arguments: %q\n", fset.Args())
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: --log-level: %v\n", err)
+		return 2
+	}
+	switch *backend {
+	case "etcd", "etcdv3":
+	default:
+		fmt.Fprintf(stderr, "fleetd confd: --backend %q is not supported (only etcd)\n", *backend)
+		return 2
+	}
+	if *waitMin < 0 || *waitMax < 0 {
+		fmt.Fprintln(stderr, "fleetd confd: --wait-min and --wait-max must not be negative")
+		return 2
+	}
+	if *waitMax < *waitMin {
+		fmt.Fprintln(stderr, "fleetd confd: --wait-max must be at least --wait-min")
+		return 2
+	}
+	if *interval < 0 || (*interval == 0 && !*watch && !*onetime) {
+		fmt.Fprintln(stderr, "fleetd confd: --interval must be positive when polling")
+		return 2
+	}
+	if *servers != "" {
+		_ = nodes.Set(*servers)
+	}
+	if len(nodes) == 0 {
+		for _, e := range env {
+			if v, ok := strings.CutPrefix(e, "FLEET_ETCD_SERVERS="); ok {
+				_ = nodes.Set(v)
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		nodes = stringsFlag{"http://127.0.0.1:2379"}
+	}
+
+	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("component", "confd")
+	if *onetime && *watch {
+		lg.Warn("--onetime and --watch both given: running once")
+	}
+
+	cfgs, err := LoadConfDir(*confDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
+		return 1
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   nodes,
+		DialTimeout: *dialTimeout,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: etcd %v: %v\n", []string(nodes), err)
+		return 1
+	}
+	defer cli.Close()
+	d, err := NewWithResources(cli, Options{
+		ConfDir:       *confDir,
+		Prefix:        *prefix,
+		Noop:          *noop,
+		SyncOnly:      *syncOnly,
+		KeepStageFile: *keepStage,
+		WaitMin:       *waitMin,
+		WaitMax:       *waitMax,
+		Interval:      time.Duration(*interval) * time.Second,
+		Env:           env,
+		Logger:        lg,
+	}, cfgs)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
+		return 1
+	}
+
+	if *onetime {
+		if err := d.Once(ctx); err != nil {
+			return 1
+		}
+		return 0
+	}
+
+	if *statusAddr != "" {
+		ln, err := net.Listen("tcp", *statusAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetd confd: --status-addr: %v\n", err)
+			return 1
+		}
+		srv := &http.Server{Handler: d.StatusHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				lg.Error("status server", "err", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		lg.Info("status endpoint", "url", "http://"+ln.Addr().String()+"/status")
+	}
+
+	lg.Info("starting", "confdir", *confDir, "resources", len(cfgs), "etcd", []string(nodes), "watch", *watch)
+	if *watch {
+		_ = d.Watch(ctx)
+	} else if err := d.Poll(ctx); err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
+		return 1
+	}
+	return 0
+}

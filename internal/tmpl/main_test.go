@@ -1,0 +1,156 @@
+package tmpl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMainUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string // in stdout (code 0) or stderr
+	}{
+		{"help", []string{"--help"}, 0, "-wait-min"},
+		{"help single dash", []string{"-h"}, 0, "--onetime"},
+		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined: -nope"},
+		{"extra args", []string{"--onetime", "x"}, 2, "unexpected arguments"},
+		{"wait-max below wait-min", []string{"--wait-min", "2s", "--wait-max", "1s"}, 2, "--wait-max must be at least --wait-min"},
+		{"bad backend", []string{"--backend", "consul"}, 2, "not supported"},
+		{"bad log level", []string{"--log-level", "loud"}, 2, "--log-level"},
+		{"poll without interval", []string{"--interval", "0"}, 2, "--interval must be positive"},
+		{"missing confdir", []string{"--onetime", "--confdir", "/nonexistent/confd"}, 1, "/nonexistent/confd"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(t.Context(), tc.args, nil, &stdout, &stderr)
+			out := stderr.String()
+			if tc.code == 0 {
+				out = stdout.String()
+			}
+			if code != tc.code || !strings.Contains(out, tc.out) {
+				t.Errorf("code %d (want %d); output:\n%s\nwant it to contain %q", code, tc.code, out, tc.out)
+			}
+		})
+	}
+}
+
+func TestMainRuns(t *testing.T) {
+	_, endpoints := etcdtest.NewServer(t)
+	cli := etcdtest.NewClient(t, endpoints)
+	env := []string{"FLEET_ETCD_SERVERS=" + strings.Join(endpoints, ","), "PATH=" + os.Getenv("PATH")}
+
+	t.Run("onetime", func(t *testing.T) {
+		f := newFixture(t, cli)
+		f.put("/mo/services/web/a", "1")
+		dest := f.out("web.cfg")
+		webResource(f, dest, "")
+		var stdout, stderr bytes.Buffer
+		if code := Main(t.Context(), []string{"--onetime", "--confdir", f.confDir, "--prefix", "/mo"}, env, &stdout, &stderr); code != 0 {
+			t.Fatalf("code %d: %s", code, stderr.String())
+		}
+		if got := f.read(dest); got != "server a 1\n" {
+			t.Errorf("got %q", got)
+		}
+		// --node overrides the environment (which now points nowhere useful).
+		f.put("/mo/services/web/a", "2")
+		badEnv := []string{"FLEET_ETCD_SERVERS=http://127.0.0.1:1"}
+		if code := Main(t.Context(), []string{"-onetime", "-confdir", f.confDir, "-prefix", "/mo", "-node", endpoints[0]}, badEnv, &stdout, &stderr); code != 0 {
+			t.Fatalf("code %d: %s", code, stderr.String())
+		}
+		if got := f.read(dest); got != "server a 2\n" {
+			t.Errorf("got %q", got)
+		}
+		// A template error makes --onetime fail.
+		f.writeTemplate("web.tmpl", "{{getv \"/none\"}}")
+		stderr.Reset()
+		if code := Main(t.Context(), []string{"--onetime", "--confdir", f.confDir, "--prefix", "/mo"}, env, &stdout, &stderr); code != 1 {
+			t.Fatalf("code %d, want 1: %s", code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "web.tmpl:1:") {
+			t.Errorf("stderr does not name the template: %s", stderr.String())
+		}
+	})
+
+	t.Run("unknown key in a resource", func(t *testing.T) {
+		f := newFixture(t, cli)
+		f.writeResource("x.toml", "[template]\nsrc = \"a\"\ndest = \"/b\"\nkeys = [\"/\"]\nwatch = \"yes\"\n")
+		var stdout, stderr bytes.Buffer
+		if code := Main(t.Context(), []string{"--onetime", "--confdir", f.confDir}, env, &stdout, &stderr); code != 1 {
+			t.Fatalf("code %d", code)
+		}
+		if !strings.Contains(stderr.String(), `x.toml:5: unknown key "watch"`) {
+			t.Errorf("stderr %s", stderr.String())
+		}
+	})
+
+	t.Run("watch with status endpoint", func(t *testing.T) {
+		f := newFixture(t, cli)
+		f.put("/mw/services/web/a", "1")
+		dest := f.out("web.cfg")
+		webResource(f, dest, "reload_cmd = \"echo reloaded\"\n")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var stdout bytes.Buffer
+		var stderr syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- Main(ctx, []string{"--watch", "--confdir", f.confDir, "--prefix", "/mw", "--status-addr", "127.0.0.1:0", "--wait-min", "10ms"}, env, &stdout, &stderr)
+		}()
+		eventually(t, "first render", func() bool { return fileIs(dest, "server a 1\n") })
+		f.put("/mw/services/web/a", "2")
+		eventually(t, "change", func() bool { return fileIs(dest, "server a 2\n") })
+
+		url := regexp.MustCompile(`url=(http://\S+/status)`).FindStringSubmatch(stderr.String())
+		if url == nil {
+			t.Fatalf("no status url logged: %s", stderr.String())
+		}
+		resp, err := http.Get(url[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Resources []ResourceStatus }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Resources) != 1 || body.Resources[0].Changes != 2 || body.Resources[0].ReloadOutput != "reloaded" {
+			t.Errorf("status %+v", body)
+		}
+
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("code %d: %s", code, stderr.String())
+		}
+	})
+}

@@ -76,12 +76,7 @@ func newLogger(w io.Writer, format string, verbosity int) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-const usageHeader = `Usage: fleetd [flags]
-       fleetd confd [flags]   render config files from etcd, confd-style (fleetd confd --help)
+const usageHeader = `Subcommands:
+  fleetd confd [flags]   render config files from etcd, confd-style (fleetd confd --help)
 
-fleetd runs on every machine of a fleet cluster. With no etcd_servers it starts an
-embedded single-node etcd. Every flag is also a fleet.conf key (dashes become
-underscores) and a FLEET_<KEY> environment variable; flags beat env, env beats the file.
-
-Flags:
 `

@@ -32,6 +32,7 @@
 //	(*Store) Prefix() string
 //	(*Store) Client() *clientv3.Client
 //	(*Store) CreateUnit(ctx, u fleet.Unit) (created bool, err error)   // absent or different hash: put (desired state from u); same hash: no-op, false
+//	(*Store) CreateUnits(ctx, []fleet.Unit) (int, error)               // many new units, MaxTxnOps per txn; a txn meeting an existing unit falls back to CreateUnit
 //	(*Store) Unit(ctx, name) (fleet.Unit, error)
 //	(*Store) Units(ctx) ([]fleet.Unit, error)                          // sorted by name
 //	(*Store) SetDesiredState(ctx, name, fleet.JobState) error

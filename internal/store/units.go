@@ -172,3 +172,55 @@ func (s *Store) DestroyUnit(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// CreateUnits stores many new units in transactions of at most MaxTxnOps
+// units; each transaction writes its units only if none of them exists yet
+// (a desired state that is empty becomes inactive). A transaction that finds
+// one of its units present falls back to CreateUnit for each of its units.
+// It returns how many units were written.
+func (s *Store) CreateUnits(ctx context.Context, us []fleet.Unit) (int, error) {
+	created := 0
+	for len(us) > 0 {
+		chunk := us[:min(len(us), MaxTxnOps)]
+		us = us[len(chunk):]
+		cmps := make([]clientv3.Cmp, 0, len(chunk))
+		ops := make([]clientv3.Op, 0, len(chunk))
+		seen := make(map[string]bool, len(chunk))
+		dup := false
+		for _, u := range chunk {
+			if u.Name == "" {
+				return created, errors.New("store: create units: empty name")
+			}
+			if u.DesiredState == "" {
+				u.DesiredState = fleet.JobStateInactive
+			}
+			key := s.unitKey(u.Name)
+			dup = dup || seen[key]
+			seen[key] = true
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			ops = append(ops, clientv3.OpPut(key, mustJSON(u)))
+		}
+		if !dup {
+			rctx, cancel := s.req(ctx)
+			resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+			cancel()
+			if err != nil {
+				return created, fmt.Errorf("store: create units: %w", err)
+			}
+			if resp.Succeeded {
+				created += len(chunk)
+				continue
+			}
+		}
+		for _, u := range chunk {
+			ok, err := s.CreateUnit(ctx, u)
+			if err != nil {
+				return created, err
+			}
+			if ok {
+				created++
+			}
+		}
+	}
+	return created, nil
+}

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
@@ -196,12 +198,23 @@ func checkJSONContentType(r *http.Request) (int, string) {
 // decodeBody decodes one JSON value from the (size-limited) body into v.
 // It returns the status and message to answer on failure.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, prefix string) (int, string) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: limit is %d bytes", MaxBodyBytes)
 		}
+		return http.StatusBadRequest, prefix + err.Error()
+	}
+	// encoding/json would silently replace invalid bytes with U+FFFD and
+	// store something other than what was sent.
+	if len(body) == 0 {
+		return http.StatusBadRequest, prefix + "EOF" // what fleet's decoder said
+	}
+	if !utf8.Valid(body) {
+		return http.StatusBadRequest, prefix + "body is not valid UTF-8"
+	}
+	if err := json.Unmarshal(body, v); err != nil {
 		return http.StatusBadRequest, prefix + err.Error()
 	}
 	return 0, ""

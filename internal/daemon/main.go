@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fleetd/fleet/internal/config"
+	"github.com/fleetd/fleet/internal/lb"
 	"github.com/fleetd/fleet/internal/tmpl"
 	"github.com/fleetd/fleet/internal/version"
 )
@@ -22,6 +23,8 @@ func Main(ctx context.Context, args, env []string, stdout, stderr io.Writer) int
 		switch args[0] {
 		case "confd":
 			return tmpl.Main(ctx, args[1:], env, stdout, stderr)
+		case "lb":
+			return lb.Main(ctx, args[1:], env, stdout, stderr)
 		}
 	}
 	for _, a := range args {
@@ -78,5 +81,6 @@ func newLogger(w io.Writer, format string, verbosity int) *slog.Logger {
 
 const usageHeader = `Subcommands:
   fleetd confd [flags]   render config files from etcd, confd-style (fleetd confd --help)
+  fleetd lb [flags]      load balancer over the endpoints registered in /services (fleetd lb --help)
 
 `

@@ -854,9 +854,11 @@ func (u *unit) startDeps(cfg *config) (bool, event) {
 	for _, d := range cfg.requires {
 		du := r.units[d]
 		if du == nil {
-			r.mu.Unlock()
-			u.logf("%s: Unit %s not found.", u.name, d)
-			return false, evDone
+			// Not a fleet unit on this machine (docker.service, say): the
+			// host provides it, as systemd would. Fleet units this one
+			// needs are placed here with MachineOf=.
+			u.logf("%s: %s is not managed by fleet here; assuming the host provides it.", u.name, d)
+			continue
 		}
 		if du != u {
 			du.requestStartLocked()
@@ -897,7 +899,10 @@ func (u *unit) startDeps(cfg *config) (bool, event) {
 			continue
 		}
 		du := r.units[d]
-		if du == nil || !(du.st.ActiveState == "active" || du.result == "done") {
+		if du == nil {
+			continue // provided by the host (see above)
+		}
+		if !(du.st.ActiveState == "active" || du.result == "done") {
 			return false, evDone
 		}
 	}

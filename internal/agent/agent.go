@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,6 +29,14 @@ type Config struct {
 	// Interval is the periodic resync interval.
 	Interval time.Duration
 	Logger   *slog.Logger
+	// BeforeStop, if set, is called before the runner stops or unloads a
+	// unit (the registry deregisters its endpoints there, so that load
+	// balancers drop it before its processes die).
+	BeforeStop func(ctx context.Context, unit string)
+	// OnChange, if set, is called after every reconcile or publish round
+	// (level-triggered: read Units and the runner's States there). It runs
+	// on the agent's goroutine and must not block.
+	OnChange func()
 }
 
 // Agent runs this machine's share of the schedule.
@@ -39,10 +48,12 @@ type Agent struct {
 	loaded    map[string]loadedUnit      // what the runner holds, by unit name
 	published map[string]fleet.UnitState // what is in etcd
 	pubLease  clientv3.LeaseID
+	leaseLost atomic.Bool // LeaseLost was called; cleared once a lease is back (adopt.go)
 }
 
 type loadedUnit struct {
 	hash     string
+	options  []fleet.UnitOption
 	jobState fleet.JobState // loaded or launched
 }
 
@@ -63,37 +74,65 @@ func New(cfg Config) *Agent {
 	}
 }
 
+// resyncEvery is how many periodic ticks pass between full re-reads of the
+// schedule (the other ticks reconcile against the watch-fed copy).
+const resyncEvery = 12
+
 // Run reconciles until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	sched := a.cfg.Store.Notify(ctx, "schedule/"+a.cfg.MachineID+"/")
+	sched := a.cfg.Store.FollowSchedule(a.cfg.MachineID)
+	defer sched.Close()
+	a.adoptRunning()
 	changed := a.cfg.Runner.Changed()
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
+	ticks := 0
 	for {
-		if err := a.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := a.reconcile(ctx, sched); err != nil && ctx.Err() == nil {
 			a.log.Warn("reconcile failed", "err", err)
 		}
 		if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("publishing unit states failed", "err", err)
 		}
+		a.notify()
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-sched:
+		case <-sched.Wake():
 		case <-changed:
-			// Only states changed: publish without re-reading the schedule.
+			// Only states changed: publish without reconciling.
 			if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("publishing unit states failed", "err", err)
 			}
+			a.notify()
 			continue
 		case <-tick.C:
+			if ticks++; ticks%resyncEvery == 0 {
+				sched.Invalidate()
+			}
 		}
 	}
 }
 
-// Reconcile makes the runner match this machine's schedule.
+// Reconcile makes the runner match this machine's schedule, read from etcd.
 func (a *Agent) Reconcile(ctx context.Context) error {
-	entries, _, err := a.cfg.Store.MachineSchedule(ctx, a.cfg.MachineID)
+	return a.reconcile(ctx, nil)
+}
+
+// reconcile makes the runner match the schedule: the follower's copy, or
+// read from etcd if f is nil.
+func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error {
+	var entries []store.ScheduleEntry
+	var err error
+	lease, lost := a.cfg.Lease(), a.leaseLost.Load()
+	if lost && f != nil {
+		f.Invalidate() // the watch-fed copy may predate the loss
+	}
+	if f != nil {
+		entries, err = f.Entries(ctx)
+	} else {
+		entries, _, err = a.cfg.Store.MachineSchedule(ctx, a.cfg.MachineID)
+	}
 	if err != nil {
 		return fmt.Errorf("agent: read schedule: %w", err)
 	}
@@ -104,6 +143,9 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
+	if lost {
+		a.afterLeaseLossLocked(lease)
+	}
 
 	// 1. unload what is no longer scheduled here (or desired inactive)
 	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
@@ -112,25 +154,38 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			continue
 		}
 		a.log.Info("unloading unit", "unit", name, "reason", "unit loaded but not scheduled here")
+		a.beforeStop(ctx, name)
 		if err := a.cfg.Runner.Unload(ctx, name); err != nil && !errors.Is(err, runner.ErrNotLoaded) {
 			errs = append(errs, fmt.Errorf("unload %s: %w", name, err))
 			continue
 		}
 		delete(a.loaded, name)
 	}
-	// 2. load new units and units whose hash changed
+	// 2. load new units and units whose hash changed, their files read
+	// from etcd in batches
+	var toLoad []string
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		e := want[name]
 		if e.DesiredState == fleet.JobStateInactive {
 			continue
 		}
-		cur, ok := a.loaded[name]
-		if ok && cur.hash == e.Hash {
+		if cur, ok := a.loaded[name]; ok && cur.hash == e.Hash {
 			continue
 		}
-		u, err := a.cfg.Store.Unit(ctx, name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("load %s: %w", name, err))
+		toLoad = append(toLoad, name)
+	}
+	var files map[string]fleet.Unit
+	if len(toLoad) > 0 {
+		if files, err = a.cfg.Store.UnitsByName(ctx, toLoad); err != nil {
+			return fmt.Errorf("agent: read units: %w", err)
+		}
+	}
+	for _, name := range toLoad {
+		e := want[name]
+		_, ok := a.loaded[name]
+		u, found := files[name]
+		if !found {
+			errs = append(errs, fmt.Errorf("load %s: %w", name, store.ErrNotFound))
 			continue
 		}
 		if u.Hash != e.Hash {
@@ -143,6 +198,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 		}
 		if ok {
 			a.log.Info("reloading unit", "unit", name, "reason", "unit loaded but hash differs to expected")
+			a.beforeStop(ctx, name)
 			if err := a.cfg.Runner.Unload(ctx, name); err != nil && !errors.Is(err, runner.ErrNotLoaded) {
 				errs = append(errs, fmt.Errorf("unload %s: %w", name, err))
 				continue
@@ -153,7 +209,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("load %s: %w", name, err))
 			continue
 		}
-		a.loaded[name] = loadedUnit{hash: e.Hash, jobState: fleet.JobStateLoaded}
+		a.loaded[name] = loadedUnit{hash: e.Hash, options: u.Options, jobState: fleet.JobStateLoaded}
 	}
 	// 3. stop, then 4. start
 	for _, pass := range []fleet.JobState{fleet.JobStateLoaded, fleet.JobStateLaunched} {
@@ -163,8 +219,12 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			if e.DesiredState != pass || cur.jobState == pass {
 				continue
 			}
+			if pass == fleet.JobStateLaunched && lease == 0 {
+				continue // no lease: the units may be running elsewhere
+			}
 			var err error
 			if pass == fleet.JobStateLoaded {
+				a.beforeStop(ctx, name)
 				err = a.cfg.Runner.Stop(ctx, name)
 			} else {
 				err = a.cfg.Runner.Start(ctx, name)
@@ -249,4 +309,29 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+func (a *Agent) beforeStop(ctx context.Context, unit string) {
+	if a.cfg.BeforeStop != nil {
+		a.cfg.BeforeStop(ctx, unit)
+	}
+}
+
+func (a *Agent) notify() {
+	if a.cfg.OnChange != nil {
+		a.cfg.OnChange()
+	}
+}
+
+// Units returns the units the agent has loaded into the runner, sorted by
+// name.
+func (a *Agent) Units() []runner.Unit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]runner.Unit, 0, len(a.loaded))
+	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
+		l := a.loaded[name]
+		out = append(out, runner.Unit{Name: name, Hash: l.hash, Options: l.options})
+	}
+	return out
 }

@@ -3,16 +3,25 @@
 // reports.
 //
 // Contract:
-//  1. Wake on changes under schedule/<machine>/ (one watch), on runner state
-//     changes, and on a periodic tick; then reconcile level-triggered.
-//  2. Reconcile reads this machine's schedule and compares it with what the
+//  1. Wake on changes under schedule/<machine>/ (one watch, whose events
+//     keep an in-memory copy of the machine's schedule up to date:
+//     store.ScheduleFollower), on runner state changes, and on a periodic
+//     tick; then reconcile level-triggered. Every 12th tick, and after a
+//     watch failure, the schedule is read again from etcd.
+//  2. Reconcile takes this machine's schedule and compares it with what the
 //     agent has handed the runner: units no longer scheduled are unloaded;
-//     new units, or units whose hash changed, are (re)loaded from units/<name>;
-//     desired launched ⇒ Start, desired loaded ⇒ Stop. Order: unload, load,
-//     stop, start.
+//     new units, or units whose hash changed, are (re)loaded from
+//     units/<name> (read in batches); desired launched ⇒ Start, desired
+//     loaded ⇒ Stop. Order: unload, load, stop, start.
 //  3. Unit states are published under states/<machine>/<unit> on the
 //     machine's lease; only changed states are written, all of them again when
 //     the lease changes; states of unloaded units are deleted.
 //  4. A failed step is logged and retried on the next round; it never stops
 //     the loop.
+//  5. On start, units the runner already holds (adopted from a previous
+//     fleetd) count as loaded (launched if up), so the first reconcile
+//     leaves those still scheduled here with the same hash alone.
+//  6. LeaseLost (the machine's lease is gone or about to expire) stops every
+//     unit at once; while Lease() is 0 nothing is started; once a lease is
+//     back the schedule is re-read afresh and only what it says starts.
 package agent

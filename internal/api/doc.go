@@ -60,4 +60,19 @@
 //     units) each line is prefixed "<short machine id>: " and a machine's
 //     failure becomes a line "<short id>: error: ...". Cancelling the
 //     request cancels the peers' requests and Local.Journal.
+//  11. kv (kv.go): GET/PUT/DELETE /fleet/v1/kv/{key...} on absolute etcd
+//     keys outside fleet's prefix (403 inside it), list, recursive and
+//     wait (ndjson stream) forms; a ttl puts the key on a fresh lease.
+//  12. events (events.go): GET /fleet/v1/events[?since=rev] streams
+//     internal/events' cluster events as ndjson (blank keep-alive lines),
+//     or as server-sent events for Accept: text/event-stream / ?format=sse.
+//  13. Config.Mount adds handlers (the dashboard at /ui/, /metrics) to the
+//     same mux, so they share the API's middleware and Server header.
+//  14. Config.Auth (auth.go, internal/auth, docs/security.md) checks every
+//     request, mounts included, before routing: no valid credential is 401
+//     with the envelope and "WWW-Authenticate: Bearer realm=..." (plus a
+//     Basic challenge under /ui); a read-only caller on any method but
+//     GET/HEAD/OPTIONS is 403 "permission denied: read-only credential
+//     cannot <METHOD> <path>". Nothing is read or stored for a refused
+//     request. Requests to peers carry Config.PeerToken.
 package api

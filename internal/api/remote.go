@@ -225,6 +225,7 @@ func (s *Server) machineStatus(ctx context.Context, t target, name string) UnitS
 		st.Error = err.Error()
 		return st
 	}
+	s.authorizePeer(req)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		st.Error = fmt.Sprintf("machine unreachable: %v", err)
@@ -426,6 +427,7 @@ func (s *Server) proxyJournal(w http.ResponseWriter, r *http.Request, t target, 
 		writeError(w, http.StatusBadGateway, err.Error())
 		return
 	}
+	s.authorizePeer(req)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -486,6 +488,7 @@ func (s *Server) openJournal(ctx context.Context, t target, name string, p journ
 	if err != nil {
 		return nil, err
 	}
+	s.authorizePeer(req)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("machine unreachable: %w", err)

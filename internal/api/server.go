@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fleetd/fleet/internal/auth"
 	"github.com/fleetd/fleet/internal/store"
 )
 
@@ -61,6 +62,17 @@ type Config struct {
 	// HTTPClient proxies status and journal requests to peers (a fresh
 	// client if nil). It must not have a Timeout: journals are streamed.
 	HTTPClient *http.Client
+	// Mount adds handlers to the API's mux by pattern (e.g. "/ui/" for the
+	// dashboard, "GET /metrics"), so that they get the API's middleware.
+	Mount map[string]http.Handler
+	// Auth, when set, authenticates every request (auth.go): 401 without
+	// a valid credential, 403 for a read-only one on a mutating method.
+	// Nil lets everybody do everything (fleet's behaviour).
+	Auth *auth.Policy
+	// PeerToken is sent as "Authorization: Bearer" on requests to peers
+	// (status and journal); "" sends none. Client certificates for peers
+	// go in HTTPClient's transport.
+	PeerToken string
 }
 
 // Server is fleetd's HTTP API: the fleet-compatible /fleet/v1 (and its
@@ -75,6 +87,9 @@ type Server struct {
 	client     *http.Client
 	metadataRe *regexp.Regexp
 	handler    http.Handler
+	mount      map[string]http.Handler
+	auth       *auth.Policy
+	peerToken  string
 }
 
 // New returns a Server for cfg.
@@ -88,6 +103,9 @@ func New(cfg Config) *Server {
 		log:        cfg.Logger,
 		client:     cfg.HTTPClient,
 		metadataRe: regexp.MustCompile(metadataPath),
+		mount:      cfg.Mount,
+		auth:       cfg.Auth,
+		peerToken:  cfg.PeerToken,
 	}
 	if s.machineID == "" && s.local != nil {
 		s.machineID = s.local.MachineID()
@@ -116,6 +134,9 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/fleet/v1", "/v1-alpha"} {
 		s.register(mux, p)
 	}
+	for pattern, h := range s.mount {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "")
 	})
@@ -125,6 +146,9 @@ func (s *Server) routes() http.Handler {
 	server := "fleetd/" + s.version
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server", server)
+		if !s.authorize(w, r) {
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -169,6 +193,8 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 	mux.HandleFunc("GET "+p+"/machines", s.listMachines)
 	mux.HandleFunc("PATCH "+p+"/machines", s.patchMachines)
 	mux.HandleFunc(p+"/machines", notAllowed(msgOnlyGetPatch))
+	mux.HandleFunc("PUT "+p+"/machines/{id}/drain", s.drainMachine)
+	mux.HandleFunc("DELETE "+p+"/machines/{id}/drain", s.drainMachine)
 
 	// Extensions (docs/api-extensions.md).
 	mux.HandleFunc("GET "+p+"/reasons", s.listReasons)
@@ -183,6 +209,9 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 	mux.HandleFunc(p+"/local/status/{name}", notAllowed(msgOnlyGet))
 	mux.HandleFunc("GET "+p+"/local/journal/{name}", s.localJournal)
 	mux.HandleFunc(p+"/local/journal/{name}", notAllowed(msgOnlyGet))
+	s.registerKV(mux, p)
+	mux.HandleFunc("GET "+p+"/events", s.events)
+	mux.HandleFunc(p+"/events", notAllowed(msgOnlyGet))
 }
 
 // errorBody is fleet's error envelope.

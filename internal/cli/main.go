@@ -36,6 +36,7 @@ type globalOptions struct {
 	keyFile         string
 	certFile        string
 	caFile          string
+	token           string
 	tunnel          string
 	sshUsername     string
 	sshTimeout      float64
@@ -223,6 +224,7 @@ func (a *app) newRoot() *cobra.Command {
 	pf.StringVar(&g.keyFile, "key-file", "", "Location of TLS key file used to secure communication with the fleet API")
 	pf.StringVar(&g.certFile, "cert-file", "", "Location of TLS cert file used to secure communication with the fleet API")
 	pf.StringVar(&g.caFile, "ca-file", "", "Location of TLS CA file used to secure communication with the fleet API")
+	pf.StringVar(&g.token, "token", "", "Access token for the fleet API (sent as Authorization: Bearer; also FLEETCTL_TOKEN)")
 	pf.StringVar(&g.knownHostsFile, "known-hosts-file", "~/.fleetctl/known_hosts", "File used to store remote machine fingerprints (SSH is not used; accepted for compatibility)")
 	pf.BoolVar(&g.strictHostKey, "strict-host-key-checking", true, "Verify host keys presented by remote machines (SSH is not used; accepted for compatibility)")
 	pf.Float64Var(&g.sshTimeout, "ssh-timeout", 10.0, "Amount of time in seconds to allow for SSH connection initialization (SSH is not used; accepted for compatibility)")
@@ -236,8 +238,11 @@ func (a *app) newRoot() *cobra.Command {
 	root.AddCommand(
 		a.cmdCat(),
 		a.cmdDestroy(),
+		a.cmdDrain(),
+		a.cmdEvents(),
 		a.cmdFDForward(),
 		a.cmdJournal(),
+		a.cmdKV(),
 		a.cmdListMachines(),
 		a.cmdListUnitFiles(),
 		a.cmdListUnits(),
@@ -248,6 +253,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.cmdStatus(),
 		a.cmdStop(),
 		a.cmdSubmit(),
+		a.cmdUndrain(),
 		a.cmdUnload(),
 		a.cmdVerify(),
 		a.cmdVersion(),
@@ -327,6 +333,8 @@ func (a *app) newClient() (*client.Client, error) {
 		KeyFile:        a.g.keyFile,
 		UserAgent:      cliName + "/" + version.Version,
 		RequestTimeout: time.Duration(a.g.requestTimeout * float64(time.Second)),
+		Token:          a.g.token,
+		CredentialHint: "pass --token or FLEETCTL_TOKEN",
 	}
 	if a.g.debug {
 		opts.Debug = a.stderr

@@ -43,6 +43,11 @@ type Options struct {
 	// Debug, when set, receives one line per request: method, URL, status
 	// and duration.
 	Debug io.Writer
+	// Token is sent as "Authorization: Bearer <Token>" ("" sends none).
+	Token string
+	// CredentialHint ends the message of a 401 answered to a request
+	// without Token (e.g. "pass --token or FLEETCTL_TOKEN").
+	CredentialHint string
 }
 
 // Client talks to one fleetd API endpoint.
@@ -52,6 +57,9 @@ type Client struct {
 	userAgent string
 	timeout   time.Duration
 	debug     io.Writer
+	endpoint  string
+	token     string
+	hint      string
 }
 
 // New returns a Client for endpoint (see the package contract for the
@@ -73,6 +81,9 @@ func New(endpoint string, opts Options) (*Client, error) {
 		userAgent: opts.UserAgent,
 		timeout:   opts.RequestTimeout,
 		debug:     opts.Debug,
+		endpoint:  first,
+		token:     opts.Token,
+		hint:      opts.CredentialHint,
 	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
@@ -215,6 +226,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, context.Can
 		return nil, nil, err
 	}
 	req.Header.Set("User-Agent", c.userAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -234,9 +248,32 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, context.Can
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel()
 		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			return nil, nil, c.unauthorized(decodeError(resp))
+		}
 		return nil, nil, decodeError(resp)
 	}
 	return resp, cancel, nil
+}
+
+// unauthorized explains a 401: which fleetd wants a credential, and what
+// it said about the one sent.
+func (c *Client) unauthorized(err error) error {
+	ae := &APIError{Code: http.StatusUnauthorized}
+	if c.token == "" {
+		ae.Message = fmt.Sprintf("fleetd at %s requires a credential", c.endpoint)
+		if c.hint != "" {
+			ae.Message += ": " + c.hint
+		}
+		return ae
+	}
+	var server *APIError
+	if errors.As(err, &server) && server.Message != "" {
+		ae.Message = fmt.Sprintf("fleetd at %s refused the credential: %s", c.endpoint, server.Message)
+	} else {
+		ae.Message = fmt.Sprintf("fleetd at %s refused the credential", c.endpoint)
+	}
+	return ae
 }
 
 func decodeError(resp *http.Response) error {

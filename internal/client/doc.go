@@ -1,6 +1,6 @@
 // Package client is the Go client of fleetd's HTTP API: fleet's /fleet/v1
 // wire protocol (units, unit states, machines) plus fleetd's extensions
-// (scheduling reasons, unit status, journals).
+// (scheduling reasons, unit status, journals, kv).
 //
 // Contract:
 //  1. The wire entities (Unit, UnitOption, UnitState, Machine) carry fleet's

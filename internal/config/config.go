@@ -77,6 +77,11 @@ type Config struct {
 	// DisableEngine (disable_engine) keeps this machine out of the engine
 	// leader election.
 	DisableEngine bool
+	// StopUnitsOnExit (stop_units_on_exit) makes a graceful exit stop the
+	// machine's units and revoke its lease (fleet's behaviour). By default
+	// units keep running and a fleetd restarted within agent_ttl adopts
+	// them.
+	StopUnitsOnExit bool
 	// Verbosity (verbosity) > 0 enables debug logging.
 	Verbosity int
 	// DataDir (data_dir) holds fleetd's state (embedded etcd, machine ID).
@@ -92,6 +97,40 @@ type Config struct {
 	APIAddr []string
 	// LogFormat (log_format) is "text" or "json".
 	LogFormat string
+
+	// Security settings (security.go, docs/security.md).
+
+	// APITLSCert, APITLSKey (api_tls_cert, api_tls_key): serve HTTPS on
+	// the API's TCP listeners.
+	APITLSCert, APITLSKey string
+	// APITLSClientCA (api_tls_client_ca) verifies client certificates
+	// (mTLS); a verified certificate is a credential whose role comes from
+	// its OU (admin, readonly).
+	APITLSClientCA string
+	// APITLSCA (api_tls_ca) is the CA bundle fleetd trusts when it calls
+	// peers over HTTPS; by default api_tls_client_ca, else the system's.
+	APITLSCA string
+	// APITokensFile (api_tokens_file) holds "<role> <token>" lines.
+	APITokensFile string
+	// PeerTokenFile (peer_token_file) holds the token fleetd sends to
+	// peers; by default a token of api_tokens_file.
+	PeerTokenFile string
+	// APIInsecure (api_insecure) lets a non-loopback API listener run
+	// without any credential configured.
+	APIInsecure bool
+	// APITrustLoopback (api_trust_loopback) treats unix-socket and
+	// loopback callers without a credential as admin (default true).
+	APITrustLoopback bool
+	// EtcdServerCert, EtcdServerKey (etcd_server_cert, etcd_server_key):
+	// the embedded etcd serves its client URLs over TLS.
+	EtcdServerCert, EtcdServerKey string
+	// EtcdClientCA (etcd_client_ca): the embedded etcd requires client
+	// certificates signed by this CA.
+	EtcdClientCA string
+	// EtcdPeerCert, EtcdPeerKey, EtcdPeerCA (etcd_peer_cert, etcd_peer_key,
+	// etcd_peer_ca): TLS between embedded etcd members (peer certificates
+	// are verified against EtcdPeerCA).
+	EtcdPeerCert, EtcdPeerKey, EtcdPeerCA string
 
 	// Version is set by --version or the argument "version": the caller
 	// should print the version and exit. Load does not read the file or the
@@ -121,6 +160,7 @@ func Defaults() Config {
 		DataDir:                 DefaultDataDir,
 		APIAddr:                 []string{DefaultAPITCPAddr, DefaultAPIUnixAddr},
 		LogFormat:               DefaultLogFormat,
+		APITrustLoopback:        true,
 	}
 }
 

@@ -159,7 +159,7 @@ func nonEmpty(s string) error {
 // keyDefs returns the table of keys, in Usage order. It is rebuilt per call:
 // the package keeps no globals.
 func keyDefs() []keyDef {
-	return []keyDef{
+	return append([]keyDef{
 		listKey("etcd_servers", `"" (embedded etcd)`,
 			"client URLs of an external etcd cluster, comma separated; empty starts an embedded etcd member",
 			func(c *Config) *[]string { return &c.EtcdServers },
@@ -252,6 +252,8 @@ func keyDefs() []keyDef {
 			func(c *Config) *int { return &c.TokenLimit }, 1, 65535),
 		boolKey("disable_engine", "false", "never become the engine leader",
 			func(c *Config) *bool { return &c.DisableEngine }),
+		boolKey("stop_units_on_exit", "false", "stop this machine's units when fleetd exits (fleet's behaviour); by default they keep running and a restarted fleetd adopts them",
+			func(c *Config) *bool { return &c.StopUnitsOnExit }),
 		intKey("verbosity", "0", "log verbosity; >0 enables debug logging",
 			func(c *Config) *int { return &c.Verbosity }, 0, 1<<20),
 		stringKey("data_dir", DefaultDataDir, "directory for fleetd's state (embedded etcd, generated machine ID)",
@@ -287,5 +289,5 @@ func keyDefs() []keyDef {
 				}
 				return nil
 			}),
-	}
+	}, securityKeyDefs()...)
 }

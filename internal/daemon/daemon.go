@@ -1,6 +1,7 @@
 // Package daemon wires fleetd together: embedded or external etcd, the
 // store, the machine's presence, the runner and journal, the agent, the
-// engine and the API listeners. It is the only package that knows them all.
+// engine, the service registry (and its Docker watcher) and the API
+// listeners. It is the only package that knows them all.
 package daemon
 
 import (
@@ -29,15 +30,23 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/journal"
+	"github.com/fleetd/fleet/internal/metrics"
+	"github.com/fleetd/fleet/internal/registry"
+	"github.com/fleetd/fleet/internal/registry/docker"
 	"github.com/fleetd/fleet/internal/runner"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/version"
+	"github.com/fleetd/fleet/internal/web"
 )
 
 // Run starts fleetd with cfg and blocks until ctx ends or a component fails
 // in a way it cannot recover from.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	sec, err := setupSecurity(cfg, log)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("fleetd: data dir: %w", err)
 	}
@@ -51,6 +60,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		endpoints = srv.ClientURLs()
 		log.Info("embedded etcd ready", "client_urls", strings.Join(endpoints, ","))
 	}
+	mx := metrics.New()
 	tlsCfg, err := etcdTLS(cfg)
 	if err != nil {
 		return err
@@ -62,6 +72,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Username:    cfg.EtcdUsername,
 		Password:    cfg.EtcdPassword,
 		Logger:      zap.NewNop(), // its retries are reported by our own callers
+		DialOptions: mx.EtcdDialOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("fleetd: etcd client for %v: %w", endpoints, err)
@@ -74,6 +85,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("fleetd: journal: %w", err)
 	}
+	listeners, apiURL, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	listeners, apiURL = sec.wrap(listeners, apiURL)
 	rn, err := execrunner.New(execrunner.Options{
 		Journal:   jr,
 		UnitsDir:  cfg.UnitsDirectory,
@@ -81,14 +97,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		MachineID: cfg.MachineID,
 		BootID:    bootID(),
 		Logger:    log.With("component", "runner"),
+		// fleetctl (kv, ...) run by a unit reaches this fleetd;
+		// FLEET_PUBLIC_IP is the address [X-Service] publishes (CoreOS's
+		// COREOS_PUBLIC_IPV4), e.g. for a balancer's --listen.
+		Env: []string{"FLEETCTL_ENDPOINT=" + sec.unitEndpoint(listeners, apiURL), "FLEET_PUBLIC_IP=" + cfg.PublicIP},
+		// Units outlive fleetd (a restart or an upgrade): main processes
+		// run under `fleetd shim`, and a restarted fleetd adopts them.
+		StateDir:     filepath.Join(cfg.DataDir, "runner"),
+		Shim:         shimCommand(),
+		Heartbeat:    filepath.Join(cfg.DataDir, leaseFileName),
+		HeartbeatTTL: cfg.AgentTTL - expiryGuard(cfg.AgentTTL),
 	})
 	if err != nil {
+		closeAll(listeners)
 		return fmt.Errorf("fleetd: runner: %w", err)
-	}
-
-	listeners, apiURL, err := listen(cfg)
-	if err != nil {
-		return err
 	}
 	machine := fleet.Machine{
 		ID:            cfg.MachineID,
@@ -104,14 +126,44 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
 
-	pres := &presence{store: st, machine: machine, ttl: cfg.AgentTTL, log: log.With("component", "presence")}
+	var agRef atomic.Pointer[agent.Agent]
+	pres := &presence{
+		store: st, machine: machine, ttl: cfg.AgentTTL, log: log.With("component", "presence"),
+		leaseFile: filepath.Join(cfg.DataDir, leaseFileName),
+		// The machine's lease is gone (or surely expired while fleetd was
+		// away): its units are being placed elsewhere; stop them first.
+		stopUnits: func(ctx context.Context, wait bool) {
+			if ag := agRef.Load(); ag != nil {
+				ag.LeaseLost(ctx)
+				return
+			}
+			if wait {
+				if err := rn.StopAll(ctx); err != nil {
+					log.Warn("stopping stale units", "err", err)
+				}
+			}
+		},
+	}
 	if err := pres.register(ctx); err != nil {
 		closeAll(listeners)
 		return err
 	}
 	wg.Go(func() { pres.run(ctx) })
+	wg.Go(func() { pres.heartbeat(ctx) })
 
 	local := &localUnits{machineID: cfg.MachineID, runner: rn, journal: jr, hostname: hostname}
+	mx.CollectRunner(rn)
+	mx.CollectEtcd(cli, cfg.MachineID, st.Leader)
+	var apiHandler http.Handler // set below; the dashboard reads journals through it
+	dashboard := web.New(web.Config{
+		Store:     st,
+		API:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }),
+		MachineID: cfg.MachineID,
+		Version:   version.Version,
+		Logger:    log.With("component", "web"),
+		// nil: the dashboard's default (everyone reads, loopback acts).
+		Authorizer: sec.authorizer(),
+	})
 	apiSrv := api.New(api.Config{
 		Store:      st,
 		Local:      local,
@@ -119,9 +171,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Version:    version.Version,
 		TokenLimit: cfg.TokenLimit,
 		Logger:     log.With("component", "api"),
-		HTTPClient: &http.Client{},
+		HTTPClient: sec.peerClient,
+		Auth:       sec.policy,
+		PeerToken:  sec.peerToken,
+		Mount:      map[string]http.Handler{"/ui/": dashboard, "GET /metrics": mx.Handler()},
 	})
-	httpSrv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	apiHandler = apiSrv.Handler()
+	httpSrv := &http.Server{Handler: mx.Middleware(apiSrv.Handler()), ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures (scanners, wrong certificates) are noise.
+		ErrorLog: slog.NewLogLogger(log.With("component", "api").Handler(), slog.LevelDebug)}
 	for _, l := range listeners {
 		log.Info("API listening", "addr", l.Addr().String())
 		wg.Go(func() {
@@ -131,15 +189,47 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		})
 	}
 
-	ag := agent.New(agent.Config{
-		Store: st, Runner: rn, MachineID: cfg.MachineID,
+	reg := registry.New(registry.Config{
+		Client: cli, MachineID: cfg.MachineID, PublicIP: cfg.PublicIP, Hostname: hostname,
 		Lease: pres.lease, Logger: log,
+		// Balancers drop an endpoint before its unit is stopped.
+		DeregisterDelay: registry.DefaultDeregisterDelay,
 	})
+	wg.Go(func() { _ = reg.Run(ctx) })
+	if _, err := os.Stat(docker.DefaultSocket); err == nil {
+		dw := docker.New(docker.Config{
+			Sink:   func(eps []registry.Endpoint) { reg.SetExternal("docker", eps) },
+			Logger: log,
+		})
+		wg.Go(func() { _ = dw.Run(ctx) })
+	}
+
+	var ag *agent.Agent
+	ag = agent.New(agent.Config{
+		Store: st, Runner: mx.InstrumentRunner(rn), MachineID: cfg.MachineID,
+		Lease: pres.lease, Logger: log,
+		BeforeStop: func(ctx context.Context, unit string) {
+			// Bounded: an unreachable etcd must not hold up the stop.
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if err := reg.Deregister(dctx, unit); err != nil {
+				log.Warn("deregistering endpoints before stop", "unit", unit, "err", err)
+			}
+		},
+		OnChange: func() { reg.SetUnits(registryUnits(ag.Units(), rn.States(), rn.UnitOptions)) },
+	})
+	agRef.Store(ag)
 	wg.Go(func() { _ = ag.Run(ctx) })
 	if !cfg.DisableEngine {
 		eng := engine.New(engine.Config{
 			Store: st, MachineID: cfg.MachineID,
 			LeaseTTL: cfg.AgentTTL, Interval: cfg.EngineReconcileInterval, Logger: log,
+			OnReconcile: func(s engine.Stats) {
+				mx.ObserveReconcile(metrics.Reconcile{
+					Units: s.Units, Machines: s.Machines, Put: s.Put, Deleted: s.Deleted,
+					Unplaced: s.Unplaced, Duration: s.Duration,
+				})
+			},
 		})
 		wg.Go(func() { _ = eng.Run(ctx) })
 	}
@@ -155,12 +245,27 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
-	if err := rn.StopAll(sctx); err != nil {
-		log.Warn("stopping units", "err", err)
+	if cfg.StopUnitsOnExit {
+		// fleet's behaviour: the units stop and the machine leaves at once.
+		dctx, dcancel := context.WithTimeout(sctx, 3*time.Second)
+		if err := reg.DeregisterAll(dctx); err != nil {
+			log.Warn("deregistering endpoints", "err", err)
+		}
+		dcancel()
+		if err := rn.StopAll(sctx); err != nil {
+			log.Warn("stopping units", "err", err)
+		}
+		pctx, pcancel := context.WithTimeout(sctx, 3*time.Second)
+		pres.close(pctx)
+		pcancel()
+	} else {
+		// Units keep running and the lease is left to expire: a fleetd
+		// restarted within agent_ttl takes both over and nothing moves;
+		// otherwise the units move elsewhere and their shims stop them
+		// here (the heartbeat goes stale).
+		log.Info("leaving units running (stop_units_on_exit=false); the machine's lease expires in agent_ttl unless fleetd is back", "agent_ttl", cfg.AgentTTL)
+		pres.release()
 	}
-	pctx, pcancel := context.WithTimeout(sctx, 3*time.Second)
-	pres.close(pctx)
-	pcancel()
 	wg.Wait()
 	_ = rn.Close(sctx)
 	return runErr
@@ -171,6 +276,7 @@ func startEmbeddedEtcd(ctx context.Context, cfg config.Config, log *slog.Logger)
 	if name == "" {
 		name = fleet.ShortMachineID(cfg.MachineID)
 	}
+	clientTLS, peerTLS := embeddedEtcdTLS(cfg)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := etcdserver.Start(sctx, etcdserver.Config{
@@ -181,6 +287,8 @@ func startEmbeddedEtcd(ctx context.Context, cfg config.Config, log *slog.Logger)
 		InitialCluster:   cfg.EtcdInitialCluster,
 		ClusterState:     cfg.EtcdInitialClusterState,
 		Logger:           log.With("component", "etcd"),
+		ClientTLS:        clientTLS,
+		PeerTLS:          peerTLS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fleetd: embedded etcd: %w", err)
@@ -251,65 +359,6 @@ func bootID() string {
 		return ""
 	}
 	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
-}
-
-// presence keeps the machine registered on a lease, re-registering when the
-// lease is lost.
-type presence struct {
-	store   *store.Store
-	machine fleet.Machine
-	ttl     time.Duration
-	log     *slog.Logger
-
-	cur     atomic.Pointer[store.Presence]
-	leaseID atomic.Int64
-}
-
-func (p *presence) register(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
-		pr, err := p.store.Register(ctx, p.machine, p.ttl)
-		if err == nil {
-			p.cur.Store(pr)
-			p.leaseID.Store(int64(pr.Lease()))
-			p.log.Info("machine registered", "machine", p.machine.ID, "ttl", p.ttl)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("fleetd: register machine: %w", err)
-		}
-		p.log.Warn("registering machine failed; retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("fleetd: register machine: %w", err)
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-func (p *presence) run(ctx context.Context) {
-	for {
-		pr := p.cur.Load()
-		select {
-		case <-ctx.Done():
-			return
-		case <-pr.Done():
-		}
-		p.leaseID.Store(0)
-		p.log.Warn("machine lease lost; registering again")
-		if err := p.register(ctx); err != nil {
-			return
-		}
-	}
-}
-
-func (p *presence) lease() clientv3.LeaseID { return clientv3.LeaseID(p.leaseID.Load()) }
-
-func (p *presence) close(ctx context.Context) {
-	if pr := p.cur.Load(); pr != nil {
-		_ = pr.Close(ctx)
-	}
 }
 
 // localUnits implements api.Local over this machine's runner and journal.
@@ -400,4 +449,36 @@ func (l *localUnits) Journal(ctx context.Context, name string, lines int, follow
 			flush()
 		}
 	}
+}
+
+// localEndpoint is the API URL units on this machine use: the advertised
+// URL, else the first unix socket.
+func localEndpoint(ls []net.Listener, apiURL string) string {
+	if apiURL != "" {
+		return apiURL
+	}
+	for _, l := range ls {
+		if a, ok := l.Addr().(*net.UnixAddr); ok {
+			return "unix://" + a.Name
+		}
+	}
+	return ""
+}
+
+// registryUnits joins the agent's loaded units with the runner's states.
+// Units the agent adopted from an earlier fleetd carry no options: the
+// runner's are used then.
+func registryUnits(units []runner.Unit, states map[string]runner.State, options func(string) ([]fleet.UnitOption, bool)) []registry.Unit {
+	out := make([]registry.Unit, 0, len(units))
+	for _, u := range units {
+		st := states[u.Name]
+		if len(u.Options) == 0 {
+			u.Options, _ = options(u.Name)
+		}
+		out = append(out, registry.Unit{
+			Name: u.Name, Options: u.Options,
+			Active: st.ActiveState == "active", Since: st.Since,
+		})
+	}
+	return out
 }

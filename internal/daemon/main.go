@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/config"
 	"github.com/fleetd/fleet/internal/lb"
+	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/tmpl"
 	"github.com/fleetd/fleet/internal/version"
 )
@@ -23,8 +24,12 @@ func Main(ctx context.Context, args, env []string, stdout, stderr io.Writer) int
 		switch args[0] {
 		case "confd":
 			return tmpl.Main(ctx, args[1:], env, stdout, stderr)
+		case "shim": // hidden: started by the runner for each unit's main process
+			return execrunner.ShimMain(ctx, args[1:], stderr)
 		case "lb":
 			return lb.Main(ctx, args[1:], env, stdout, stderr)
+		case "etcd":
+			return etcdMain(ctx, args[1:], env, stdout, stderr)
 		}
 	}
 	for _, a := range args {
@@ -82,5 +87,6 @@ func newLogger(w io.Writer, format string, verbosity int) *slog.Logger {
 const usageHeader = `Subcommands:
   fleetd confd [flags]   render config files from etcd, confd-style (fleetd confd --help)
   fleetd lb [flags]      load balancer over the endpoints registered in /services (fleetd lb --help)
+  fleetd etcd COMMAND    list, add or remove etcd members (fleetd etcd --help)
 
 `

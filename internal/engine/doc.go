@@ -4,12 +4,19 @@
 // Contract:
 //  1. Campaign for leadership through etcd (store.Campaign); block until
 //     elected or ctx ends.
-//  2. While leader, wake on any change under units/, machines/ or metadata/
-//     (coalesced), and on a periodic tick (engine_reconcile_interval), then
-//     reconcile: read one consistent store.Snapshot, run the pure
-//     schedule.Schedule over it, diff the result against the stored schedule
-//     and reasons, and write the difference with store.Apply (leader-fenced
-//     transactions; bursts of changes are batched into one round).
+//  2. While leader, keep a store.View of the inputs: units/, machines/ and
+//     metadata/ are read once and then followed by watches (each event
+//     decoded once); schedule/ and reasons/ are updated from the engine's
+//     own successful writes. Wake on any change the view applies
+//     (coalesced; under load a wake-up waits up to a quarter of the last
+//     round, at most 20 ms, for more changes), and on a periodic tick
+//     (engine_reconcile_interval), which re-reads everything as a safety
+//     net; then reconcile: take the view's snapshot, run the pure
+//     schedule.Schedule over it (unit requirements are parsed once per unit
+//     hash), diff the result against the stored schedule and reasons, and
+//     write the difference with store.Apply (leader-fenced transactions,
+//     pipelined; bursts of changes are batched into one round). A failed
+//     write or watch makes the next round re-read everything.
 //  3. Losing leadership (session lost or a fenced write refused) ends the
 //     round; the engine campaigns again.
 //  4. Reconcile is level-triggered and idempotent: running it twice on the

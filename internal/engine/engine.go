@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -42,7 +43,20 @@ type Stats struct {
 type Engine struct {
 	cfg Config
 	log *slog.Logger
+
+	mu   sync.Mutex
+	reqs map[string]parsedReq // requirements by unit name, valid for hash
 }
+
+type parsedReq struct {
+	hash string
+	req  fleet.Requirements
+	err  error
+}
+
+// maxDebounce bounds how long a wake-up waits for more changes to gather
+// before the round starts (a quarter of the previous round's duration).
+const maxDebounce = 20 * time.Millisecond
 
 // New returns an engine; call Run.
 func New(cfg Config) *Engine {
@@ -56,7 +70,7 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: log.With("component", "engine")}
+	return &Engine{cfg: cfg, log: log.With("component", "engine"), reqs: map[string]parsedReq{}}
 }
 
 // Run campaigns and schedules until ctx ends.
@@ -87,15 +101,13 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wake := merge(ctx,
-		e.cfg.Store.Notify(ctx, "units/"),
-		e.cfg.Store.Notify(ctx, "machines/"),
-		e.cfg.Store.Notify(ctx, "metadata/"),
-	)
+	view := e.cfg.Store.NewView()
+	defer view.Close()
 	tick := time.NewTicker(e.cfg.Interval)
 	defer tick.Stop()
 	for {
-		if err := e.Reconcile(ctx, lead); err != nil {
+		start := time.Now()
+		if err := e.reconcile(ctx, lead, view); err != nil {
 			if errors.Is(err, store.ErrNotLeader) {
 				return err
 			}
@@ -104,30 +116,59 @@ func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 			}
 			e.log.Warn("reconcile failed", "err", err)
 		}
+		took := time.Since(start)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-lead.Done():
 			return errors.New("leader session ended")
-		case <-wake:
+		case <-view.Wake():
+			// Under load, let a burst of changes gather into one round.
+			if d := min(took/4, maxDebounce); d > time.Millisecond {
+				sleep(ctx, d)
+			}
 		case <-tick.C:
+			// The periodic round re-reads everything: a safety net against
+			// a view that drifted.
+			view.Invalidate()
 		}
 	}
 }
 
-// Reconcile runs one round: snapshot, schedule, write the difference.
+// Reconcile runs one round from a fresh snapshot: read, schedule, write the
+// difference.
 func (e *Engine) Reconcile(ctx context.Context, lead *store.Leadership) error {
+	return e.reconcile(ctx, lead, nil)
+}
+
+// reconcile runs one round on view's content (a fresh snapshot if view is
+// nil).
+func (e *Engine) reconcile(ctx context.Context, lead *store.Leadership, view *store.View) error {
 	start := time.Now()
-	snap, err := e.cfg.Store.Snapshot(ctx)
+	var snap store.Snapshot
+	var err error
+	if view != nil {
+		snap, err = view.Snapshot(ctx)
+	} else {
+		snap, err = e.cfg.Store.Snapshot(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("engine: snapshot: %w", err)
 	}
 	in, byName := e.input(snap)
+	drained := dropDrained(&in)
 	res := schedule.Schedule(in)
+	explainDrained(res, drained)
 	ch := Changes(snap, byName, res)
-	if len(ch.Put)+len(ch.Delete)+len(ch.PutReasons)+len(ch.DeleteReasons) > 0 {
+	if !ch.Empty() {
 		if err := e.cfg.Store.Apply(ctx, lead, ch); err != nil {
+			if view != nil {
+				view.Invalidate()
+			}
 			return fmt.Errorf("engine: apply: %w", err)
+		}
+		if view != nil {
+			view.Applied(ch)
 		}
 		e.log.Debug("reconciled", "put", len(ch.Put), "deleted", len(ch.Delete), "unplaced", len(res.Reasons))
 	}
@@ -145,21 +186,42 @@ func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet
 	byName := make(map[string]fleet.Unit, len(snap.Units))
 	in := schedule.Snapshot{
 		Machines: snap.Machines,
-		Current:  make(map[string][]string),
+		Current:  make(map[string][]string, len(snap.Schedule)),
+		Units:    make([]schedule.Unit, 0, len(snap.Units)),
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := make(map[string]bool, len(snap.Units))
 	for _, u := range snap.Units {
 		if fleet.IsTemplate(u.Name) {
 			continue
 		}
-		req, _, err := unitfile.Requirements(u.Name, u.Options)
-		if err != nil {
-			// Stored units were validated on the way in; a unit that no
-			// longer parses is simply not scheduled.
-			e.log.Warn("unit requirements invalid; not scheduling", "unit", u.Name, "err", err)
+		seen[u.Name] = true
+		// Parsing requirements is the costly part of a round's input;
+		// a unit's requirements change only with its hash.
+		p, ok := e.reqs[u.Name]
+		if !ok || p.hash != u.Hash {
+			p.hash = u.Hash
+			p.req, _, p.err = unitfile.Requirements(u.Name, u.Options)
+			e.reqs[u.Name] = p
+			if p.err != nil {
+				// Stored units were validated on the way in; a unit that no
+				// longer parses is simply not scheduled.
+				e.log.Warn("unit requirements invalid; not scheduling", "unit", u.Name, "err", p.err)
+			}
+		}
+		if p.err != nil {
 			continue
 		}
 		byName[u.Name] = u
-		in.Units = append(in.Units, schedule.Unit{Name: u.Name, Desired: u.DesiredState, Req: req})
+		in.Units = append(in.Units, schedule.Unit{Name: u.Name, Desired: u.DesiredState, Req: p.req})
+	}
+	if len(e.reqs) > len(seen) {
+		for name := range e.reqs {
+			if !seen[name] {
+				delete(e.reqs, name)
+			}
+		}
 	}
 	for _, s := range snap.Schedule {
 		in.Current[s.Unit] = append(in.Current[s.Unit], s.Machine)
@@ -207,29 +269,6 @@ func Changes(snap store.Snapshot, units map[string]fleet.Unit, res schedule.Resu
 
 func sameReason(a, b fleet.Reason) bool {
 	return a.Unit == b.Unit && a.Summary == b.Summary && maps.Equal(a.PerMachine, b.PerMachine)
-}
-
-func merge(ctx context.Context, chans ...<-chan struct{}) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	for _, c := range chans {
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-c:
-					if !ok {
-						return
-					}
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) {

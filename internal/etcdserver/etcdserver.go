@@ -53,6 +53,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -104,6 +105,11 @@ type Config struct {
 	AutoCompactionRetention string
 	// UnsafeNoFsync disables fsync. Only for tests: data is lost on a crash.
 	UnsafeNoFsync bool
+
+	// ClientTLS serves the client URLs (which must be https) over TLS;
+	// PeerTLS does the same for the peer URLs, and is also this member's
+	// client certificate towards its peers. Zero values: plain http.
+	ClientTLS, PeerTLS TLSFiles
 
 	// Logger receives etcd's own error-level logs (warnings and info are
 	// dropped: etcd is chatty). Nil discards everything.
@@ -186,6 +192,8 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		cfg.AutoCompactionRetention = DefaultAutoCompactionRetention
 	}
 	cfg.UnsafeNoFsync = c.UnsafeNoFsync
+	cfg.ClientTLSInfo = c.ClientTLS.info()
+	cfg.PeerTLSInfo = c.PeerTLS.info()
 
 	quiet := new(atomic.Bool)
 	cfg.LogLevel = "error"
@@ -299,4 +307,22 @@ func realURLs(adv []url.URL, addrs []net.Addr) []string {
 		out = append(out, u.String())
 	}
 	return out
+}
+
+// TLSFiles are the PEM files of one side (client or peer) of a member.
+type TLSFiles struct {
+	// CertFile and KeyFile are the member's certificate and key.
+	CertFile, KeyFile string
+	// CAFile, when set, makes the member require certificates signed by it
+	// from the other side (client certificate authentication).
+	CAFile string
+}
+
+func (f TLSFiles) info() transport.TLSInfo {
+	return transport.TLSInfo{
+		CertFile:       f.CertFile,
+		KeyFile:        f.KeyFile,
+		TrustedCAFile:  f.CAFile,
+		ClientCertAuth: f.CAFile != "",
+	}
 }

@@ -18,11 +18,17 @@
 //     line is flushed on Close; very long lines are split at LineMax).
 //   - Tail returns the last n entries across the rotated files, oldest
 //     first; n <= 0 means all of them.
+//   - Several processes may append to one unit (fleetd and the unit's
+//     shim): every append, rotation, Tail and Remove holds a flock(2) on
+//     <dir>/.<unit>.lock, and an appender reopens the active file when
+//     another process rotated or removed it.
 //   - Follow delivers the last n entries and then every new entry appended
-//     through this Journal, in order, without loss, until ctx is done (the
-//     channel is then closed). Notification is in-process, so rotation
-//     does not disturb followers; entries written by other processes are
-//     not seen.
+//     by any process, in file order, until ctx is done (the channel is then
+//     closed). Followers read the active file; appends through this Journal
+//     wake them at once (and its rotations let them finish the old file
+//     first, so nothing is lost), other processes' appends are seen within
+//     FollowPoll (a rotation by another process is followed by inode; two
+//     of them within one poll could hide the middle file).
 //   - Format renders an Entry like journalctl's -o short, short-iso,
 //     short-precise, cat and json.
 //   - All methods are safe for concurrent use.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -67,7 +68,7 @@ type Journal struct {
 type unitLog struct {
 	mu   sync.Mutex
 	f    *os.File
-	size int64
+	lock *os.File // .<unit>.lock: flock(2) shared with other processes appending to this unit
 	subs map[*follower]struct{}
 }
 
@@ -98,6 +99,10 @@ func Open(dir string, opts Options) (*Journal, error) {
 
 // Dir returns the journal directory.
 func (j *Journal) Dir() string { return j.dir }
+
+// Options returns the options in effect (defaults filled in), for another
+// process that appends to the same directory.
+func (j *Journal) Options() Options { return j.opts }
 
 // ValidUnitName reports why name cannot be used as a journal unit name.
 func ValidUnitName(name string) error {
@@ -162,21 +167,64 @@ func (j *Journal) Append(e Entry) error {
 
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if err := j.writeLocked(e.Unit, u, b); err != nil {
-		return err
-	}
-	for f := range u.subs {
-		f.push(e)
-	}
-	return nil
-}
-
-func (j *Journal) writeLocked(unit string, u *unitLog, b []byte) error {
 	j.mu.Lock()
 	closed := j.closed
 	j.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	unlock, err := j.flockLocked(e.Unit, u)
+	if err != nil {
+		return err
+	}
+	err = j.writeLocked(e.Unit, u, b)
+	unlock()
+	if err != nil {
+		return err
+	}
+	for f := range u.subs {
+		f.poke()
+	}
+	return nil
+}
+
+// flockLocked takes the unit's cross-process lock (u.mu held); the result
+// releases it.
+func (j *Journal) flockLocked(unit string, u *unitLog) (func(), error) {
+	if u.lock == nil {
+		lf, err := os.OpenFile(filepath.Join(j.dir, "."+unit+".lock"), os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("journal: lock: %w", err)
+		}
+		u.lock = lf
+	}
+	fd := int(u.lock.Fd())
+	for {
+		err := syscall.Flock(fd, syscall.LOCK_EX)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EINTR) {
+			return nil, fmt.Errorf("journal: lock: %w", err)
+		}
+	}
+	return func() { _ = syscall.Flock(fd, syscall.LOCK_UN) }, nil
+}
+
+// writeLocked appends b to the active file (u.mu and the flock held). The
+// active file may have been rotated or removed by another process: the
+// open file is checked against the path first.
+func (j *Journal) writeLocked(unit string, u *unitLog, b []byte) error {
+	var size int64
+	if u.f != nil {
+		fst, ferr := u.f.Stat()
+		pst, perr := os.Stat(j.fileName(unit, 0))
+		if ferr != nil || perr != nil || !os.SameFile(fst, pst) {
+			u.f.Close()
+			u.f = nil
+		} else {
+			size = fst.Size()
+		}
 	}
 	if u.f == nil {
 		f, err := os.OpenFile(j.fileName(unit, 0), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -188,16 +236,14 @@ func (j *Journal) writeLocked(unit string, u *unitLog, b []byte) error {
 			f.Close()
 			return fmt.Errorf("journal: %w", err)
 		}
-		u.f, u.size = f, st.Size()
+		u.f, size = f, st.Size()
 	}
-	if u.size > 0 && u.size+int64(len(b)) > j.opts.MaxFileBytes {
+	if size > 0 && size+int64(len(b)) > j.opts.MaxFileBytes {
 		if err := j.rotateLocked(unit, u); err != nil {
 			return err
 		}
 	}
-	n, err := u.f.Write(b)
-	u.size += int64(n)
-	if err != nil {
+	if _, err := u.f.Write(b); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -208,6 +254,20 @@ func (j *Journal) rotateLocked(unit string, u *unitLog) error {
 		u.f.Close()
 		u.f = nil
 	}
+	// Followers of this process read what is left of the active file
+	// before it is renamed away (a second rotation would hide it), and
+	// move to the new file once it exists.
+	for f := range u.subs {
+		f.mu.Lock()
+		f.readLocked()
+	}
+	defer func() {
+		for f := range u.subs {
+			f.moveLocked()
+			f.mu.Unlock()
+			f.poke()
+		}
+	}()
 	last := j.opts.MaxFiles - 1
 	if err := os.Remove(j.fileName(unit, last)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("journal: rotate: %w", err)
@@ -222,7 +282,7 @@ func (j *Journal) rotateLocked(unit string, u *unitLog) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	u.f, u.size = f, 0
+	u.f = f
 	return nil
 }
 
@@ -241,6 +301,11 @@ func (j *Journal) Tail(unit string, n int) ([]Entry, error) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := j.flockLocked(unit, u)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return j.tailLocked(unit, n)
 }
 
@@ -307,9 +372,14 @@ func (j *Journal) Remove(unit string) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	unlock, err := j.flockLocked(unit, u)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if u.f != nil {
 		u.f.Close()
-		u.f, u.size = nil, 0
+		u.f = nil
 	}
 	var errs []error
 	for k := 0; k < j.opts.MaxFiles+8; k++ {
@@ -341,59 +411,169 @@ func (j *Journal) Close() error {
 			errs = append(errs, u.f.Close())
 			u.f = nil
 		}
+		if u.lock != nil {
+			errs = append(errs, u.lock.Close())
+			u.lock = nil
+		}
 		u.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
 
-// follower buffers entries for one Follow call so appenders never block.
+// follower reads one unit's active file from where it left off, so it
+// sees entries appended by any process. Appends through this Journal wake
+// it at once; other processes' appends are noticed by polling. Rotation by
+// this Journal makes it read the rest of the old file first; a rotation by
+// another process is noticed through the inode of the active file's path.
 type follower struct {
+	path string
+	wake chan struct{}
+
 	mu    sync.Mutex
+	f     *os.File // nil: the active file did not exist yet
+	pos   int64    // offset after the last complete line read
 	queue []Entry
-	wake  chan struct{}
 }
 
-func (f *follower) push(es ...Entry) {
-	f.mu.Lock()
-	f.queue = append(f.queue, es...)
-	f.mu.Unlock()
+// FollowPoll is how often followers look for entries written by other
+// processes.
+const FollowPoll = 200 * time.Millisecond
+
+func (f *follower) poke() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
 	}
 }
 
+// readLocked queues the complete lines of f.f past f.pos.
+func (f *follower) readLocked() {
+	if f.f == nil {
+		return
+	}
+	buf := make([]byte, 64*1024)
+	var pending []byte
+	for {
+		n, err := f.f.ReadAt(buf, f.pos+int64(len(pending)))
+		pending = append(pending, buf[:n]...)
+		for {
+			i := bytes.IndexByte(pending, '\n')
+			if i < 0 {
+				break
+			}
+			var e Entry
+			if json.Unmarshal(pending[:i+1], &e) == nil {
+				f.queue = append(f.queue, e)
+			}
+			f.pos += int64(i + 1)
+			pending = pending[i+1:]
+		}
+		if err != nil || n == 0 {
+			return
+		}
+	}
+}
+
+// moveLocked switches to the file at the path, from its start.
+func (f *follower) moveLocked() {
+	if f.f != nil {
+		f.f.Close()
+		f.f = nil
+	}
+	f.pos = 0
+	if nf, err := os.Open(f.path); err == nil {
+		f.f = nf
+	}
+}
+
+// refresh reads new entries, following the path to a new file after a
+// rotation or removal.
+func (f *follower) refresh() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readLocked()
+	pst, err := os.Stat(f.path)
+	if f.f != nil {
+		fst, ferr := f.f.Stat()
+		if err == nil && ferr == nil && os.SameFile(fst, pst) {
+			return
+		}
+		// Rotated or removed: what was appended to the old file before
+		// that is still ours.
+		f.readLocked()
+		f.f.Close()
+		f.f = nil
+		f.pos = 0
+	}
+	if err != nil {
+		return
+	}
+	nf, err := os.Open(f.path)
+	if err != nil {
+		return
+	}
+	f.f, f.pos = nf, 0
+	f.readLocked()
+}
+
+func (f *follower) close() {
+	f.mu.Lock()
+	if f.f != nil {
+		f.f.Close()
+		f.f = nil
+	}
+	f.mu.Unlock()
+}
+
 // Follow returns a channel carrying the last n entries of unit followed by
-// every entry appended later through j, until ctx is done, when the
-// channel is closed. n < 0 means all existing entries; n == 0 means only
-// new ones (as journalctl -f -n 0).
+// every entry appended later (by this or another process), until ctx is
+// done, when the channel is closed. n < 0 means all existing entries;
+// n == 0 means only new ones (as journalctl -f -n 0).
 func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry, error) {
 	u, err := j.unit(unit)
 	if err != nil {
 		return nil, err
 	}
-	f := &follower{wake: make(chan struct{}, 1)}
+	f := &follower{path: j.fileName(unit, 0), wake: make(chan struct{}, 1)}
 	u.mu.Lock()
+	unlock, err := j.flockLocked(unit, u)
+	if err != nil {
+		u.mu.Unlock()
+		return nil, err
+	}
 	if n != 0 {
 		tail, err := j.tailLocked(unit, max(n, 0))
 		if err != nil {
+			unlock()
 			u.mu.Unlock()
 			return nil, err
 		}
 		f.queue = tail
 	}
+	if af, err := os.Open(f.path); err == nil {
+		if st, err := af.Stat(); err == nil {
+			f.f, f.pos = af, st.Size()
+		} else {
+			af.Close()
+		}
+	}
+	unlock()
 	u.subs[f] = struct{}{}
 	u.mu.Unlock()
 
 	out := make(chan Entry)
 	go func() {
 		defer close(out)
+		defer f.close()
 		defer func() {
 			u.mu.Lock()
 			delete(u.subs, f)
 			u.mu.Unlock()
 		}()
+		tick := time.NewTicker(FollowPoll)
+		defer tick.Stop()
 		for {
+			f.refresh()
 			f.mu.Lock()
 			batch := f.queue
 			f.queue = nil
@@ -410,6 +590,7 @@ func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry,
 			}
 			select {
 			case <-f.wake:
+			case <-tick.C:
 			case <-ctx.Done():
 				return
 			}

@@ -292,3 +292,55 @@ func TestLongLineSplit(t *testing.T) {
 		t.Fatalf("%d entries", len(es))
 	}
 }
+
+// Two Journals on one directory stand for two processes (fleetd and a
+// unit's shim): appends interleave under the file lock, rotation by one is
+// seen by the other, and Follow sees the other's entries.
+func TestSharedDirectory(t *testing.T) {
+	a := open(t, Options{MaxFileBytes: 2000, MaxFiles: 3})
+	b, err := Open(a.Dir(), Options{MaxFileBytes: 2000, MaxFiles: 3, Hostname: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := a.Follow(ctx, "s.service", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w, j := range []*Journal{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 15 {
+				j.Append(Entry{Unit: "s.service", Line: fmt.Sprintf("w%d %02d", w, i)})
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for len(seen) < 30 {
+		select {
+		case e := <-ch:
+			if seen[e.Line] {
+				t.Fatalf("duplicate %q", e.Line)
+			}
+			seen[e.Line] = true
+		case <-deadline:
+			t.Fatalf("follower saw %d of 30 entries: %v", len(seen), seen)
+		}
+	}
+	es, _ := b.Tail("s.service", 0)
+	if len(es) == 0 || len(es) > 30 {
+		t.Fatalf("tail: %d entries", len(es))
+	}
+	for _, e := range es {
+		if e.Line == "" {
+			t.Fatalf("torn entry in %v", lines(es))
+		}
+	}
+}

@@ -397,6 +397,7 @@ type Status struct {
 
 func statusHandler(o options, pool *Pool, w *Watcher) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler(o.service, pool))
 	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, r *http.Request) {
 		st := Status{Service: o.service, Mode: o.mode, Balance: o.balance, Listen: o.listen, Backends: pool.Status()}
 		select {

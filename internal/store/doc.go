@@ -20,7 +20,9 @@
 //  2. Whatever must vanish with its owner (machines/, states/) is written on
 //     the owner's lease.
 //  3. Agents watch only their own schedule/<machine>/ prefix; the leader
-//     watches the whole prefix. Watches are wake-ups: the watcher re-reads.
+//     watches units/, machines/ and metadata/. Notify watches are wake-ups:
+//     the watcher re-reads; a View's watches apply their events to the
+//     leader's in-memory copy, and any failure makes it re-read everything.
 //  4. Every call takes ctx first and wraps errors with the operation name.
 //     ErrNotFound is returned (wrapped) for a missing unit.
 //  5. Snapshot reads units, machines, metadata, schedule and reasons at one
@@ -35,26 +37,33 @@
 //	(*Store) CreateUnits(ctx, []fleet.Unit) (int, error)               // many new units, MaxTxnOps per txn; a txn meeting an existing unit falls back to CreateUnit
 //	(*Store) Unit(ctx, name) (fleet.Unit, error)
 //	(*Store) Units(ctx) ([]fleet.Unit, error)                          // sorted by name
+//	(*Store) UnitsByName(ctx, names []string) (map[string]fleet.Unit, error) // batched gets; missing names are absent
 //	(*Store) SetDesiredState(ctx, name, fleet.JobState) error
 //	(*Store) DestroyUnit(ctx, name) error                              // deletes units/<name> and reasons/<name>
 //	(*Store) Register(ctx, m fleet.Machine, ttl time.Duration) (*Presence, error)
 //	                                                                   // ErrMachineIDInUse (wrapped) if a live lease of another fleetd holds the ID
 //	(*Presence) Lease() clientv3.LeaseID; MachineID() string; Done() <-chan struct{} (lease lost); Update(ctx, m) error; Close(ctx) error (revoke)
+//	(*Presence) Renewed() time.Time (last grant/renewal); Release() (stop renewing, no revoke: a restarted fleetd may Resume)
+//	(*Store) Resume(ctx, m fleet.Machine, lease) (*Presence, error)   // take over a live lease of this machine's previous run; ErrLeaseGone (wrapped) otherwise
 //	(*Store) Machines(ctx) ([]fleet.Machine, error)                    // live only, dynamic metadata merged, sorted by ID
 //	(*Store) SetMetadata(ctx, machineID, key, value string) error      // value "" hides the key
 //	(*Store) DeleteMetadata(ctx, machineID, key string) error          // drops the override: the machine's own value shows again
 //	(*Store) Schedule(ctx) ([]ScheduleEntry, error)
 //	(*Store) MachineSchedule(ctx, machineID) ([]ScheduleEntry, int64, error)
+//	(*Store) FollowSchedule(machineID) *ScheduleFollower                // an agent's watch-fed copy of its schedule (follow.go)
+//	(*ScheduleFollower) Entries(ctx) ([]ScheduleEntry, error); Wake() <-chan struct{}; Invalidate(); Close()
 //	(*Store) Placements(ctx, unit) ([]string, error)                   // machines a unit is scheduled on
 //	(*Store) PutUnitStates(ctx, lease, []fleet.UnitState) error        // batched, on the lease
 //	(*Store) DeleteUnitStates(ctx, machineID string, units []string) error
 //	(*Store) UnitStates(ctx) ([]fleet.UnitState, error)                // sorted by (name, machineID)
 //	(*Store) Reasons(ctx) (map[string]fleet.Reason, error); Reason(ctx, unit) (fleet.Reason, bool, error)
 //	(*Store) Snapshot(ctx) (Snapshot, error)
+//	(*Store) NewView() *View                                          // the engine leader's watch-fed copy of its inputs (view.go)
+//	(*View) Snapshot(ctx) (Snapshot, error); Wake() <-chan struct{}; Applied(Changes); Invalidate(); Close()
 //	(*Store) Campaign(ctx, machineID string, ttl time.Duration) (*Leadership, error)  // blocks until leader or ctx done
 //	(*Leadership) Key, Rev, MachineID; Done() <-chan struct{}; Resign(ctx) error
 //	(*Store) Leader(ctx) (machineID string, err error)
-//	(*Store) Apply(ctx, *Leadership, Changes) error                    // chunked fenced txns (MaxTxnOps = 120 each), deletes first; ErrNotLeader
+//	(*Store) Apply(ctx, *Leadership, Changes) error                    // chunked fenced txns (MaxTxnOps = 120 each), up to ApplyPipeline in flight, deletes first; ErrNotLeader
 //	(*Store) Notify(ctx, sub string) <-chan struct{}                  // coalesced wake-ups for changes under P+sub ("" = everything); closed when ctx ends
 //
 // Every single etcd request gets its own deadline (WithRequestTimeout) under

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -131,26 +132,27 @@ func (c Changes) Empty() bool {
 	return len(c.Put) == 0 && len(c.Delete) == 0 && len(c.PutReasons) == 0 && len(c.DeleteReasons) == 0
 }
 
+// ApplyPipeline is how many of Apply's transactions may be in flight at
+// once. Each one is fenced on its own, so their order does not matter for
+// safety; pipelining lets etcd batch them into fewer fsyncs.
+const ApplyPipeline = 8
+
 // Apply writes c (schedule/ and placements/ entries together, reasons/) in
 // transactions of at most MaxTxnOps operations, each fenced by the leader
-// key's create revision. If l is no longer the leader, the failing chunk and
-// every later one write nothing and Apply returns ErrNotLeader (wrapped);
-// earlier chunks stay. Deletes are written before puts.
+// key's create revision, up to ApplyPipeline of them in flight at once. The
+// transactions that only delete are all committed before any other is sent.
+// If l is no longer the leader, every transaction committed after the
+// leadership ended writes nothing, no further one is sent, and Apply returns
+// ErrNotLeader (wrapped); transactions committed before stay.
 func (s *Store) Apply(ctx context.Context, l *Leadership, c Changes) error {
 	if l == nil {
 		return fmt.Errorf("store: apply: no leadership: %w", ErrNotLeader)
 	}
-	groups := s.changeOps(c)
 	fence := clientv3.Compare(clientv3.CreateRevision(l.Key), "=", l.Rev)
-	var chunk []clientv3.Op
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
-		}
+	commit := func(chunk []clientv3.Op) error {
 		rctx, cancel := s.req(ctx)
 		resp, err := s.cli.Txn(rctx).If(fence).Then(chunk...).Commit()
 		cancel()
-		chunk = chunk[:0]
 		if err != nil {
 			return fmt.Errorf("store: apply: %w", err)
 		}
@@ -159,21 +161,71 @@ func (s *Store) Apply(ctx context.Context, l *Leadership, c Changes) error {
 		}
 		return nil
 	}
-	for _, g := range groups {
-		if len(chunk)+len(g) > MaxTxnOps {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		chunk = append(chunk, g...)
+	deletes, rest := s.changeOps(c)
+	if err := pipeline(ctx, packGroups(deletes, MaxTxnOps), ApplyPipeline, commit); err != nil {
+		return err
 	}
-	return flush()
+	return pipeline(ctx, packGroups(rest, MaxTxnOps), ApplyPipeline, commit)
+}
+
+// packGroups packs groups of ops into chunks of at most max ops, never
+// splitting a group.
+func packGroups(groups [][]clientv3.Op, max int) [][]clientv3.Op {
+	var chunks [][]clientv3.Op
+	var cur []clientv3.Op
+	for _, g := range groups {
+		if len(cur) > 0 && len(cur)+len(g) > max {
+			chunks = append(chunks, cur)
+			cur = nil
+		}
+		cur = append(cur, g...)
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+// pipeline commits chunks with at most width in flight. After the first
+// error it sends nothing more, waits for those in flight, and returns the
+// first error (ErrNotLeader first).
+func pipeline(ctx context.Context, chunks [][]clientv3.Op, width int, commit func([]clientv3.Op) error) error {
+	if len(chunks) == 1 {
+		return commit(chunks[0])
+	}
+	sem := make(chan struct{}, width)
+	var mu sync.Mutex
+	var first error
+	failed := func() bool { mu.Lock(); defer mu.Unlock(); return first != nil }
+	var wg sync.WaitGroup
+	for _, chunk := range chunks {
+		sem <- struct{}{}
+		if failed() || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := commit(chunk); err != nil {
+				mu.Lock()
+				if first == nil || (errors.Is(err, ErrNotLeader) && !errors.Is(first, ErrNotLeader)) {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return fmt.Errorf("store: apply: %w", ctx.Err())
+	}
+	return first
 }
 
 // changeOps turns c into groups of ops that must land in the same
 // transaction (a schedule key and its placement index), one group per
-// entry or reason, deduplicated.
-func (s *Store) changeOps(c Changes) [][]clientv3.Op {
+// entry or reason, deduplicated: the groups that only delete, and the rest.
+func (s *Store) changeOps(c Changes) (deletes, rest [][]clientv3.Op) {
 	var groups [][]clientv3.Op
 	index := map[string]int{}
 	add := func(id string, ops ...clientv3.Op) {
@@ -202,5 +254,12 @@ func (s *Store) changeOps(c Changes) [][]clientv3.Op {
 	for _, r := range c.PutReasons {
 		add("r\x00"+r.Unit, clientv3.OpPut(s.reasonKey(r.Unit), mustJSON(r)))
 	}
-	return groups
+	for _, g := range groups {
+		if g[0].IsDelete() {
+			deletes = append(deletes, g)
+		} else {
+			rest = append(rest, g)
+		}
+	}
+	return deletes, rest
 }

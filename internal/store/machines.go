@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -27,6 +28,8 @@ type Presence struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	// renewed is when the lease was last granted or renewed (UnixNano).
+	renewed atomic.Int64
 }
 
 // ttlSeconds rounds ttl up to whole seconds, at least 1.
@@ -113,20 +116,31 @@ func (s *Store) Register(ctx context.Context, m fleet.Machine, ttl time.Duration
 		}
 	}
 
+	p, err := s.keepAlive(ctx, m.ID, lease)
+	if err != nil {
+		revoke()
+		return nil, fmt.Errorf("store: register machine %s: %w", m.ID, err)
+	}
+	return p, nil
+}
+
+// keepAlive keeps lease alive until Close, Release or its loss.
+func (s *Store) keepAlive(ctx context.Context, id string, lease clientv3.LeaseID) (*Presence, error) {
 	// The keepalive outlives ctx: it ends with Close or with the lease.
 	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
 	ka, err := s.cli.KeepAlive(kctx, lease)
 	if err != nil {
 		kcancel()
-		revoke()
-		return nil, fmt.Errorf("store: register machine %s: keep lease alive: %w", m.ID, err)
+		return nil, fmt.Errorf("keep lease alive: %w", err)
 	}
-	p := &Presence{s: s, id: m.ID, lease: lease, cancel: kcancel, done: make(chan struct{})}
+	p := &Presence{s: s, id: id, lease: lease, cancel: kcancel, done: make(chan struct{})}
+	p.renewed.Store(time.Now().UnixNano())
 	go func() {
 		defer close(p.done)
 		for range ka {
 			// The client closes ka when the lease expires, is revoked, or
 			// no keepalive succeeded within its TTL.
+			p.renewed.Store(time.Now().UnixNano())
 		}
 	}()
 	return p, nil
@@ -209,27 +223,35 @@ func (s *Store) decodeMachines(machines, metadata []*mvccpb.KeyValue) ([]fleet.M
 			return nil, fmt.Errorf("decode machine %q: %w", id, err)
 		}
 		m.ID = id
-		if ov := overrides[id]; len(ov) > 0 {
-			md := maps.Clone(m.Metadata)
-			if md == nil {
-				md = map[string]string{}
-			}
-			for k, v := range ov {
-				if v == "" {
-					delete(md, k)
-				} else {
-					md[k] = v
-				}
-			}
-			if len(md) == 0 {
-				md = nil
-			}
-			m.Metadata = md
-		}
+		m = withOverrides(m, overrides[id])
 		ms = append(ms, m)
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
 	return ms, nil
+}
+
+// withOverrides merges dynamic metadata over a machine's own: a value
+// overrides the key, "" hides it.
+func withOverrides(m fleet.Machine, ov map[string]string) fleet.Machine {
+	if len(ov) == 0 {
+		return m
+	}
+	md := maps.Clone(m.Metadata)
+	if md == nil {
+		md = map[string]string{}
+	}
+	for k, v := range ov {
+		if v == "" {
+			delete(md, k)
+		} else {
+			md[k] = v
+		}
+	}
+	if len(md) == 0 {
+		md = nil
+	}
+	m.Metadata = md
+	return m
 }
 
 // SetMetadata sets a dynamic metadata override for a machine (it need not be

@@ -224,3 +224,36 @@ func (s *Store) CreateUnits(ctx context.Context, us []fleet.Unit) (int, error) {
 	}
 	return created, nil
 }
+
+// UnitsByName reads the named units in read-only transactions of at most
+// MaxTxnOps gets each; names that do not exist are missing from the map.
+func (s *Store) UnitsByName(ctx context.Context, names []string) (map[string]fleet.Unit, error) {
+	out := make(map[string]fleet.Unit, len(names))
+	for len(names) > 0 {
+		chunk := names[:min(len(names), MaxTxnOps)]
+		names = names[len(chunk):]
+		ops := make([]clientv3.Op, len(chunk))
+		for i, n := range chunk {
+			ops[i] = clientv3.OpGet(s.unitKey(n))
+		}
+		rctx, cancel := s.req(ctx)
+		resp, err := s.cli.Txn(rctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("store: units by name: %w", err)
+		}
+		for i, r := range resp.Responses {
+			kvs := r.GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				continue
+			}
+			var u fleet.Unit
+			if err := json.Unmarshal(kvs[0].Value, &u); err != nil {
+				return nil, fmt.Errorf("store: units by name: decode %q: %w", chunk[i], err)
+			}
+			u.Name = chunk[i]
+			out[u.Name] = u
+		}
+	}
+	return out, nil
+}

@@ -19,8 +19,8 @@ func becomeSubreaper() {
 }
 
 // killOrphans kills every process whose parent is this process and that is
-// not one of keep, then reaps them.
-func killOrphans(keep map[int]bool) {
+// not one of keep, then reaps them. It returns how many it killed.
+func killOrphans(keep map[int]bool) int {
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	var killed []int
@@ -59,4 +59,5 @@ func killOrphans(keep map[int]bool) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	return len(killed)
 }

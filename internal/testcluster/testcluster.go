@@ -46,6 +46,15 @@ type Options struct {
 	AgentTTL time.Duration
 	// ExtraArgs appended to every fleetd command line.
 	ExtraArgs []string
+	// EtcdProxy puts a Proxy between every machine but the first (which
+	// runs etcd) and etcd, so tests can cut a machine off (PauseEtcd).
+	EtcdProxy bool
+	// APIHost is the address every fleetd's API listens on (default
+	// 127.0.0.1); a non-loopback one needs credentials (ExtraArgs).
+	APIHost string
+	// FleetctlArgs are global flags put before every Fleetctl* call's
+	// arguments (e.g. "--token", "...").
+	FleetctlArgs []string
 }
 
 // Cluster is a set of fleetd processes sharing one etcd.
@@ -64,11 +73,13 @@ type Machine struct {
 	DataDir  string
 	APIURL   string
 	Metadata string
-	args     []string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	logMu    sync.Mutex
-	log      bytes.Buffer
+	// Proxy stands between this machine and etcd (Options.EtcdProxy).
+	Proxy *Proxy
+	args  []string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	logMu sync.Mutex
+	log   bytes.Buffer
 }
 
 // New starts n fleetd processes built from bin.
@@ -86,7 +97,7 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 			Index:   i,
 			ID:      randomID(t),
 			DataDir: t.TempDir(),
-			APIURL:  "http://" + freeAddr(t),
+			APIURL:  "http://" + apiAddr(t, opts.APIHost),
 		}
 		if i < len(opts.Metadata) {
 			m.Metadata = opts.Metadata[i]
@@ -104,6 +115,9 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 		}
 		if i == 0 {
 			m.args = append(m.args, "--etcd-listen-client", c.EtcdURL, "--etcd-listen-peer", peerURL)
+		} else if opts.EtcdProxy {
+			m.Proxy = NewProxy(t, strings.TrimPrefix(c.EtcdURL, "http://"))
+			m.args = append(m.args, "--etcd-servers", "http://"+m.Proxy.Addr())
 		} else {
 			m.args = append(m.args, "--etcd-servers", c.EtcdURL)
 		}
@@ -201,6 +215,13 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// PauseEtcd cuts machine i off etcd (Options.EtcdProxy): nothing flows
+// until ResumeEtcd.
+func (c *Cluster) PauseEtcd(i int) { c.Machines[i].Proxy.Pause() }
+
+// ResumeEtcd ends PauseEtcd.
+func (c *Cluster) ResumeEtcd(i int) { c.Machines[i].Proxy.Resume() }
+
 // Restart starts machine i again with the same arguments.
 func (c *Cluster) Restart(i int) {
 	c.start(c.Machines[i])
@@ -217,7 +238,18 @@ func (c *Cluster) stopAll() {
 		}
 		c.Stop(i)
 	}
-	killOrphans(nil)
+	// fleetd leaves units running when it stops (their shims, then the
+	// units, are re-parented to this process): kill them, level by level.
+	for range 6 {
+		if killOrphans(nil) == 0 {
+			break
+		}
+	}
+	for _, m := range c.Machines {
+		if m.Proxy != nil {
+			m.Proxy.Close()
+		}
+	}
 	if c.t.Failed() {
 		for _, m := range c.Machines {
 			c.t.Logf("=== fleetd %d (%s) log:\n%s", m.Index, m.ID[:8], m.Log())
@@ -238,7 +270,8 @@ func (c *Cluster) FleetctlOn(i int, args ...string) (string, string, int) {
 // FleetctlCtx runs fleetctl with a context (for journal -f).
 func (c *Cluster) FleetctlCtx(ctx context.Context, i int, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
-	full := append([]string{"--endpoint", c.Machines[i].APIURL}, args...)
+	full := append([]string{"--endpoint", c.Machines[i].APIURL}, c.opts.FleetctlArgs...)
+	full = append(full, args...)
 	code := cli.Main(ctx, full, nil, strings.NewReader(""), &out, &errb)
 	return out.String(), errb.String(), code
 }
@@ -339,6 +372,20 @@ func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// apiAddr is a free address on host (127.0.0.1 if empty).
+func apiAddr(t testing.TB, host string) string {
+	if host == "" {
+		return freeAddr(t)
+	}
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("free port on %s: %v", host, err)
 	}
 	defer l.Close()
 	return l.Addr().String()

@@ -114,4 +114,16 @@
 //  31. Value returns the last value of a key; Values all of them in order,
 //     where an empty assignment clears the ones before it (systemd's list
 //     reset); Description is [Unit] Description or "".
+//
+// # [X-Service] endpoints (Services)
+//
+//  32. Every [X-Service] option is one key of one endpoint; repeated
+//     sections carry no boundary in the options (and are merged when
+//     stored), so an endpoint ends where a key repeats. Keys: Name, Port,
+//     Protocol, Tags, CheckHTTP, CheckTCP, CheckExec, CheckInterval,
+//     CheckTimeout, CheckThreshold; any other key is an error. %n %N %p %i
+//     are expanded as in [X-Fleet]. Name and Port are required; see
+//     Services for the values and defaults.
+//  33. ValidateOptions also rejects a bad [X-Service] (a template is
+//     checked as its instance "1").
 package unitfile

@@ -252,6 +252,15 @@ func ValidateOptions(name string, opts []fleet.UnitOption) error {
 	if err != nil {
 		return err
 	}
+	// A template is checked as its instance "1" would be; instances are
+	// checked with their own name when they are submitted.
+	svcName := name
+	if n := ParseName(name); n.Template {
+		svcName = n.Prefix + "@1" + n.Suffix
+	}
+	if _, err := Services(svcName, opts); err != nil {
+		return err
+	}
 	for _, l := range []struct {
 		key  string
 		list []string

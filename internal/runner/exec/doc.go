@@ -73,4 +73,22 @@
 //     changes with ActiveState.
 //   - Close stops supervising but leaves processes running; StopAll stops
 //     every unit and waits.
+//   - With Options.StateDir and Options.Shim, units outlive the runner
+//     (fleetd restarts): the main process of a simple or exec service is
+//     started by a shim (`fleetd shim DIR`, shim.go) in its own session,
+//     which writes its output into the journal itself, reaps it and
+//     records its exit status; the runner learns of the exit through a
+//     pidfd and the shim's exit.json. A unit that is up is recorded in
+//     StateDir/<unit>/unit.json (definition, hash, main PID, cgroups,
+//     process groups, exec history) and forgotten when it goes down. New
+//     adopts the recorded units: they show active at once with the same
+//     MainPID and Hash, "Adopted ..." is logged instead of a start, and
+//     supervision (exit, Restart=, stop with ExecStop=) resumes. Records
+//     of another boot are discarded; shims of starts cut short are
+//     killed. Control processes (ExecStartPre= ...), oneshot and forking
+//     ExecStart= still run as the runner's children (a forking daemon is
+//     adopted, but its output after the restart is lost).
+//   - Options.Heartbeat: a shim stops its unit (KillSignal=, SIGKILL after
+//     TimeoutStopSec=) when that file is older than HeartbeatTTL: fleetd
+//     is gone or cut off etcd, and the machine's units are being moved.
 package exec

@@ -32,9 +32,26 @@ type Options struct {
 	Hostname, MachineID, BootID string
 	Logger                      *slog.Logger
 	Now                         func() time.Time
+	// Env holds KEY=VALUE assignments given to every unit's processes,
+	// after the base environment and before the unit's own Environment=
+	// and EnvironmentFile= (which override them).
+	Env []string
 	// DisableCgroups forces process-group supervision even where a
 	// writable cgroup v2 hierarchy exists.
 	DisableCgroups bool
+	// StateDir, with Shim, makes units survive the runner (a restart of
+	// fleetd): main processes of simple and exec services run under a
+	// shim (Shim plus the shim's directory as argv; see shim.go), units
+	// that are up are recorded in StateDir, and New adopts the units
+	// recorded there by an earlier runner instead of leaving them alone.
+	StateDir string
+	Shim     []string
+	ShimEnv  []string // extra environment of shim processes
+	// Heartbeat, if set, is a file fleetd touches whenever it renews the
+	// machine's lease; shims stop their unit when it is older than
+	// HeartbeatTTL (the machine lost its lease: its units are moving).
+	Heartbeat    string
+	HeartbeatTTL time.Duration
 }
 
 // ErrClosed is returned by a closed Runner.
@@ -105,6 +122,12 @@ func New(opts Options) (*Runner, error) {
 		}
 	}
 	r.rp = newReaper(r.kick)
+	if opts.StateDir != "" {
+		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("exec runner: %w", err)
+		}
+		r.adoptAll()
+	}
 	return r, nil
 }
 
@@ -190,7 +213,7 @@ func (r *Runner) Load(ctx context.Context, ru runner.Unit) error {
 		u.st.ActiveState, u.st.SubState = "inactive", "dead"
 		r.units[ru.Name] = u
 	}
-	u.cfg, u.loadErr, u.unitPath = cfg, loadErr, unitPath
+	u.cfg, u.loadErr, u.unitPath, u.opts = cfg, loadErr, unitPath, ru.Options
 	u.st.LoadState, u.st.Hash = loadState, ru.Hash
 	u.description = ru.Name
 	if cfg != nil && cfg.description != "" {

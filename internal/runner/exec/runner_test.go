@@ -39,6 +39,8 @@ func newHarness(t *testing.T, noCgroups bool) *harness {
 		Journal: j, UnitsDir: filepath.Join(dir, "units"),
 		Hostname: "testhost", MachineID: "machine1", BootID: "boot1",
 		DisableCgroups: noCgroups,
+		// Main processes run under shims, as in fleetd (shim_test.go).
+		StateDir: filepath.Join(dir, "state"), Shim: testShim(), ShimEnv: testShimEnv,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -708,4 +710,19 @@ func TestExecNotFound(t *testing.T) {
 	h.load("path.service", "[Service]\nType=oneshot\nExecStart=@sh myname -c 'echo $0'\n")
 	h.start("path.service")
 	h.waitOutput("path.service", "myname")
+}
+
+func TestOptionsEnv(t *testing.T) {
+	h := newHarness(t, false)
+	h.r.opts.Env = []string{"FLEETCTL_ENDPOINT=http://10.0.0.1:49153", "OVERRIDE=daemon"}
+	h.load("optenv.service", `[Service]
+Type=oneshot
+Environment=OVERRIDE=unit
+ExecStart=/bin/sh -c 'echo "ep=$FLEETCTL_ENDPOINT ov=$OVERRIDE"'
+`)
+	h.start("optenv.service")
+	e := h.waitOutput("optenv.service", "ep=")
+	if e.Line != "ep=http://10.0.0.1:49153 ov=unit" {
+		t.Fatalf("env line %q", e.Line)
+	}
 }

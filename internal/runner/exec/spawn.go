@@ -189,6 +189,9 @@ func (u *unit) prepare(rc *runCtx) error {
 	env.set("USER", acct.name)
 	env.set("SHELL", acct.shell)
 	env.set("INVOCATION_ID", invocationID())
+	for _, a := range u.r.opts.Env {
+		env.setAssign(a)
+	}
 	for _, v := range cfg.environment {
 		assign, bad, err := parseEnvironment(rc.sp.expand(v))
 		if err != nil {

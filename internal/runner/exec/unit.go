@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/runner"
 )
 
@@ -64,6 +65,8 @@ type unit struct {
 	job         string // "start" while a start job is queued or running
 	result      string // outcome of the last start job: done, failed, canceled
 	grp         *group
+	opts        []fleet.UnitOption // the loaded definition, recorded for adoption
+	adopt       *unitRecord        // left running by an earlier runner: adopt instead of starting
 }
 
 // runCtx is what one start of a unit shares.
@@ -79,6 +82,10 @@ type runCtx struct {
 	mainPID int
 	// exit of the main process, for ExecStopPost's environment
 	exitCode, exitStatus string
+	// what a later runner needs to adopt this start (adopt.go)
+	hash    string
+	opts    []fleet.UnitOption
+	shimDir string // the main process's shim, if it runs under one
 }
 
 func (u *unit) pokeLocked() {
@@ -100,6 +107,12 @@ func (u *unit) requestStartLocked() {
 }
 
 func (u *unit) requestStopLocked() {
+	if u.adopt != nil {
+		// Adoption pending: it must happen, to stop the unit properly.
+		u.stopReq = true
+		u.pokeLocked()
+		return
+	}
 	if u.startReq {
 		u.startReq = false
 		u.job, u.result = "", "canceled"
@@ -231,12 +244,15 @@ func (u *unit) run() {
 	defer close(u.done)
 	for {
 		u.r.mu.Lock()
-		if u.unloading {
+		if u.unloading && u.adopt == nil {
 			u.r.mu.Unlock()
 			return
 		}
 		start := u.startReq
-		u.startReq, u.stopReq = false, false
+		u.startReq = false
+		if u.adopt == nil {
+			u.stopReq = false
+		}
 		if start {
 			u.phase = phaseStart
 		}
@@ -350,10 +366,13 @@ func mainResult(typ string, code string, status int, ignore bool) string {
 // down again. It returns the service result and evStop if a stop request
 // ended it.
 func (u *unit) startOnce() (string, event) {
+	if rec := u.takeAdopt(); rec != nil {
+		return u.adopted(rec)
+	}
 	u.r.mu.Lock()
 	cfg, loadErr := u.cfg, u.loadErr
 	u.gen++
-	rc := &runCtx{cfg: cfg, gen: u.gen}
+	rc := &runCtx{cfg: cfg, gen: u.gen, hash: u.st.Hash, opts: u.opts}
 	u.execs = nil
 	u.st.MainPID = 0
 	desc := u.description
@@ -512,14 +531,20 @@ func (u *unit) startOnce() (string, event) {
 		u.logf("Started %s.", desc)
 	}
 	u.setPhase(phaseRun)
+	return u.supervise(rc)
+}
 
-	// Running: wait for the main process (or the whole group) to go away,
-	// or for a stop request.
+// supervise runs the unit while it is up: it waits for the main process
+// (or the whole group) to go away, or for a stop request, and takes the
+// unit down.
+func (u *unit) supervise(rc *runCtx) (string, event) {
+	cfg := rc.cfg
 	res := resSuccess
 	switch {
 	case cfg.typ == "oneshot":
 	case rc.main != nil:
 		u.setState("active", "running")
+		u.saveRecord(rc, "running")
 		switch u.waitFor(rc.main.done, nil, time.Time{}, true, 0) {
 		case evQuit:
 			return "", evQuit
@@ -536,6 +561,7 @@ func (u *unit) startOnce() (string, event) {
 		u.setMainPID(0)
 	default: // forking
 		u.setState("active", "running")
+		u.saveRecord(rc, "running")
 		gone := func() bool {
 			if rc.mainPID > 0 {
 				return !alive(rc.mainPID)
@@ -564,6 +590,7 @@ func (u *unit) startOnce() (string, event) {
 	}
 	if res == resSuccess && cfg.remainAfterExit {
 		u.setState("active", "exited")
+		u.saveRecord(rc, "exited")
 		switch u.waitFor(nil, nil, time.Time{}, true, 0) {
 		case evQuit:
 			return "", evQuit
@@ -669,7 +696,11 @@ func (u *unit) spawnExec(rc *runCtx, kind string, l execLine, extra map[string]s
 		u.r.notifyLocked()
 		u.r.mu.Unlock()
 	}
-	p, err := u.startProcess(rc, path, argv, env.list(), func(p *proc) {
+	start := u.startProcess
+	if kind == kindStart && (rc.cfg.typ == "simple" || rc.cfg.typ == "exec") && u.r.usesShims() {
+		start = u.startShimProcess // the main process outlives fleetd
+	}
+	p, err := start(rc, path, argv, env.list(), func(p *proc) {
 		code, status := exitInfo(p.ws)
 		end := u.r.opts.Now()
 		setExec(func(e *runner.ExecResult) { e.PID, e.Code, e.Status, e.End = p.pid, code, status, end })
@@ -762,6 +793,7 @@ func (u *unit) stopSeq(rc *runCtx, runExecStop bool, res string) (string, event)
 		}
 	}
 	rc.g.release()
+	u.dropRecord()
 	u.r.mu.Lock()
 	if u.grp == rc.g {
 		u.grp = nil

@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/journal"
+	execrunner "github.com/fleetd/fleet/internal/runner/exec"
+	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/unitfile"
+)
+
+// BeforeStop runs while the unit is still active, before the runner stops
+// it; OnChange fires after rounds and Units reports the loaded options.
+func TestAgentHooks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	st := store.New(etcdtest.New(t), "/agent-hooks/")
+	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pres.Close(ctx)
+	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rn.StopAll(ctx); _ = rn.Close(ctx) }()
+	opts, err := unitfile.Parse([]byte("[Service]\nExecStart=/bin/sleep 60\n[X-Service]\nName=s\nPort=1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := fleet.Unit{Name: "hook.service", Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
+	if _, err := st.CreateUnit(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := store.ScheduleEntry{Unit: u.Name, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched}
+	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var stops []string // "<unit> <active state at the call>"
+	changes := 0
+	var a *Agent
+	a = New(Config{
+		Store: st, Runner: rn, MachineID: "m1", Lease: pres.Lease, Interval: time.Hour,
+		BeforeStop: func(_ context.Context, unit string) {
+			mu.Lock()
+			stops = append(stops, unit+" "+rn.States()[unit].ActiveState)
+			mu.Unlock()
+		},
+		OnChange: func() {
+			mu.Lock()
+			changes++
+			mu.Unlock()
+		},
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	eventually("active", func() bool { return rn.States()[u.Name].ActiveState == "active" })
+	eventually("OnChange", func() bool { mu.Lock(); defer mu.Unlock(); return changes > 0 })
+	units := a.Units()
+	if len(units) != 1 || units[0].Name != u.Name || !slices.Equal(units[0].Options, opts) {
+		t.Fatalf("Units() = %+v", units)
+	}
+
+	entry.DesiredState = fleet.JobStateLoaded
+	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("stopped", func() bool { return rn.States()[u.Name].ActiveState == "inactive" })
+	mu.Lock()
+	got := slices.Clone(stops)
+	mu.Unlock()
+	if !slices.Equal(got, []string{"hook.service active"}) {
+		t.Fatalf("BeforeStop calls: %q", got)
+	}
+	if err := st.Apply(ctx, lead, store.Changes{Delete: []store.ScheduleEntry{{Unit: u.Name, Machine: "m1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("unloaded", func() bool { _, ok := rn.States()[u.Name]; return !ok })
+	mu.Lock()
+	got = slices.Clone(stops)
+	mu.Unlock()
+	if len(got) != 2 || got[1] != "hook.service inactive" {
+		t.Fatalf("BeforeStop before unload: %q", got)
+	}
+}

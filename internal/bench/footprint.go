@@ -1,0 +1,153 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fleetd/fleet/internal/store"
+)
+
+func runFootprint(ctx context.Context, e *env, args []string) (map[string]any, error) {
+	fs := newFlags(e, "footprint", "idle fleetd (embedded etcd) RSS and CPU; then the same fleetd running N units; baseline: a bare embedded etcd process")
+	units := fs.Int("units", 1000, "units for the loaded measurement (0 skips it)")
+	settle := fs.Duration("settle", 10*time.Second, "wait before measuring")
+	window := fs.Duration("window", 30*time.Second, "CPU measurement window")
+	bin := fs.String("fleetd", "", "fleetd binary (default: build ./cmd/fleetd)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "fleet-bench-footprint-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path, err := buildFleetd(ctx, e, *bin, dir)
+	if err != nil {
+		return nil, err
+	}
+	res := map[string]any{"settle_s": settle.Seconds(), "window_s": window.Seconds()}
+
+	// Baseline: the same embedded etcd, alone, in a process of its own.
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "_etcd", "--data-dir", filepath.Join(dir, "etcd-alone"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = e.errw
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if !bufio.NewScanner(out).Scan() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, errors.New("bare etcd did not start")
+	}
+	e.printf("baseline: bare embedded etcd, settling %v, measuring %v\n", *settle, *window)
+	rss, cpu, hwm := measureIdle(ctx, cmd.Process.Pid, *settle, *window)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	res["baseline_bare_etcd_rss_mb"] = round(mb(rss), 1)
+	res["baseline_bare_etcd_peak_rss_mb"] = round(mb(hwm), 1)
+	res["baseline_bare_etcd_cpu_pct"] = round(cpu, 2)
+
+	c, err := startCluster(ctx, path, filepath.Join(dir, "cluster"), clusterOpts{n: 1})
+	if err != nil {
+		return res, err
+	}
+	defer c.stop()
+	pid := c.procs[0].pid()
+	e.printf("idle fleetd: settling %v, measuring %v\n", *settle, *window)
+	rss, cpu, hwm = measureIdle(ctx, pid, *settle, *window)
+	res["idle_fleetd_rss_mb"] = round(mb(rss), 1)
+	res["idle_fleetd_peak_rss_mb"] = round(mb(hwm), 1)
+	res["idle_fleetd_cpu_pct"] = round(cpu, 2)
+	res["target_idle_rss_mb"] = 80
+	res["target_idle_cpu_pct"] = 1
+
+	if *units > 0 {
+		cli, err := newClient(c.etcd)
+		if err != nil {
+			return res, err
+		}
+		defer cli.Close()
+		aw := watchActive(ctx, cli, store.DefaultPrefix)
+		api, err := c.client(0)
+		if err != nil {
+			return res, err
+		}
+		t0 := time.Now()
+		var next atomic.Int64
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= *units {
+						return
+					}
+					if err := api.CreateUnit(ctx, sleepUnit(fmt.Sprintf("fp-%05d.service", i))); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err, ok := firstErr.Load().(error); ok && err != nil {
+			return res, err
+		}
+		if _, ok := aw.await(ctx, 10*time.Minute, func(a map[string]map[string]time.Time) bool {
+			n := 0
+			for _, ms := range a {
+				if len(ms) > 0 {
+					n++
+				}
+			}
+			return n >= *units
+		}); !ok {
+			return res, fmt.Errorf("%d units not all active", *units)
+		}
+		res["units"] = *units
+		res["units_all_active_s"] = round(time.Since(t0).Seconds(), 2)
+		e.printf("%d units active after %.1fs; settling %v, measuring %v\n", *units, time.Since(t0).Seconds(), *settle, *window)
+		rss, cpu, hwm = measureIdle(ctx, pid, *settle, *window)
+		res["loaded_fleetd_rss_mb"] = round(mb(rss), 1)
+		res["loaded_fleetd_peak_rss_mb"] = round(mb(hwm), 1)
+		res["loaded_fleetd_cpu_pct"] = round(cpu, 2)
+	}
+	e.summary("footprint", res)
+	return res, nil
+}
+
+// measureIdle waits settle, then measures a process's CPU over window;
+// it returns RSS at the end (bytes), CPU in percent of one core, peak RSS.
+func measureIdle(ctx context.Context, pid int, settle, window time.Duration) (int64, float64, int64) {
+	sleepCtx(ctx, settle)
+	a := readProc(pid)
+	sleepCtx(ctx, window)
+	b := readProc(pid)
+	return b.RSS, cpuPercent(a, b), b.HWM
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

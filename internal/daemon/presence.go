@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store"
+)
+
+// leaseFileName is <data_dir>/lease: the machine's current lease, for a
+// restarted fleetd to take over. Its modification time is the heartbeat:
+// fleetd sets it to the time of every lease renewal, and unit shims stop
+// their unit when it is older than agent_ttl.
+const leaseFileName = "lease"
+
+type leaseFile struct {
+	Lease     int64  `json:"lease"`
+	MachineID string `json:"machineID"`
+}
+
+// shimCommand is how the runner starts a unit's shim: this very binary.
+func shimCommand() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil // no shims: units are fleetd's children
+	}
+	return []string{exe, "shim"}
+}
+
+// presence keeps the machine registered on a lease, re-registering when the
+// lease is lost. After a restart it takes over the previous run's lease if
+// that is still alive, so nothing moves.
+type presence struct {
+	store     *store.Store
+	machine   fleet.Machine
+	ttl       time.Duration
+	log       *slog.Logger
+	leaseFile string
+	// stopUnits stops every unit of this machine; wait asks it to wait
+	// until they are down (at start-up, before anything else happens).
+	stopUnits func(ctx context.Context, wait bool)
+
+	cur     atomic.Pointer[store.Presence]
+	leaseID atomic.Int64
+	// expiring is set while the lease has gone unrenewed for nearly its
+	// TTL: the units were stopped and no state is published.
+	expiring atomic.Bool
+}
+
+// expiryGuard is how long before its TTL runs out an unrenewed lease is
+// treated as lost: the units stop before another machine can start them
+// (the etcd client itself notices only at the TTL, within 500ms).
+func expiryGuard(ttl time.Duration) time.Duration { return min(ttl/8, 500*time.Millisecond) }
+
+// saved returns the lease recorded by an earlier run and when it was last
+// renewed.
+func (p *presence) saved() (clientv3.LeaseID, time.Time) {
+	var lf leaseFile
+	b, err := os.ReadFile(p.leaseFile)
+	if err != nil || json.Unmarshal(b, &lf) != nil || lf.MachineID != p.machine.ID {
+		return 0, time.Time{}
+	}
+	st, err := os.Stat(p.leaseFile)
+	if err != nil {
+		return 0, time.Time{}
+	}
+	return clientv3.LeaseID(lf.Lease), st.ModTime()
+}
+
+func (p *presence) save(lease clientv3.LeaseID) {
+	b, _ := json.Marshal(leaseFile{Lease: int64(lease), MachineID: p.machine.ID})
+	tmp := p.leaseFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		err = os.Rename(tmp, p.leaseFile)
+		if err != nil {
+			p.log.Warn("cannot record the machine's lease", "err", err)
+		}
+	}
+}
+
+func (p *presence) set(pr *store.Presence) {
+	p.cur.Store(pr)
+	p.leaseID.Store(int64(pr.Lease()))
+}
+
+func (p *presence) register(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	resume, renewed := p.saved()
+	for {
+		var err error
+		if resume != 0 {
+			var pr *store.Presence
+			pr, err = p.store.Resume(ctx, p.machine, resume)
+			if err == nil {
+				p.set(pr)
+				p.log.Info("machine lease taken over from the previous run; units keep running", "machine", p.machine.ID, "lease", fmt.Sprintf("%x", int64(resume)), "away", time.Since(renewed).Round(time.Millisecond))
+				return nil
+			}
+			if errors.Is(err, store.ErrLeaseGone) || time.Since(renewed) > p.ttl {
+				// The machine was away longer than agent_ttl: its units
+				// are (being) placed elsewhere. Stop the stale copies
+				// before anything else.
+				p.log.Warn("previous machine lease is gone; stopping stale units before registering", "err", err, "away", time.Since(renewed).Round(time.Millisecond))
+				p.stopUnits(ctx, true)
+				resume = 0
+				continue
+			}
+		} else {
+			var pr *store.Presence
+			pr, err = p.store.Register(ctx, p.machine, p.ttl)
+			if err == nil {
+				p.save(pr.Lease())
+				p.set(pr)
+				p.log.Info("machine registered", "machine", p.machine.ID, "ttl", p.ttl)
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("fleetd: register machine: %w", err)
+		}
+		p.log.Warn("registering machine failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fleetd: register machine: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func (p *presence) run(ctx context.Context) {
+	for {
+		pr := p.cur.Load()
+		select {
+		case <-ctx.Done():
+			return
+		case <-pr.Done():
+		}
+		if ctx.Err() != nil {
+			return // our own shutdown released the lease
+		}
+		p.leaseID.Store(0)
+		p.log.Warn("machine lease lost; stopping this machine's units and registering again", "last_renewal", pr.Renewed())
+		p.stopUnits(ctx, false)
+		p.expiring.Store(false)
+		if err := p.register(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// heartbeat sets the lease file's time to each renewal of the lease, and
+// stops the units when the lease is about to expire unrenewed.
+func (p *presence) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pr := p.cur.Load()
+		if pr == nil || p.leaseID.Load() == 0 {
+			continue
+		}
+		t := pr.Renewed()
+		if t.After(last) {
+			if err := os.Chtimes(p.leaseFile, t, t); err != nil && errors.Is(err, os.ErrNotExist) {
+				p.save(pr.Lease())
+				_ = os.Chtimes(p.leaseFile, t, t)
+			}
+			last = t
+			if p.expiring.Swap(false) {
+				p.log.Info("machine lease renewed after all")
+			}
+		}
+		if age := time.Since(t); age > p.ttl-expiryGuard(p.ttl) && !p.expiring.Load() {
+			p.expiring.Store(true)
+			p.log.Warn("machine lease about to expire unrenewed; stopping this machine's units", "since_renewal", age.Round(time.Millisecond), "agent_ttl", p.ttl)
+			p.stopUnits(ctx, false)
+		}
+	}
+}
+
+// lease is the machine's lease, 0 while there is none (or it is expiring).
+func (p *presence) lease() clientv3.LeaseID {
+	if p.expiring.Load() {
+		return 0
+	}
+	return clientv3.LeaseID(p.leaseID.Load())
+}
+
+// close revokes the lease: the machine and its states vanish at once.
+func (p *presence) close(ctx context.Context) {
+	if pr := p.cur.Load(); pr != nil {
+		_ = pr.Close(ctx)
+	}
+	_ = os.Remove(p.leaseFile)
+}
+
+// release stops renewing the lease without revoking it.
+func (p *presence) release() {
+	if pr := p.cur.Load(); pr != nil {
+		pr.Release()
+	}
+}

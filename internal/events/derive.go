@@ -1,0 +1,226 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/fleetd/fleet/internal/fleet"
+)
+
+// schedValue is the part of a schedule/ value events need.
+type schedValue struct {
+	DesiredState fleet.JobState `json:"desiredState"`
+}
+
+// Derive returns the events that one etcd change under prefix means. kv is
+// the new key-value (for a delete only its Key and ModRevision are set);
+// prev is the previous one (nil if none or unknown).
+func Derive(prefix string, typ mvccpb.Event_EventType, kv, prev *mvccpb.KeyValue) []fleet.Event {
+	if kv == nil {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(string(kv.Key), prefix)
+	if !ok {
+		return nil
+	}
+	dir, rel, ok := strings.Cut(rest, "/")
+	if !ok || rel == "" {
+		return nil
+	}
+	ev := fleet.Event{Rev: kv.ModRevision}
+	del := typ == mvccpb.DELETE
+	switch dir {
+	case "units":
+		return deriveUnit(ev, rel, del, kv, prev)
+	case "machines":
+		return deriveMachine(ev, rel, del, kv, prev)
+	case "schedule":
+		machine, unit, ok := strings.Cut(rel, "/")
+		if !ok || machine == "" || unit == "" {
+			return nil
+		}
+		ev.Unit, ev.Machine = unit, machine
+		if del {
+			ev.Type = fleet.EventUnitUnscheduled
+			ev.Message = fmt.Sprintf("%s unscheduled from %s", unit, fleet.ShortMachineID(machine))
+			return []fleet.Event{ev}
+		}
+		if prev != nil {
+			return nil // desired state or hash update of a placement
+		}
+		var v schedValue
+		_ = json.Unmarshal(kv.Value, &v)
+		ev.Type = fleet.EventUnitScheduled
+		ev.State = string(v.DesiredState)
+		ev.Message = fmt.Sprintf("%s scheduled on %s", unit, fleet.ShortMachineID(machine))
+		return []fleet.Event{ev}
+	case "states":
+		machine, unit, ok := strings.Cut(rel, "/")
+		if !ok || machine == "" || unit == "" || del {
+			return nil
+		}
+		return deriveState(ev, unit, machine, kv, prev)
+	case "reasons":
+		if del {
+			return nil
+		}
+		var r, old fleet.Reason
+		if json.Unmarshal(kv.Value, &r) != nil {
+			return nil
+		}
+		if prev != nil && json.Unmarshal(prev.Value, &old) == nil && old.Summary == r.Summary {
+			return nil
+		}
+		ev.Type, ev.Unit, ev.Message = fleet.EventUnitUnplaced, rel, r.Summary
+		if ev.Message == "" {
+			ev.Message = rel + " cannot be placed"
+		}
+		return []fleet.Event{ev}
+	}
+	return nil
+}
+
+func deriveUnit(ev fleet.Event, name string, del bool, kv, prev *mvccpb.KeyValue) []fleet.Event {
+	ev.Unit = name
+	if del {
+		ev.Type = fleet.EventUnitDestroyed
+		ev.Message = name + " destroyed"
+		return []fleet.Event{ev}
+	}
+	var u fleet.Unit
+	if json.Unmarshal(kv.Value, &u) != nil {
+		return nil
+	}
+	ev.State = string(u.DesiredState)
+	var old fleet.Unit
+	if prev == nil || json.Unmarshal(prev.Value, &old) != nil {
+		ev.Type = fleet.EventUnitSubmitted
+		ev.Message = fmt.Sprintf("%s submitted (desired %s)", name, u.DesiredState)
+		return []fleet.Event{ev}
+	}
+	var out []fleet.Event
+	if old.Hash != u.Hash {
+		r := ev
+		r.Type = fleet.EventUnitReplaced
+		r.Message = fmt.Sprintf("%s replaced (hash %s)", name, short(u.Hash))
+		out = append(out, r)
+	}
+	if old.DesiredState != u.DesiredState {
+		d := ev
+		d.Type = fleet.EventUnitDesired
+		d.Message = fmt.Sprintf("%s desired state %s → %s", name, old.DesiredState, u.DesiredState)
+		out = append(out, d)
+	}
+	return out
+}
+
+func deriveMachine(ev fleet.Event, id string, del bool, kv, prev *mvccpb.KeyValue) []fleet.Event {
+	ev.Machine = id
+	if del {
+		var m fleet.Machine
+		if prev != nil {
+			_ = json.Unmarshal(prev.Value, &m)
+		}
+		ev.Type, ev.IP = fleet.EventMachineLost, m.PublicIP
+		ev.Message = "machine " + legend(id, m.PublicIP) + " lost"
+		return []fleet.Event{ev}
+	}
+	if prev != nil {
+		return nil // re-registration or update of a live machine
+	}
+	var m fleet.Machine
+	_ = json.Unmarshal(kv.Value, &m)
+	ev.Type, ev.IP = fleet.EventMachineJoined, m.PublicIP
+	ev.Message = "machine " + legend(id, m.PublicIP) + " joined"
+	return []fleet.Event{ev}
+}
+
+func deriveState(ev fleet.Event, unit, machine string, kv, prev *mvccpb.KeyValue) []fleet.Event {
+	var st, old fleet.UnitState
+	if json.Unmarshal(kv.Value, &st) != nil {
+		return nil
+	}
+	if prev != nil {
+		_ = json.Unmarshal(prev.Value, &old)
+	}
+	if st.ActiveState == old.ActiveState {
+		return nil
+	}
+	ev.Unit, ev.Machine = unit, machine
+	ev.State = st.ActiveState
+	if st.SubState != "" {
+		ev.State += "/" + st.SubState
+	}
+	on := fleet.ShortMachineID(machine)
+	switch st.ActiveState {
+	case "active":
+		ev.Type = fleet.EventUnitStarted
+		ev.Message = fmt.Sprintf("%s started on %s", unit, on)
+	case "failed":
+		ev.Type = fleet.EventUnitFailed
+		ev.Message = fmt.Sprintf("%s failed on %s", unit, on)
+	case "inactive":
+		if old.ActiveState == "" {
+			return nil // loaded, never ran
+		}
+		ev.Type = fleet.EventUnitStopped
+		ev.Message = fmt.Sprintf("%s stopped on %s", unit, on)
+	default:
+		return nil // activating, deactivating: transitions
+	}
+	return []fleet.Event{ev}
+}
+
+func legend(id, ip string) string {
+	if ip == "" {
+		return fleet.ShortMachineID(id)
+	}
+	return fleet.ShortMachineID(id) + "/" + ip
+}
+
+func short(h string) string {
+	if len(h) > 7 {
+		return h[:7]
+	}
+	return h
+}
+
+// Coalesce merges, in place of the pair, an unscheduled event and a later
+// scheduled event of the same unit on another machine whose revisions are
+// equal or adjacent into one rescheduled event (at the scheduled event's
+// position and revision). Other events keep their order.
+func Coalesce(evs []fleet.Event) []fleet.Event {
+	merged := slices.Clone(evs)
+	drop := make([]bool, len(evs))
+	for i, e := range merged {
+		if e.Type != fleet.EventUnitScheduled {
+			continue
+		}
+		for j := range i {
+			u := merged[j]
+			if drop[j] || u.Type != fleet.EventUnitUnscheduled || u.Unit != e.Unit || u.Machine == e.Machine {
+				continue
+			}
+			if d := e.Rev - u.Rev; d < 0 || d > 1 {
+				continue
+			}
+			drop[j] = true
+			e.Type = fleet.EventUnitRescheduled
+			e.From = u.Machine
+			e.Message = fmt.Sprintf("%s rescheduled from %s to %s", e.Unit, fleet.ShortMachineID(u.Machine), fleet.ShortMachineID(e.Machine))
+			merged[i] = e
+			break
+		}
+	}
+	out := merged[:0]
+	for i, e := range merged {
+		if !drop[i] {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+package events
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/fleetd/fleet/internal/fleet"
+)
+
+const pfx = "/_coreos.com/fleet/"
+
+func kv(key string, rev int64, v any) *mvccpb.KeyValue {
+	var b []byte
+	switch x := v.(type) {
+	case nil:
+	case string:
+		b = []byte(x)
+	default:
+		b, _ = json.Marshal(x)
+	}
+	return &mvccpb.KeyValue{Key: []byte(pfx + key), Value: b, ModRevision: rev}
+}
+
+const (
+	m1 = "1111111111111111aaaaaaaaaaaaaaaa"
+	m2 = "2222222222222222bbbbbbbbbbbbbbbb"
+)
+
+func TestDerive(t *testing.T) {
+	put, del := mvccpb.PUT, mvccpb.DELETE
+	unit := func(hash string, ds fleet.JobState) fleet.Unit {
+		return fleet.Unit{Name: "web.service", Hash: hash, DesiredState: ds}
+	}
+	state := func(active, sub string) fleet.UnitState {
+		return fleet.UnitState{Name: "web.service", MachineID: m1, ActiveState: active, SubState: sub}
+	}
+	cases := []struct {
+		name       string
+		typ        mvccpb.Event_EventType
+		kv, prev   *mvccpb.KeyValue
+		want       []string // types
+		wantUnit   string
+		wantMach   string
+		wantState  string
+		wantSubstr string
+	}{
+		{"unit submitted", put, kv("units/web.service", 5, unit("abc", "launched")), nil,
+			[]string{fleet.EventUnitSubmitted}, "web.service", "", "launched", "submitted"},
+		{"desired changed", put, kv("units/web.service", 6, unit("abc", "loaded")), kv("units/web.service", 5, unit("abc", "launched")),
+			[]string{fleet.EventUnitDesired}, "web.service", "", "loaded", "launched → loaded"},
+		{"replaced and desired", put, kv("units/web.service", 6, unit("def", "loaded")), kv("units/web.service", 5, unit("abc", "launched")),
+			[]string{fleet.EventUnitReplaced, fleet.EventUnitDesired}, "web.service", "", "loaded", "replaced"},
+		{"unit rewritten unchanged", put, kv("units/web.service", 6, unit("abc", "loaded")), kv("units/web.service", 5, unit("abc", "loaded")),
+			nil, "", "", "", ""},
+		{"unit destroyed", del, kv("units/web.service", 7, nil), kv("units/web.service", 5, unit("abc", "loaded")),
+			[]string{fleet.EventUnitDestroyed}, "web.service", "", "", "destroyed"},
+		{"scheduled", put, kv("schedule/"+m1+"/web.service", 8, map[string]string{"hash": "abc", "desiredState": "launched"}), nil,
+			[]string{fleet.EventUnitScheduled}, "web.service", m1, "launched", "scheduled on 11111111"},
+		{"schedule entry updated", put, kv("schedule/"+m1+"/web.service", 9, map[string]string{"desiredState": "loaded"}), kv("schedule/"+m1+"/web.service", 8, map[string]string{"desiredState": "launched"}),
+			nil, "", "", "", ""},
+		{"unscheduled", del, kv("schedule/"+m1+"/web.service", 10, nil), nil,
+			[]string{fleet.EventUnitUnscheduled}, "web.service", m1, "", "unscheduled from 11111111"},
+		{"placement index ignored", put, kv("placements/web.service/"+m1, 8, ""), nil, nil, "", "", "", ""},
+		{"started", put, kv("states/"+m1+"/web.service", 11, state("active", "running")), kv("states/"+m1+"/web.service", 10, state("activating", "start")),
+			[]string{fleet.EventUnitStarted}, "web.service", m1, "active/running", "started on 11111111"},
+		{"started on first publish", put, kv("states/"+m1+"/web.service", 11, state("active", "running")), nil,
+			[]string{fleet.EventUnitStarted}, "web.service", m1, "active/running", "started"},
+		{"loaded, never ran", put, kv("states/"+m1+"/web.service", 11, state("inactive", "dead")), nil, nil, "", "", "", ""},
+		{"activating ignored", put, kv("states/"+m1+"/web.service", 11, state("activating", "start")), kv("states/"+m1+"/web.service", 10, state("inactive", "dead")), nil, "", "", "", ""},
+		{"same state republished", put, kv("states/"+m1+"/web.service", 12, state("active", "running")), kv("states/"+m1+"/web.service", 11, state("active", "running")), nil, "", "", "", ""},
+		{"failed", put, kv("states/"+m1+"/web.service", 12, state("failed", "failed")), kv("states/"+m1+"/web.service", 11, state("active", "running")),
+			[]string{fleet.EventUnitFailed}, "web.service", m1, "failed/failed", "failed on"},
+		{"stopped", put, kv("states/"+m1+"/web.service", 13, state("inactive", "dead")), kv("states/"+m1+"/web.service", 12, state("deactivating", "stop-sigterm")),
+			[]string{fleet.EventUnitStopped}, "web.service", m1, "inactive/dead", "stopped on"},
+		{"state deleted ignored", del, kv("states/"+m1+"/web.service", 14, nil), nil, nil, "", "", "", ""},
+		{"machine joined", put, kv("machines/"+m1, 15, fleet.Machine{ID: m1, PublicIP: "10.0.0.1"}), nil,
+			[]string{fleet.EventMachineJoined}, "", m1, "", "11111111/10.0.0.1 joined"},
+		{"machine updated ignored", put, kv("machines/"+m1, 16, fleet.Machine{ID: m1}), kv("machines/"+m1, 15, fleet.Machine{ID: m1}), nil, "", "", "", ""},
+		{"machine lost", del, kv("machines/"+m1, 17, nil), kv("machines/"+m1, 15, fleet.Machine{ID: m1, PublicIP: "10.0.0.1"}),
+			[]string{fleet.EventMachineLost}, "", m1, "", "11111111/10.0.0.1 lost"},
+		{"machine lost without prev", del, kv("machines/"+m1, 17, nil), nil,
+			[]string{fleet.EventMachineLost}, "", m1, "", "machine 11111111 lost"},
+		{"unplaced", put, kv("reasons/web.service", 18, fleet.Reason{Unit: "web.service", Summary: "no machine matches"}), nil,
+			[]string{fleet.EventUnitUnplaced}, "web.service", "", "", "no machine matches"},
+		{"same reason ignored", put, kv("reasons/web.service", 19, fleet.Reason{Summary: "x"}), kv("reasons/web.service", 18, fleet.Reason{Summary: "x"}), nil, "", "", "", ""},
+		{"leader key ignored", put, kv("engine/leader/694d", 20, m1), nil, nil, "", "", "", ""},
+		{"metadata ignored", put, kv("metadata/"+m1+"/az", 21, "a"), nil, nil, "", "", "", ""},
+		{"outside prefix", put, &mvccpb.KeyValue{Key: []byte("/other/units/x.service"), Value: []byte("{}")}, nil, nil, "", "", "", ""},
+		{"bad json", put, kv("units/web.service", 22, "{"), nil, nil, "", "", "", ""},
+		{"dir only", put, kv("units/", 23, "{}"), nil, nil, "", "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Derive(pfx, tc.typ, tc.kv, tc.prev)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d events %+v, want types %v", len(got), got, tc.want)
+			}
+			for i, e := range got {
+				if e.Type != tc.want[i] {
+					t.Errorf("event %d type %q, want %q", i, e.Type, tc.want[i])
+				}
+				if e.Rev != tc.kv.ModRevision {
+					t.Errorf("rev %d, want %d", e.Rev, tc.kv.ModRevision)
+				}
+			}
+			if len(got) == 0 {
+				return
+			}
+			e := got[len(got)-1]
+			if e.Unit != tc.wantUnit || e.Machine != tc.wantMach || e.State != tc.wantState {
+				t.Errorf("got unit %q machine %q state %q; want %q %q %q", e.Unit, e.Machine, e.State, tc.wantUnit, tc.wantMach, tc.wantState)
+			}
+			found := false
+			for _, e := range got {
+				if contains(e.Message, tc.wantSubstr) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no message contains %q: %+v", tc.wantSubstr, got)
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool {
+	return strings.Contains(s, sub)
+}
+
+func TestCoalesce(t *testing.T) {
+	un := func(rev int64, unit, m string) fleet.Event {
+		return fleet.Event{Rev: rev, Type: fleet.EventUnitUnscheduled, Unit: unit, Machine: m}
+	}
+	sc := func(rev int64, unit, m string) fleet.Event {
+		return fleet.Event{Rev: rev, Type: fleet.EventUnitScheduled, Unit: unit, Machine: m}
+	}
+	other := fleet.Event{Rev: 5, Type: fleet.EventMachineLost, Machine: m1}
+	cases := []struct {
+		name string
+		in   []fleet.Event
+		want []string
+	}{
+		{"same revision", []fleet.Event{other, un(6, "a", m1), sc(6, "a", m2)}, []string{fleet.EventMachineLost, fleet.EventUnitRescheduled}},
+		{"adjacent revisions", []fleet.Event{un(6, "a", m1), sc(7, "a", m2)}, []string{fleet.EventUnitRescheduled}},
+		{"too far apart", []fleet.Event{un(6, "a", m1), sc(8, "a", m2)}, []string{fleet.EventUnitUnscheduled, fleet.EventUnitScheduled}},
+		{"same machine", []fleet.Event{un(6, "a", m1), sc(6, "a", m1)}, []string{fleet.EventUnitUnscheduled, fleet.EventUnitScheduled}},
+		{"other unit", []fleet.Event{un(6, "a", m1), sc(6, "b", m2)}, []string{fleet.EventUnitUnscheduled, fleet.EventUnitScheduled}},
+		{"scheduled first", []fleet.Event{sc(6, "a", m2), un(6, "a", m1)}, []string{fleet.EventUnitScheduled, fleet.EventUnitUnscheduled}},
+		{"two moves", []fleet.Event{un(6, "a", m1), un(6, "b", m1), sc(6, "b", m2), sc(6, "a", m2)}, []string{fleet.EventUnitRescheduled, fleet.EventUnitRescheduled}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Coalesce(tc.in)
+			var types []string
+			for _, e := range got {
+				types = append(types, e.Type)
+			}
+			if len(types) != len(tc.want) {
+				t.Fatalf("got %v, want %v", types, tc.want)
+			}
+			for i := range types {
+				if types[i] != tc.want[i] {
+					t.Fatalf("got %v, want %v", types, tc.want)
+				}
+			}
+			for _, e := range got {
+				if e.Type == fleet.EventUnitRescheduled && (e.From != m1 || e.Machine != m2) {
+					t.Errorf("rescheduled %+v: want from %s to %s", e, m1, m2)
+				}
+			}
+		})
+	}
+}

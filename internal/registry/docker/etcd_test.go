@@ -1,0 +1,61 @@
+package docker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/registry"
+)
+
+func newEtcd(t *testing.T) *clientv3.Client { return etcdtest.New(t) }
+
+// newRegistry runs a registry on a kept-alive lease.
+func newRegistry(t *testing.T, cli *clientv3.Client) *registry.Registry {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := cli.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := cli.KeepAlive(ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ka {
+		}
+	}()
+	reg := registry.New(registry.Config{
+		Client: cli, PublicIP: "127.0.0.1", Hostname: "host1",
+		Lease: func() clientv3.LeaseID { return l.ID },
+	})
+	done := make(chan struct{})
+	go func() { _ = reg.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return reg
+}
+
+func awaitKey(t *testing.T, cli *clientv3.Client, key, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	got := ""
+	for time.Now().Before(deadline) {
+		resp, err := cli.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = ""
+		if len(resp.Kvs) > 0 {
+			got = string(resp.Kvs[0].Value)
+		}
+		if got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s = %q, want %q", key, got, want)
+}

@@ -1,0 +1,237 @@
+package exec
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// usesShims reports whether main processes run under shims.
+func (r *Runner) usesShims() bool { return r.opts.StateDir != "" && len(r.opts.Shim) > 0 }
+
+func (r *Runner) unitStateDir(unit string) string { return filepath.Join(r.opts.StateDir, unit) }
+
+// startShimProcess is startProcess for a main process that must survive
+// fleetd: it starts a shim (see shim.go) that starts the process.
+func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []string, onExit func(*proc)) (*proc, error) {
+	r := u.r
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	dir := filepath.Join(r.unitStateDir(u.name), fmt.Sprintf("shim-%d-%s", rc.gen, hex.EncodeToString(rnd[:])))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, &spawnError{226, fmt.Errorf("shim state directory: %w", err)}
+	}
+	spec := shimSpec{
+		Unit: u.name, Ident: filepath.Base(path), Path: path, Argv: argv, Env: env, Dir: rc.dir,
+		Heartbeat: r.opts.Heartbeat, HeartbeatTTL: r.opts.HeartbeatTTL,
+		KillSignal: int(rc.cfg.killSignal), TimeoutStop: rc.cfg.timeoutStop,
+		Hostname: r.opts.Hostname,
+	}
+	if j := r.opts.Journal; j != nil {
+		o := j.Options()
+		spec.JournalDir, spec.JournalMaxBytes, spec.JournalMaxFiles, spec.Hostname = j.Dir(), o.MaxFileBytes, o.MaxFiles, o.Hostname
+	}
+	if c := rc.cred; c != nil {
+		uid := c.Uid
+		spec.UID, spec.GID, spec.Groups = &uid, c.Gid, c.Groups
+	}
+	if cg := rc.g.spawnCgroup(); cg != nil {
+		spec.Cgroup = cg.path
+	}
+	fail := func(err error) (*proc, error) {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, shimSpecFile), spec); err != nil {
+		return fail(&spawnError{226, fmt.Errorf("shim spec: %w", err)})
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fail(&spawnError{208, err})
+	}
+	defer devnull.Close()
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		return fail(&spawnError{209, err})
+	}
+	defer repR.Close()
+	shimEnv := append([]string{"PATH=" + defaultPath}, r.opts.ShimEnv...)
+	attr := &os.ProcAttr{
+		Dir:   "/",
+		Env:   shimEnv,
+		Files: []*os.File{devnull, repW, devnull},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	}
+	rp := r.rp
+	rp.mu.Lock()
+	sp, err := os.StartProcess(r.opts.Shim[0], append(append([]string(nil), r.opts.Shim...), dir), attr)
+	if err == nil {
+		rp.managed[sp.Pid] = struct{}{}
+	}
+	rp.mu.Unlock()
+	repW.Close()
+	if err != nil {
+		return fail(&spawnError{203, fmt.Errorf("start shim: %w", err)})
+	}
+	go func() {
+		sp.Wait()
+		rp.mu.Lock()
+		delete(rp.managed, sp.Pid)
+		rp.mu.Unlock()
+	}()
+	lines := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(repR).ReadString('\n')
+		lines <- strings.TrimSpace(l)
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(60 * time.Second):
+		syscall.Kill(sp.Pid, syscall.SIGKILL)
+		return fail(&spawnError{203, errors.New("shim did not report")})
+	}
+	pid, err := parseShimReport(line)
+	if err != nil {
+		status := 203
+		if errors.Is(err, syscall.ENOENT) && rc.dir != "/" {
+			if _, serr := os.Stat(rc.dir); serr != nil {
+				status = 200
+			}
+		}
+		if rc.cred != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
+			status = 216
+		}
+		return fail(&spawnError{status, err})
+	}
+	var m shimMain
+	_ = readJSON(filepath.Join(dir, shimMainFile), &m)
+	pr := &proc{pid: pid, ident: spec.Ident, done: make(chan struct{})}
+	rc.g.added(pid)
+	rc.shimDir = dir
+	go r.watchShim(dir, pid, m.Start, pr, onExit)
+	return pr, nil
+}
+
+// watchShim waits for the main process of a shim to exit, takes its wait
+// status from exit.json and completes pr. It gives up when the runner
+// closes (pr stays open: the process is left to a later runner).
+func (r *Runner) watchShim(dir string, pid int, start uint64, pr *proc, onExit func(*proc)) {
+	exitPath := filepath.Join(dir, shimExitFile)
+	if !waitPIDExit(pid, start, r.quit) {
+		return
+	}
+	var ex shimExit
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := readJSON(exitPath, &ex)
+		if err == nil {
+			pr.ws = syscall.WaitStatus(ex.WaitStatus)
+			break
+		}
+		if time.Now().After(deadline) {
+			// The shim died before recording the status.
+			pr.ws = syscall.WaitStatus(syscall.SIGKILL)
+			break
+		}
+		select {
+		case <-r.quit:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if onExit != nil {
+		onExit(pr)
+	}
+	close(pr.done)
+	r.kick()
+}
+
+// samePID reports whether pid is still the process that started at start
+// ticks (0: unknown) and has not exited.
+func samePID(pid int, start uint64) bool {
+	st, ok := readProcStat(pid)
+	if !ok || st.state == 'Z' || st.state == 'X' {
+		return false
+	}
+	return start == 0 || st.start == start
+}
+
+// waitPIDExit waits until pid (not necessarily our child) has exited. It
+// returns false if quit closed first.
+func waitPIDExit(pid int, start uint64, quit <-chan struct{}) bool {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		if !samePID(pid, start) {
+			unix.Close(fd)
+			return true
+		}
+		if err := unix.SetNonblock(fd, true); err == nil {
+			f := os.NewFile(uintptr(fd), "pidfd")
+			if exited, ok := waitPidfd(f, quit); ok {
+				return exited
+			}
+		} else {
+			unix.Close(fd)
+		}
+	}
+	// No pidfd (old kernel, or not pollable): poll /proc.
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if !samePID(pid, start) {
+			return true
+		}
+		select {
+		case <-quit:
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// waitPidfd waits on a pidfd through the runtime's poller (no thread is
+// blocked). ok is false if the descriptor cannot be polled.
+func waitPidfd(f *os.File, quit <-chan struct{}) (exited, ok bool) {
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, false
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	quitted := make(chan struct{})
+	go func() {
+		select {
+		case <-quit:
+			close(quitted)
+			f.SetReadDeadline(time.Now())
+		case <-stop:
+		}
+	}()
+	rerr := rc.Read(func(fd uintptr) bool {
+		n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		if n > 0 {
+			exited = true
+		}
+		return exited
+	})
+	if exited {
+		return true, true
+	}
+	select {
+	case <-quitted:
+		return false, true
+	default:
+	}
+	_ = rerr
+	return false, false
+}

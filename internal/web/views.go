@@ -1,0 +1,175 @@
+package web
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/unitfile"
+)
+
+// Overview is the data of the main page.
+type Overview struct {
+	Machines []MachineView
+	Units    []UnitView
+	Leader   string // engine leader's machine ID ("" if none)
+	Counts   map[string]int
+}
+
+// MachineView is one row of the machine table.
+type MachineView struct {
+	ID, IP, Metadata, Version string
+	Units                     []string
+	Leader, NoEngine, Self    bool
+}
+
+// Placement is where a unit is scheduled and what that machine reports.
+type Placement struct {
+	Machine, IP    string
+	Active, Sub    string
+	JobState       string
+	HasState, Live bool
+}
+
+// UnitView is one unit: the unit table row, and the unit page.
+type UnitView struct {
+	Name, Description, Hash string
+	Desired, Current        string
+	Active                  string // active state of the first placement ("-" when none)
+	Placements              []Placement
+	Reason                  *fleet.Reason
+	Global, Template, Gone  bool
+	File                    string
+}
+
+// loadOverview reads everything the main page shows.
+func (h *Handler) loadOverview(ctx context.Context) (*Overview, error) {
+	st := h.cfg.Store
+	snap, err := st.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	states, err := st.UnitStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	leader, _ := st.Leader(ctx)
+	ov := &Overview{Leader: leader, Counts: map[string]int{}}
+	byMachine := map[string][]string{}
+	for _, e := range snap.Schedule {
+		byMachine[e.Machine] = append(byMachine[e.Machine], e.Unit)
+	}
+	for _, m := range snap.Machines {
+		ov.Machines = append(ov.Machines, MachineView{
+			ID: m.ID, IP: m.PublicIP, Metadata: m.MetadataString(), Version: m.Version,
+			Units: byMachine[m.ID], Leader: m.ID == leader, NoEngine: m.DisableEngine,
+			Self: m.ID == h.cfg.MachineID,
+		})
+	}
+	idx := indexStates(states)
+	live := map[string]fleet.Machine{}
+	for _, m := range snap.Machines {
+		live[m.ID] = m
+	}
+	placements := map[string][]string{}
+	for _, e := range snap.Schedule {
+		placements[e.Unit] = append(placements[e.Unit], e.Machine)
+	}
+	for _, u := range snap.Units {
+		reason, ok := snap.Reasons[u.Name]
+		var rp *fleet.Reason
+		if ok {
+			rp = &reason
+		}
+		v := unitView(u, placements[u.Name], idx, live, rp)
+		ov.Counts[v.Active]++
+		ov.Units = append(ov.Units, v)
+	}
+	return ov, nil
+}
+
+// loadUnit reads one unit with its file; store.ErrNotFound if absent.
+func (h *Handler) loadUnit(ctx context.Context, name string) (*UnitView, error) {
+	st := h.cfg.Store
+	u, err := st.Unit(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := st.Placements(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	states, err := st.UnitStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	machines, err := st.Machines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]fleet.Machine{}
+	for _, m := range machines {
+		live[m.ID] = m
+	}
+	var rp *fleet.Reason
+	if r, ok, err := st.Reason(ctx, name); err != nil {
+		return nil, err
+	} else if ok {
+		rp = &r
+	}
+	v := unitView(u, pl, indexStates(states), live, rp)
+	v.File = string(unitfile.Serialize(u.Options))
+	return &v, nil
+}
+
+type stateKey struct{ unit, machine string }
+
+func indexStates(states []fleet.UnitState) map[stateKey]fleet.UnitState {
+	idx := make(map[stateKey]fleet.UnitState, len(states))
+	for _, s := range states {
+		idx[stateKey{s.Name, s.MachineID}] = s
+	}
+	return idx
+}
+
+// unitView follows the API's rule for the current state: inactive unless
+// placed on a machine that published a state; then that state's job state
+// ("loaded" if the agent gave none).
+func unitView(u fleet.Unit, placed []string, idx map[stateKey]fleet.UnitState, live map[string]fleet.Machine, reason *fleet.Reason) UnitView {
+	v := UnitView{
+		Name: u.Name, Hash: u.Hash, Desired: string(u.DesiredState),
+		Current: string(fleet.JobStateInactive), Active: "-",
+		Description: unitfile.Description(u.Options),
+		Template:    fleet.IsTemplate(u.Name), Reason: reason,
+	}
+	if req, _, err := unitfile.Requirements(u.Name, u.Options); err == nil {
+		v.Global = req.Global
+	}
+	placed = slices.Clone(placed)
+	slices.Sort(placed)
+	for i, m := range placed {
+		p := Placement{Machine: m, Active: "-"}
+		if lm, ok := live[m]; ok {
+			p.IP, p.Live = lm.PublicIP, true
+		}
+		if s, ok := idx[stateKey{u.Name, m}]; ok {
+			p.HasState, p.Active, p.Sub, p.JobState = true, s.ActiveState, s.SubState, string(s.JobState)
+			if p.JobState == "" {
+				p.JobState = string(fleet.JobStateLoaded)
+			}
+			if i == 0 && !v.Global {
+				v.Current = p.JobState
+			}
+		}
+		if i == 0 {
+			v.Active = p.Active
+		}
+		v.Placements = append(v.Placements, p)
+	}
+	if v.Active == "" {
+		v.Active = "-"
+	}
+	v.Description = strings.TrimSpace(v.Description)
+	return v
+}

@@ -1,0 +1,309 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Config configures the dashboard.
+type Config struct {
+	// Store is the registry (required).
+	Store *store.Store
+	// API is the API's handler; journals are read through it (required for
+	// the journal pane).
+	API http.Handler
+	// Authorizer decides who may read and who may act (LoopbackAuthorizer
+	// if nil).
+	Authorizer Authorizer
+	// MachineID is this fleetd's machine (shown in the header).
+	MachineID string
+	// Version is shown in the footer.
+	Version string
+	// Logger receives errors (discarded if nil).
+	Logger *slog.Logger
+	// Heartbeat is the interval of keep-alive comments on event streams
+	// (15 s if zero).
+	Heartbeat time.Duration
+}
+
+// Handler serves the dashboard under /ui/.
+type Handler struct {
+	cfg  Config
+	auth Authorizer
+	log  *slog.Logger
+	tmpl *template.Template
+	mux  *http.ServeMux
+}
+
+// New returns the dashboard handler. Mount it at "/ui/" (and "/ui") on the
+// API's mux.
+func New(cfg Config) *Handler {
+	h := &Handler{cfg: cfg, auth: cfg.Authorizer, log: cfg.Logger}
+	if h.auth == nil {
+		h.auth = LoopbackAuthorizer{}
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.cfg.Heartbeat <= 0 {
+		h.cfg.Heartbeat = 15 * time.Second
+	}
+	h.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
+	static, _ := fs.Sub(staticFS, "static")
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ui/{$}", h.overview)
+	mux.HandleFunc("GET /ui/units/{name}", h.unitPage)
+	mux.HandleFunc("GET /ui/fragment/overview", h.overviewFragment)
+	mux.HandleFunc("GET /ui/fragment/units/{name}", h.unitFragment)
+	mux.HandleFunc("GET /ui/events", h.events)
+	mux.HandleFunc("GET /ui/units/{name}/journal", h.journal)
+	mux.HandleFunc("POST /ui/units/{name}/{action}", h.act)
+	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	mux.HandleFunc("/ui", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+	})
+	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, http.StatusNotFound, "no such page")
+	})
+	h.mux = mux
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "same-origin")
+	if r.Method == http.MethodPost {
+		if !h.auth.CanAdmin(r) {
+			h.fail(w, r, http.StatusForbidden, "changing the cluster needs the admin credential")
+			return
+		}
+	} else if !h.auth.CanRead(r) {
+		h.fail(w, r, http.StatusForbidden, "reading the dashboard needs a credential")
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+var funcs = template.FuncMap{
+	"short": fleet.ShortMachineID,
+	"shortHash": func(s string) string {
+		if len(s) > 7 {
+			return s[:7]
+		}
+		return s
+	},
+	"pathEscape": url.PathEscape,
+	"acts": func(u any, csrf, ret string) actionsData {
+		var v *UnitView
+		switch x := u.(type) {
+		case UnitView:
+			v = &x
+		case *UnitView:
+			v = x
+		}
+		return actionsData{U: v, CSRF: csrf, Return: ret}
+	},
+	"stateClass": func(s string) string {
+		switch s {
+		case "active", "launched":
+			return "ok"
+		case "failed":
+			return "bad"
+		case "activating", "deactivating", "loaded":
+			return "mid"
+		}
+		return "off"
+	},
+}
+
+// actionsData feeds the "actions" template.
+type actionsData struct {
+	U            *UnitView
+	CSRF, Return string
+}
+
+// page is what every full page template gets.
+type page struct {
+	Title     string
+	CSRF      string
+	MachineID string
+	Version   string
+	Events    string // event stream URL
+	Error     string
+	*Overview
+	Unit *UnitView
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string, code int, data any) {
+	var buf bytes.Buffer
+	if err := h.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		h.log.Error("web: render", "template", name, "err", err)
+		http.Error(w, "template error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) page {
+	return page{
+		Title: title, CSRF: csrfToken(w, r), MachineID: h.cfg.MachineID,
+		Version: h.cfg.Version, Events: "/ui/events",
+	}
+}
+
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "fleet")
+	ov, err := h.loadOverview(r.Context())
+	if err != nil {
+		h.storeFail(w, r, err)
+		return
+	}
+	p.Overview = ov
+	h.render(w, r, "overview.html", http.StatusOK, p)
+}
+
+func (h *Handler) overviewFragment(w http.ResponseWriter, r *http.Request) {
+	p := h.newPage(w, r, "")
+	ov, err := h.loadOverview(r.Context())
+	if err != nil {
+		h.storeFail(w, r, err)
+		return
+	}
+	p.Overview = ov
+	h.render(w, r, "overview-live", http.StatusOK, p)
+}
+
+func (h *Handler) unitPage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p := h.newPage(w, r, name)
+	u, err := h.loadUnit(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, http.StatusNotFound, "unit "+name+" does not exist")
+		return
+	}
+	if err != nil {
+		h.storeFail(w, r, err)
+		return
+	}
+	p.Unit = u
+	h.render(w, r, "unit.html", http.StatusOK, p)
+}
+
+func (h *Handler) unitFragment(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p := h.newPage(w, r, name)
+	u, err := h.loadUnit(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		// Destroyed while the page was open.
+		p.Unit = &UnitView{Name: name, Gone: true}
+		h.render(w, r, "unit-live", http.StatusOK, p)
+		return
+	}
+	if err != nil {
+		h.storeFail(w, r, err)
+		return
+	}
+	p.Unit = u
+	h.render(w, r, "unit-live", http.StatusOK, p)
+}
+
+// act runs start, stop or destroy (auth was checked in ServeHTTP).
+func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if msg := checkCSRF(r); msg != "" {
+		h.log.Warn("web: refused request", "path", r.URL.Path, "remote", r.RemoteAddr, "why", msg)
+		h.fail(w, r, http.StatusForbidden, msg)
+		return
+	}
+	name, action := r.PathValue("name"), r.PathValue("action")
+	ctx := r.Context()
+	var err error
+	switch action {
+	case "start":
+		if fleet.IsTemplate(name) {
+			h.fail(w, r, http.StatusBadRequest, "cannot activate template "+name)
+			return
+		}
+		err = h.cfg.Store.SetDesiredState(ctx, name, fleet.JobStateLaunched)
+	case "stop":
+		err = h.cfg.Store.SetDesiredState(ctx, name, fleet.JobStateLoaded)
+	case "destroy":
+		if _, err = h.cfg.Store.Unit(ctx, name); err == nil {
+			err = h.cfg.Store.DestroyUnit(ctx, name)
+		}
+	default:
+		h.fail(w, r, http.StatusNotFound, "unknown action "+action)
+		return
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, http.StatusNotFound, "unit "+name+" does not exist")
+		return
+	}
+	if err != nil {
+		h.storeFail(w, r, err)
+		return
+	}
+	h.log.Info("web: unit action", "unit", name, "action", action, "remote", r.RemoteAddr)
+	if r.Header.Get("X-Fleet-UI") != "" {
+		writeJSON(w, http.StatusOK, map[string]string{"unit": name, "action": action})
+		return
+	}
+	back := r.PostFormValue("return")
+	if !strings.HasPrefix(back, "/ui/") || strings.HasPrefix(back, "//") || strings.ContainsAny(back, "\\\r\n") {
+		back = "/ui/units/" + url.PathEscape(name)
+	}
+	if action == "destroy" {
+		back = "/ui/"
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// fail answers an error as JSON to the script, as a page otherwise.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if r.Header.Get("X-Fleet-UI") != "" || strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeJSON(w, code, map[string]string{"error": msg})
+		return
+	}
+	p := page{Title: http.StatusText(code), MachineID: h.cfg.MachineID, Version: h.cfg.Version, Error: msg}
+	h.render(w, r, "error.html", code, p)
+}
+
+func (h *Handler) storeFail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	h.log.Warn("web: store", "path", r.URL.Path, "err", err)
+	h.fail(w, r, http.StatusServiceUnavailable, "fleet cannot read the registry right now: "+err.Error())
+}

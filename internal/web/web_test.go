@@ -1,0 +1,438 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/unitfile"
+)
+
+const (
+	mA = "aaaaaaaa11111111aaaaaaaa11111111"
+	mB = "bbbbbbbb22222222bbbbbbbb22222222"
+)
+
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	store *store.Store
+	h     *Handler
+	srv   *httptest.Server
+	jar   http.CookieJar
+	hc    *http.Client
+}
+
+// newEnv is the dashboard on a real store (real embedded etcd) with two
+// machines, a placed running unit and an unplaced one. api answers the
+// journal requests.
+func newEnv(t *testing.T, api http.Handler) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	st := store.New(etcdtest.New(t), "/web-test/")
+	e := &env{t: t, ctx: ctx, store: st}
+	for i, id := range []string{mA, mB} {
+		pr, err := st.Register(ctx, fleet.Machine{ID: id, PublicIP: "10.0.0." + string(rune('1'+i)), Metadata: map[string]string{"az": "a"}}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			opts, err := unitfile.Parse([]byte("[Unit]\nDescription=Web <b>server</b>\n\n[Service]\nExecStart=/bin/sleep 100\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := fleet.Unit{Name: "web.service", Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
+			if _, err := st.CreateUnit(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			lead, err := st.Campaign(ctx, id, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := store.Changes{
+				Put:        []store.ScheduleEntry{{Unit: "web.service", Machine: id, Hash: u.Hash, DesiredState: fleet.JobStateLaunched}},
+				PutReasons: []fleet.Reason{{Unit: "lonely.service", Summary: "no machine has metadata role=db", PerMachine: map[string]string{mA: "metadata mismatch"}}},
+			}
+			if _, err := st.CreateUnit(ctx, fleet.Unit{Name: "lonely.service", Options: opts, Hash: u.Hash + "x", DesiredState: fleet.JobStateLaunched}); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Apply(ctx, lead, ch); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.PutUnitStates(ctx, pr.Lease(), []fleet.UnitState{{Name: "web.service", MachineID: id, Hash: u.Hash, LoadState: "loaded", ActiveState: "active", SubState: "running", JobState: fleet.JobStateLaunched}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.h = New(Config{Store: st, API: api, MachineID: mA, Version: "test", Heartbeat: 50 * time.Millisecond})
+	e.srv = httptest.NewServer(e.h)
+	t.Cleanup(e.srv.Close)
+	e.jar, _ = cookiejar.New(nil)
+	e.hc = &http.Client{Jar: e.jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return e
+}
+
+func (e *env) get(path string) (int, string) {
+	e.t.Helper()
+	resp, err := e.hc.Get(e.srv.URL + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var tokenRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// token loads a page and returns the CSRF token in its forms.
+func (e *env) token() string {
+	e.t.Helper()
+	_, body := e.get("/ui/")
+	m := tokenRe.FindStringSubmatch(body)
+	if m == nil {
+		e.t.Fatalf("no CSRF token in page:\n%s", body)
+	}
+	return m[1]
+}
+
+func (e *env) post(path string, form url.Values, hdr map[string]string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (e *env) desired(name string) fleet.JobState {
+	e.t.Helper()
+	u, err := e.store.Unit(e.ctx, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u.DesiredState
+}
+
+func TestOverviewRendersMachinesUnitsAndReasons(t *testing.T) {
+	e := newEnv(t, nil)
+	code, body := e.get("/ui/")
+	if code != 200 {
+		t.Fatalf("%d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`data-machine="` + mA + `"`, `data-machine="` + mB + `"`, "10.0.0.1", "10.0.0.2", "az=a",
+		`<span class="tag">leader</span>`,
+		`data-unit="web.service"`, `<span class="badge ok">active</span>`, `data-unit="lonely.service"`,
+		"no machine has metadata role=db", `action="/ui/units/web.service/stop"`, `name="csrf"`,
+		`src="/ui/static/app.js"`, `data-events="/ui/events"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	// The fragment is the live part only.
+	code, frag := e.get("/ui/fragment/overview")
+	if code != 200 || strings.Contains(frag, "<html") || !strings.Contains(frag, `data-unit="web.service"`) {
+		t.Errorf("fragment %d:\n%s", code, frag)
+	}
+	resp, _ := e.hc.Get(e.srv.URL + "/ui/")
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("security headers: %v", resp.Header)
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == csrfCookie {
+			cookie = c
+		}
+	}
+	if cookie != nil {
+		t.Errorf("a second page load must reuse the token cookie, got a new one")
+	}
+}
+
+func TestUnitPageShowsFileAndEscapes(t *testing.T) {
+	e := newEnv(t, nil)
+	code, body := e.get("/ui/units/web.service")
+	if code != 200 {
+		t.Fatalf("%d\n%s", code, body)
+	}
+	for _, want := range []string{"ExecStart=/bin/sleep 100", "Web &lt;b&gt;server&lt;/b&gt;", `data-src="/ui/units/web.service/journal"`, "running", `data-unit="web.service"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("unit page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<b>server</b>") {
+		t.Error("description not escaped")
+	}
+	_, body = e.get("/ui/units/lonely.service")
+	if !strings.Contains(body, "Not placed:") || !strings.Contains(body, "metadata mismatch") {
+		t.Errorf("unplaced unit page lacks its reason:\n%s", body)
+	}
+	if code, _ := e.get("/ui/units/nope.service"); code != 404 {
+		t.Errorf("missing unit: %d", code)
+	}
+	if code, _ := e.get("/ui/nope"); code != 404 {
+		t.Errorf("unknown page: %d", code)
+	}
+	if code, body := e.get("/ui/static/app.css"); code != 200 || !strings.Contains(body, "max-width: 700px") {
+		t.Errorf("static css: %d", code)
+	}
+}
+
+func TestCSRFRejectionsChangeNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.token()
+	origin := e.srv.URL
+	cases := []struct {
+		name string
+		form url.Values
+		hdr  map[string]string
+		want string
+	}{
+		{"missing token", url.Values{}, map[string]string{"Origin": origin}, "invalid CSRF token"},
+		{"invalid token", url.Values{"csrf": {"AAAA" + tok[4:]}}, map[string]string{"Origin": origin}, "invalid CSRF token"},
+		{"foreign origin", url.Values{"csrf": {tok}}, map[string]string{"Origin": "http://evil.example"}, "cross-origin"},
+		{"foreign referer", url.Values{"csrf": {tok}}, map[string]string{"Referer": "http://evil.example/ui/"}, "cross-origin"},
+		{"no origin nor referer", url.Values{"csrf": {tok}}, nil, "without Origin"},
+		{"cross-site fetch", url.Values{"csrf": {tok}}, map[string]string{"Origin": origin, "Sec-Fetch-Site": "cross-site"}, "cross-site"},
+		{"null origin", url.Values{"csrf": {tok}}, map[string]string{"Origin": "null"}, "cross-origin"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, action := range []string{"stop", "destroy"} {
+				code, body := e.post("/ui/units/web.service/"+action, tc.form, tc.hdr)
+				if code != http.StatusForbidden || !strings.Contains(body, tc.want) {
+					t.Errorf("%s: %d, want 403 %q:\n%s", action, code, tc.want, body)
+				}
+			}
+			if got := e.desired("web.service"); got != fleet.JobStateLaunched {
+				t.Errorf("desired state changed to %s", got)
+			}
+		})
+	}
+	// Without the cookie the form token alone is not enough.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/ui/units/web.service/stop", strings.NewReader(url.Values{"csrf": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || e.desired("web.service") != fleet.JobStateLaunched {
+		t.Errorf("no cookie: %d", resp.StatusCode)
+	}
+}
+
+func TestActionsFromLoopback(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.token()
+	origin := map[string]string{"Origin": e.srv.URL}
+	code, _ := e.post("/ui/units/web.service/stop", url.Values{"csrf": {tok}, "return": {"/ui/"}}, origin)
+	if code != http.StatusSeeOther || e.desired("web.service") != fleet.JobStateLoaded {
+		t.Fatalf("stop: %d, desired %s", code, e.desired("web.service"))
+	}
+	code, body := e.post("/ui/units/web.service/start", url.Values{"csrf": {tok}}, map[string]string{"Origin": e.srv.URL, "X-Fleet-UI": "1"})
+	if code != 200 || !strings.Contains(body, `"action":"start"`) || e.desired("web.service") != fleet.JobStateLaunched {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	// The token may come in a header instead (Referer as the origin proof).
+	code, _ = e.post("/ui/units/web.service/stop", nil, map[string]string{"Referer": e.srv.URL + "/ui/", "X-CSRF-Token": tok, "X-Fleet-UI": "1"})
+	if code != 200 || e.desired("web.service") != fleet.JobStateLoaded {
+		t.Fatalf("header token: %d", code)
+	}
+	if code, body := e.post("/ui/units/nope.service/start", url.Values{"csrf": {tok}}, origin); code != 404 {
+		t.Errorf("missing unit: %d %s", code, body)
+	}
+	if code, _ := e.post("/ui/units/web.service/explode", url.Values{"csrf": {tok}}, origin); code != 404 {
+		t.Errorf("unknown action: %d", code)
+	}
+	if code, _ := e.post("/ui/units/web@.service/start", url.Values{"csrf": {tok}}, origin); code != 400 {
+		t.Errorf("template start: %d", code)
+	}
+	code, _ = e.post("/ui/units/lonely.service/destroy", url.Values{"csrf": {tok}}, origin)
+	if _, err := e.store.Unit(e.ctx, "lonely.service"); code != http.StatusSeeOther || err == nil {
+		t.Errorf("destroy: %d, unit still there: %v", code, err)
+	}
+}
+
+func TestNonLoopbackMutationRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.token()
+	form := url.Values{"csrf": {tok}}
+	req := httptest.NewRequest("POST", "http://fleet.example:49153/ui/units/web.service/stop", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://fleet.example:49153")
+	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: tok})
+	req.RemoteAddr = "10.1.2.3:40000"
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "admin credential") {
+		t.Fatalf("non-loopback: %d %s", rec.Code, rec.Body)
+	}
+	if e.desired("web.service") != fleet.JobStateLaunched {
+		t.Fatal("desired state changed")
+	}
+	// Reading is allowed from anywhere by default.
+	req = httptest.NewRequest("GET", "http://fleet.example:49153/ui/", nil)
+	req.RemoteAddr = "10.1.2.3:40000"
+	rec = httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("non-loopback read: %d", rec.Code)
+	}
+	// The same request from loopback goes through.
+	req = httptest.NewRequest("POST", "http://fleet.example:49153/ui/units/web.service/stop", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://fleet.example:49153")
+	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: tok})
+	req.RemoteAddr = "[::1]:40000"
+	rec = httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther || e.desired("web.service") != fleet.JobStateLoaded {
+		t.Fatalf("loopback: %d %s", rec.Code, rec.Body)
+	}
+}
+
+type denyAll struct{}
+
+func (denyAll) CanRead(*http.Request) bool  { return false }
+func (denyAll) CanAdmin(*http.Request) bool { return false }
+
+func TestAuthorizerHook(t *testing.T) {
+	h := New(Config{Authorizer: denyAll{}})
+	for _, path := range []string{"/ui/", "/ui/events", "/ui/static/app.js"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 403 {
+			t.Errorf("%s: %d", path, rec.Code)
+		}
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:2": true, "@": true, "": true, "[::ffff:127.0.0.1]:3": true, "10.0.0.1:4": false, "[fe80::1]:5": false, "garbage": false} {
+		if got := IsLocal(addr); got != want {
+			t.Errorf("IsLocal(%q) = %v", addr, got)
+		}
+	}
+}
+
+// sseReader reads "event"/"data" pairs.
+type sseEvent struct{ event, data string }
+
+func readSSE(t *testing.T, r *bufio.Reader) sseEvent {
+	t.Helper()
+	ch := make(chan sseEvent, 1)
+	go func() {
+		var ev sseEvent
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				ch <- sseEvent{event: "EOF"}
+				return
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case line == "":
+				if ev.event != "" || ev.data != "" {
+					ch <- ev
+					return
+				}
+			case strings.HasPrefix(line, "event: "):
+				ev.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[6:]
+			}
+		}
+	}()
+	select {
+	case ev := <-ch:
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no server-sent event within 10s")
+	}
+	return sseEvent{}
+}
+
+func TestEventStream(t *testing.T) {
+	e := newEnv(t, nil)
+	resp, err := e.hc.Get(e.srv.URL + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+	}
+	r := bufio.NewReader(resp.Body)
+	time.Sleep(100 * time.Millisecond)
+	if err := e.store.SetDesiredState(e.ctx, "web.service", fleet.JobStateLoaded); err != nil {
+		t.Fatal(err)
+	}
+	ev := readSSE(t, r)
+	if ev.event != "fleet" || !strings.Contains(ev.data, `"type":"unit.desired"`) || !strings.Contains(ev.data, `"unit":"web.service"`) {
+		t.Fatalf("got %+v", ev)
+	}
+}
+
+func TestJournalStreamThroughAPI(t *testing.T) {
+	var got *http.Request
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		if r.URL.Path == "/fleet/v1/journal/missing.service" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":{"code":404,"message":"unit does not exist"}}`))
+			return
+		}
+		w.WriteHeader(200)
+		w.Write([]byte("line one\nline "))
+		w.(http.Flusher).Flush()
+		w.Write([]byte("two\n"))
+	})
+	e := newEnv(t, api)
+	req, _ := http.NewRequest("GET", e.srv.URL+"/ui/units/web.service/journal", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	for _, want := range []sseEvent{{"reset", ""}, {"line", "line one"}, {"line", "line two"}, {"status", "journal ended"}} {
+		if ev := readSSE(t, r); ev != want {
+			t.Fatalf("got %+v, want %+v", ev, want)
+		}
+	}
+	if got.URL.Query().Get("follow") != "true" || got.Header.Get("Authorization") != "Bearer x" {
+		t.Errorf("API request %v %v", got.URL, got.Header)
+	}
+
+	resp2, err := e.hc.Get(e.srv.URL + "/ui/units/missing.service/journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	if ev := readSSE(t, bufio.NewReader(resp2.Body)); ev.event != "status" || !strings.Contains(ev.data, "unit does not exist") {
+		t.Fatalf("got %+v", ev)
+	}
+}

@@ -147,6 +147,19 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 		a.afterLeaseLossLocked(lease)
 	}
 
+	// 0. deregister everything this round will stop or unload, all at
+	// once, so a round that stops many units waits for the registry's
+	// deregistration delay once, not once per unit
+	var stopping []string
+	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
+		e, ok := want[name]
+		if !ok || e.DesiredState == fleet.JobStateInactive ||
+			(e.DesiredState == fleet.JobStateLoaded && a.loaded[name].jobState == fleet.JobStateLaunched) {
+			stopping = append(stopping, name)
+		}
+	}
+	a.beforeStopAll(ctx, stopping)
+
 	// 1. unload what is no longer scheduled here (or desired inactive)
 	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
 		e, ok := want[name]
@@ -154,7 +167,6 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 			continue
 		}
 		a.log.Info("unloading unit", "unit", name, "reason", "unit loaded but not scheduled here")
-		a.beforeStop(ctx, name)
 		if err := a.cfg.Runner.Unload(ctx, name); err != nil && !errors.Is(err, runner.ErrNotLoaded) {
 			errs = append(errs, fmt.Errorf("unload %s: %w", name, err))
 			continue
@@ -224,8 +236,7 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 			}
 			var err error
 			if pass == fleet.JobStateLoaded {
-				a.beforeStop(ctx, name)
-				err = a.cfg.Runner.Stop(ctx, name)
+				err = a.cfg.Runner.Stop(ctx, name) // deregistered in step 0
 			} else {
 				err = a.cfg.Runner.Start(ctx, name)
 			}
@@ -309,6 +320,18 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// beforeStopAll calls BeforeStop for every unit concurrently and waits.
+func (a *Agent) beforeStopAll(ctx context.Context, units []string) {
+	if a.cfg.BeforeStop == nil || len(units) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, u := range units {
+		wg.Go(func() { a.cfg.BeforeStop(ctx, u) })
+	}
+	wg.Wait()
 }
 
 func (a *Agent) beforeStop(ctx context.Context, unit string) {

@@ -111,3 +111,101 @@ func TestAgentHooks(t *testing.T) {
 		t.Fatalf("BeforeStop before unload: %q", got)
 	}
 }
+
+// Units stopped in the same round are deregistered concurrently, so the
+// registry's deregistration delay is paid once per round, not per unit: the
+// BeforeStop hook below only returns once all three calls are in flight,
+// which a one-at-a-time agent would never reach.
+func TestBeforeStopIsConcurrentWithinARound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	st := store.New(etcdtest.New(t), "/agent-hooks-conc/")
+	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pres.Close(ctx)
+	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rn.StopAll(ctx); _ = rn.Close(ctx) }()
+	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := unitfile.Parse([]byte("[Service]\nExecStart=/bin/sleep 60\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a.service", "b.service", "c.service"}
+	var entries []store.ScheduleEntry
+	for _, n := range names {
+		u := fleet.Unit{Name: n, Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
+		if _, err := st.CreateUnit(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, store.ScheduleEntry{Unit: n, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched})
+	}
+	if err := st.Apply(ctx, lead, store.Changes{Put: entries}); err != nil {
+		t.Fatal(err)
+	}
+
+	var arrived sync.WaitGroup
+	arrived.Add(len(names))
+	allIn := make(chan struct{})
+	go func() { arrived.Wait(); close(allIn) }()
+	concurrent := make(chan bool, len(names))
+	var seenMu sync.Mutex
+	seen := map[string]bool{}
+	a := New(Config{
+		Store: st, Runner: rn, MachineID: "m1", Lease: pres.Lease, Interval: time.Hour,
+		BeforeStop: func(ctx context.Context, unit string) {
+			seenMu.Lock()
+			first := !seen[unit]
+			seen[unit] = true
+			seenMu.Unlock()
+			if !first {
+				return
+			}
+			arrived.Done()
+			select {
+			case <-allIn:
+				concurrent <- true
+			case <-time.After(10 * time.Second):
+				concurrent <- false
+			}
+		},
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		running := 0
+		for _, n := range names {
+			if rn.States()[n].ActiveState == "active" {
+				running++
+			}
+		}
+		if running == len(names) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("units never all active")
+		}
+	}
+	if err := st.Apply(ctx, lead, store.Changes{Delete: entries}); err != nil {
+		t.Fatal(err)
+	}
+	for range names {
+		if !<-concurrent {
+			t.Fatal("BeforeStop calls of one round did not overlap: the agent deregisters units one at a time")
+		}
+	}
+}

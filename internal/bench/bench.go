@@ -40,9 +40,10 @@ func scenarios() []scenario {
 		{name: "start", usage: "one fleetd with the exec runner; K sequential starts through the API; start-to-active latency", run: runStart},
 		{name: "failover", usage: "three fleetd, 30 units; kill -9 one; time until its units are active elsewhere", run: runFailover},
 		{name: "footprint", usage: "idle fleetd RSS and CPU with embedded etcd; then with 1,000 units", run: runFootprint},
-		{name: "lb", usage: "load balancer scenario (not yet: waits for internal/lb)", run: runLB},
+		{name: "lb", usage: "fleetd lb vs haproxy under wrk, HTTP and TCP, steady and with backend churn", run: runLB},
 		{name: "_engine", hidden: true, run: runEngineChild},
 		{name: "_etcd", hidden: true, run: runEtcdChild},
+		{name: "_lbbackend", hidden: true, run: runLBBackendChild},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/config"
@@ -51,6 +52,15 @@ func Main(ctx context.Context, args, env []string, stdout, stderr io.Writer) int
 	log := newLogger(stderr, cfg.LogFormat, cfg.Verbosity)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
+	}
+	// The shims and the embedded etcd are handed these paths: make them
+	// absolute so a relative --data-dir works.
+	for _, p := range []*string{&cfg.DataDir, &cfg.UnitsDirectory} {
+		if *p != "" {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		fmt.Fprintf(stderr, "fleetd: data_dir %s: %v\n", cfg.DataDir, err)

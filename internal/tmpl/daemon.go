@@ -240,7 +240,7 @@ func (d *Daemon) fetchOnce(ctx context.Context, r *resource) (*snapshot, error) 
 		}
 		resp, err := d.cli.Get(ctx, key, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("etcd get %s: %w", key, err)
+			return nil, fmt.Errorf("etcd get %s (etcd at %s): %w", key, strings.Join(d.cli.Endpoints(), ","), err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision

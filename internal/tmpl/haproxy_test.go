@@ -40,6 +40,9 @@ func TestHAProxyExample(t *testing.T) {
 	f.put("/services/web/host1:web:80", "10.0.0.1:8080")
 	f.put("/services/web/host2:web:80", `{"host": "10.0.0.2", "port": 8080}`)
 	f.put("/services/api/host1:api:9000", "10.0.0.3:9000")
+	// fleet's own registrations name template units: '@' is not allowed
+	// in a haproxy server name.
+	f.put("/services/web/host1:web@3.service:80", "10.0.0.4:8080")
 	f.put("/haproxy/default_service", "web")
 	f.put("/haproxy/ports/api", "18081")
 
@@ -61,6 +64,7 @@ func TestHAProxyExample(t *testing.T) {
 		"backend be_web\n",
 		"    server host1:web:80 10.0.0.1:8080 check\n",
 		"    server host2:web:80 10.0.0.2:8080 check\n",
+		"    server host1:web_3.service:80 10.0.0.4:8080 check\n",
 		"backend be_api\n",
 		"    server host1:api:9000 10.0.0.3:9000 check\n",
 		"frontend fe_api\n    bind *:18081\n",

@@ -58,4 +58,17 @@ func etcdMembers(endpoints []string) (map[uint64]string, error) {
 	return m, nil
 }
 
+// etcdMoveLeader asks the leader at endpoint to hand leadership to id.
+func etcdMoveLeader(endpoint string, id uint64) error {
+	cli, err := etcdClient(endpoint)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = cli.MoveLeader(ctx, id)
+	return err
+}
+
 func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o644) }

@@ -3,8 +3,8 @@ package multihost
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,8 +165,9 @@ func assertOneCopy(t *testing.T, c *hostCluster) {
 	c.mu.Lock()
 	marks := slices.Sorted(maps.Keys(c.marks))
 	c.mu.Unlock()
+	procs := c.processes()
 	for _, m := range marks {
-		if n, per := c.copies(m); n != 1 {
+		if n, per := count(procs, m); n != 1 {
 			t.Errorf("%s: %d copies running, want 1: %v", m, n, per)
 		}
 	}
@@ -174,7 +175,18 @@ func assertOneCopy(t *testing.T, c *hostCluster) {
 
 func startMarked(t *testing.T, c *hostCluster, unit, mark string) *host {
 	t.Helper()
-	path := c.writeUnit(unit, markUnit(unit, mark))
+	return startMarkedOn(t, c, unit, mark, "")
+}
+
+// startMarkedOn starts a marked unit with a MachineMetadata= constraint
+// (none if empty) and returns where it runs.
+func startMarkedOn(t *testing.T, c *hostCluster, unit, mark, metadata string) *host {
+	t.Helper()
+	body := markUnit(unit, mark)
+	if metadata != "" {
+		body += "\n[X-Fleet]\nMachineMetadata=" + metadata + "\n"
+	}
+	path := c.writeUnit(unit, body)
 	c.mu.Lock()
 	c.marks[mark] = true
 	c.mu.Unlock()
@@ -216,7 +228,19 @@ func failKill(t *testing.T, c *hostCluster) {
 // lease. Reconnected, it rejoins without a second copy.
 func failPartition(t *testing.T, c *hostCluster) {
 	const mark = "fleet-mark-part"
-	x := startMarked(t, c, "part.service", mark)
+	// On a machine with an etcd member (there are four), which then
+	// becomes the etcd leader: the hardest case.
+	x := startMarkedOn(t, c, "part.service", mark, "role=etcd")
+	if err := c.moveEtcdLeader(x); err != nil {
+		t.Fatalf("moving the etcd leader to %s: %v", x.Name, err)
+	}
+	if l, err := c.etcdLeader(); err == nil {
+		t.Logf("partitioning %s; the etcd leader is %s", x.Name, l.Name)
+	}
+	c.mu.Lock()
+	marks := slices.Sorted(maps.Keys(c.marks))
+	c.mu.Unlock()
+	before := c.processes()
 	t0 := time.Now()
 	mustDocker(t, "network", "disconnect", "-f", c.net, x.CName)
 	c.setDown(x, true)
@@ -254,8 +278,11 @@ func failPartition(t *testing.T, c *hostCluster) {
 	if overlap > c.ttl*2 {
 		t.Errorf("two copies of part.service still ran %v after the partition (agent_ttl %v)", overlap, c.ttl)
 	}
-	gone := c.awaitMachines(60*time.Second) + time.Since(t0)
+	gone := c.awaitMachines(120*time.Second) + time.Since(t0)
 	t.Logf("TIME %s left list-machines (seen from the others) after about %v", x.Name, gone.Round(time.Millisecond))
+	if r := restarted(before, c.processes(), marks, x); len(r) > 0 {
+		t.Logf("FINDING: units on machines that were not partitioned were stopped or restarted:\n%s", strings.Join(r, "\n"))
+	}
 
 	t1 := time.Now()
 	mustDocker(t, "network", "connect", "--ip", x.IP, c.net, x.CName)
@@ -271,6 +298,19 @@ func failPartition(t *testing.T, c *hostCluster) {
 // unit is still there.
 func failLeader(t *testing.T, c *hostCluster) {
 	const mark = "fleet-mark-leader"
+	// Four more units first, so that (least loaded first) every machine,
+	// the leader too, most likely runs something that has to move.
+	spread := c.writeUnit("spread@.service", markUnit("spread %i", "fleet-mark-spread-%i"))
+	c.mustFctl("submit", spread)
+	var spreadUnits []string
+	c.mu.Lock()
+	for i := 1; i <= 4; i++ {
+		spreadUnits = append(spreadUnits, fmt.Sprintf("spread@%d.service", i))
+		c.marks[fmt.Sprintf("fleet-mark-spread-%d ", i)] = true
+	}
+	c.mu.Unlock()
+	c.mustFctl(append([]string{"start", "--no-block"}, spreadUnits...)...)
+	c.awaitActive(60*time.Second, spreadUnits)
 	before := c.mustFctl("list-unit-files", "--no-legend", "--full")
 	var leader *host
 	c.await("an etcd leader", 30*time.Second, func() (bool, string) {
@@ -293,6 +333,10 @@ func failLeader(t *testing.T, c *hostCluster) {
 	c.marks[mark] = true
 	c.mu.Unlock()
 
+	c.mu.Lock()
+	marks := slices.Sorted(maps.Keys(c.marks))
+	c.mu.Unlock()
+	procs := c.processes()
 	t0 := time.Now()
 	mustDocker(t, "kill", "-s", "KILL", leader.CName)
 	c.setDown(leader, true)
@@ -330,6 +374,9 @@ func failLeader(t *testing.T, c *hostCluster) {
 		}
 	}
 	assertOneCopy(t, c)
+	if r := restarted(procs, c.processes(), marks, leader); len(r) > 0 {
+		t.Logf("FINDING: units on surviving machines were stopped or restarted:\n%s", strings.Join(r, "\n"))
+	}
 
 	t1 := time.Now()
 	mustDocker(t, "start", leader.CName)

@@ -73,6 +73,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Password:    cfg.EtcdPassword,
 		Logger:      zap.NewNop(), // its retries are reported by our own callers
 		DialOptions: mx.EtcdDialOptions(),
+		// A member that vanished (partition, kill -9 of its host) leaves
+		// a TCP connection nobody resets, and requests and watches sent
+		// on it hang. gRPC pings close it, so that they move to another
+		// endpoint (10s is gRPC's minimum interval).
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("fleetd: etcd client for %v: %w", endpoints, err)

@@ -149,6 +149,21 @@ func etcdMain(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 // start with. etcd refuses a member add for a while after a member (re)joined
 // ("unhealthy cluster"): that is retried until ctx ends.
 func memberAdd(ctx context.Context, cli *clientv3.Client, name string, peerURLs []string) (string, error) {
+	// A member added earlier but never started has no name, and an
+	// initial cluster without it is refused: say so before adding another.
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range list.Members {
+		if m.Name == "" {
+			return "", fmt.Errorf("member %x (%s) was added but never started; start it (or member-remove %x) first",
+				m.ID, strings.Join(m.PeerURLs, ","), m.ID)
+		}
+		if m.Name == name {
+			return "", fmt.Errorf("a member named %s exists already (%x)", name, m.ID)
+		}
+	}
 	var resp *clientv3.MemberAddResponse
 	for {
 		var err error
@@ -172,10 +187,9 @@ func memberAdd(ctx context.Context, cli *clientv3.Client, name string, peerURLs 
 			n = name
 		}
 		if n == "" {
-			// Another member that was added but has not started yet: it
-			// has no name, and etcd refuses an initial cluster without it.
-			return "", fmt.Errorf("member %x (%s) was added but never started; start or remove it first",
-				m.ID, strings.Join(m.PeerURLs, ","))
+			// Added concurrently by someone else and not started yet.
+			return "", fmt.Errorf("member %x (%s) was added but never started; start it (or member-remove %x) first",
+				m.ID, strings.Join(m.PeerURLs, ","), m.ID)
 		}
 		for _, p := range m.PeerURLs {
 			parts = append(parts, n+"="+p)

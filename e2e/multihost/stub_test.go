@@ -1,5 +1,0 @@
-package multihost
-
-import "testing"
-
-func testCompose(t *testing.T, a *artifacts) { t.Skip("todo") }

@@ -142,11 +142,25 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// text reads a node's text in one script evaluation: the live tables are
+	// re-rendered on every event, so a node found by one CDP call may be gone
+	// by the next (chromedp.Text does two).
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(sel))
-		must("text of "+sel, err)
-		return strings.TrimSpace(s)
+		q, _ := json.Marshal(sel)
+		expr := `(function(){var e=document.querySelector(` + string(q) + `);return e ? e.innerText : "\x00missing";})()`
+		var s string
+		for attempt := 0; attempt < 50; attempt++ {
+			var err error
+			s, err = chromedp.Run(bctx, chromedp.Evaluate[string](expr))
+			must("text of "+sel, err)
+			if s != "\x00missing" {
+				return strings.TrimSpace(s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no element matches %s", sel)
+		return ""
 	}
 	poll := func(what, expr string) {
 		t.Helper()

@@ -24,13 +24,28 @@
 //   - Picking is round robin or least connections (fewest in-flight
 //     requests or connections, ties in rotation). Pickers are pure and
 //     lock-free; Pool.Acquire/Release count in-flight work with atomics.
-//   - HTTPProxy is an httputil.ReverseProxy whose Rewrite picks a backend
-//     per request, with per-backend keep-alive transports
-//     (MaxIdleConnsPerHost 512), a 32 KiB BufferPool and an ErrorHandler
-//     that logs through slog and stays quiet about clients that went away.
-//     A connect that fails (nothing reached the backend) is retried on
-//     another backend, whatever the method, until every backend was tried.
-//     No backend answers 503 with the body
+//   - HTTPProxy has two paths. Serve (what fleetd lb runs) forwards
+//     HTTP/1.1 itself, one goroutine per client connection (fast.go): it
+//     parses each request head from a pooled buffer, picks a backend per
+//     request, reuses idle keep-alive connections per backend address
+//     (MaxIdleConnsPerBackend, 512) or dials, rewrites the hop-by-hop
+//     headers, streams bodies (Content-Length, chunked re-framed
+//     canonically, close-delimited responses) and loops for keep-alive and
+//     pipelined requests. Requests it does not handle (Upgrade, Expect,
+//     CONNECT, targets other than "/…", other transfer codings, heads over
+//     16 KiB, HTTP/2) hand the connection, with the bytes already read, to
+//     an http.Server running the other path; malformed heads get 400. That
+//     other path is ServeHTTP, an http.Handler: an httputil.ReverseProxy
+//     whose Rewrite picks a backend per request, with per-backend
+//     keep-alive transports, a 32 KiB BufferPool and an ErrorHandler that
+//     logs through slog and stays quiet about clients that went away.
+//     On both paths a connect that fails (nothing reached the backend) is
+//     retried on another backend, whatever the method, until every backend
+//     was tried; the fast path also sends a request once more, on a new
+//     connection, when a reused idle connection turns out closed by the
+//     backend before any response byte (the write failed, or EOF/reset
+//     with nothing read) and the request is still in its buffer. No backend
+//     answers 503 with the body
 //     `no backend available for service "<name>"`; other backend failures
 //     answer 502. X-Forwarded-For (appended), -Host and -Proto are set; the
 //     client's Host header is kept.
@@ -45,5 +60,5 @@
 //	pool, _ := lb.NewPool(lb.PoolConfig{Service: "web", Balance: "leastconn"})
 //	w := lb.NewWatcher(lb.WatcherConfig{Client: cli, Prefix: "/services/web/", Update: pool.Update})
 //	go w.Run(ctx)
-//	http.Serve(ln, lb.NewHTTPProxy(lb.HTTPConfig{Service: "web", Pool: pool}))
+//	lb.NewHTTPProxy(lb.HTTPConfig{Service: "web", Pool: pool}).Serve(ctx, ln)
 package lb

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -133,12 +134,39 @@ func (h *harness) waitBackends(ids ...string) {
 	})
 }
 
-// httpFront serves an HTTPProxy over the harness's pool.
+// httpFront serves an HTTPProxy over the harness's pool the way fleetd lb
+// does: HTTPProxy.Serve, the fast path with the ReverseProxy path as its
+// fallback. With LB_TEST_REVERSEPROXY=1 it serves the ReverseProxy path
+// alone, through net/http (http.Handler), as before the fast path.
 func (h *harness) httpFront(t *testing.T) (*HTTPProxy, string) {
-	hp := NewHTTPProxy(HTTPConfig{Service: "web", Pool: h.pool, Logger: testLogger(t)})
-	srv := httptest.NewServer(hp)
-	t.Cleanup(srv.Close)
-	return hp, srv.URL
+	cfg := HTTPConfig{Service: "web", Pool: h.pool, Logger: testLogger(t)}
+	if os.Getenv("LB_TEST_REVERSEPROXY") == "1" {
+		hp := NewHTTPProxy(cfg)
+		srv := httptest.NewServer(hp)
+		t.Cleanup(srv.Close)
+		return hp, srv.URL
+	}
+	return serveFront(t, cfg)
+}
+
+// serveFront runs HTTPProxy.Serve on a local listener until the test ends.
+func serveFront(t testing.TB, cfg HTTPConfig) (*HTTPProxy, string) {
+	t.Helper()
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 5 * time.Second
+	}
+	hp := NewHTTPProxy(cfg)
+	ln := listenLocal(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hp.Serve(ctx, ln); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return hp, "http://" + ln.Addr().String()
 }
 
 func get(t testing.TB, c *http.Client, url string) (int, string) {

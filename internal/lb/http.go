@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -32,14 +33,34 @@ type HTTPConfig struct {
 	MaxIdleConnsPerBackend int
 	// Logger receives proxy errors; nil discards them.
 	Logger *slog.Logger
+
+	// The settings below apply to Serve only.
+
+	// DisableFastPath makes Serve hand every connection to the
+	// ReverseProxy path (ServeHTTP) instead of forwarding HTTP/1.1
+	// itself.
+	DisableFastPath bool
+	// DrainTimeout bounds how long Serve lets running requests finish
+	// after its context ends; zero means DefaultDrainTimeout, negative
+	// means no bound.
+	DrainTimeout time.Duration
+	// IdleTimeout closes a client connection idle between requests; zero
+	// means 2 minutes.
+	IdleTimeout time.Duration
+	// ReadHeaderTimeout bounds the reading of a request head; zero means
+	// 30s.
+	ReadHeaderTimeout time.Duration
 }
 
-// HTTPProxy is an http.Handler balancing requests over a Pool with
-// httputil.ReverseProxy. Each backend gets its own keep-alive transport,
-// whose idle connections are closed once the backend has drained. A request
-// whose connect fails (nothing reached the backend) is retried on another
-// backend, for any method, until every backend was tried. With no backend
-// it answers 503 "no backend available for service "<name>"".
+// HTTPProxy balances HTTP requests over a Pool. Serve runs it on a
+// listener with its own HTTP/1.1 forwarding (the fast path, fast.go),
+// handing what that does not handle to ServeHTTP; ServeHTTP, an
+// http.Handler, is the ReverseProxy path: an httputil.ReverseProxy with a
+// keep-alive transport per backend. On both paths idle backend connections
+// are closed once their backend has drained, a request whose connect fails
+// (nothing reached the backend) is retried on another backend, for any
+// method, until every backend was tried, and with no backend the answer is
+// 503 "no backend available for service "<name>"".
 type HTTPProxy struct {
 	cfg   HTTPConfig
 	log   *slog.Logger
@@ -47,6 +68,14 @@ type HTTPProxy struct {
 	bufs  sync.Pool
 	trs   sync.Map // addr -> *http.Transport
 	quiet atomic.Int64
+
+	// Fast path (fast.go).
+	dialer  *net.Dialer
+	ups     sync.Map  // addr -> *upPool
+	conns   sync.Pool // *fastConn with its buffers
+	readers sync.Pool // *bufio.Reader for backend connections
+	writers sync.Pool // *bufio.Writer for streamed request bodies
+	body503 string
 }
 
 type reqStateKey struct{}
@@ -69,10 +98,26 @@ func NewHTTPProxy(cfg HTTPConfig) *HTTPProxy {
 	if cfg.MaxIdleConnsPerBackend <= 0 {
 		cfg.MaxIdleConnsPerBackend = 512
 	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
 	h := &HTTPProxy{cfg: cfg, log: cfg.Logger}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.dialer = &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	h.body503 = fmt.Sprintf("no backend available for service %q\n", cfg.Service)
+	h.conns.New = func() any {
+		return &fastConn{h: h, bw: bufio.NewWriterSize(nil, fastBufSize), bodyErr: make(chan error, 1)}
+	}
+	h.readers.New = func() any { return bufio.NewReaderSize(nil, fastBufSize) }
+	h.writers.New = func() any { return bufio.NewWriterSize(nil, fastBufSize) }
 	h.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      h.rewrite,
@@ -236,6 +281,9 @@ func (h *HTTPProxy) closeIdle(b Backend) {
 	}
 	if v, ok := h.trs.LoadAndDelete(b.Addr); ok {
 		v.(*http.Transport).CloseIdleConnections()
+	}
+	if v, ok := h.ups.LoadAndDelete(b.Addr); ok {
+		v.(*upPool).closeAll()
 	}
 }
 

@@ -9,12 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -78,6 +78,7 @@ type options struct {
 	statusAddr     string
 	logFormat      string
 	debug          bool
+	cpuProfile     string
 }
 
 func lookupEnv(env []string, key string) (string, bool) {
@@ -119,6 +120,7 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.statusAddr, "status-addr", "", "`ADDR` serving GET /status: JSON of the backends with in-flight counts (off when empty)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level (every retried connect, every 503)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` until exit (for benchmarks)")
 	o.etcdPassword, _ = lookupEnv(env, "FLEET_ETCD_PASSWORD")
 
 	if err := fs.Parse(args); err != nil {
@@ -231,6 +233,19 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 	} else {
 		logger = slog.New(slog.NewTextHandler(stderr, hopts))
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetd lb: --cpuprofile: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			fmt.Fprintf(stderr, "fleetd lb: --cpuprofile: %v\n", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if err := run(ctx, o, logger); err != nil {
 		fmt.Fprintf(stderr, "fleetd lb: %v\n", err)
 		return 1
@@ -318,26 +333,9 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 			DrainTimeout: drainOrForever(o.drainTimeout), Logger: logger})
 		serveErr = tp.Serve(ctx, ln)
 	default:
-		hp := NewHTTPProxy(HTTPConfig{Service: o.service, Pool: pool, ConnectTimeout: o.connectTimeout, Logger: logger})
-		srv := &http.Server{
-			Handler:           hp,
-			ReadHeaderTimeout: 30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          log.New(&proxyLogWriter{log: logger}, "", 0),
-		}
-		errc := make(chan error, 1)
-		go func() { errc <- srv.Serve(ln) }()
-		select {
-		case serveErr = <-errc:
-		case <-ctx.Done():
-			// A zero --drain-timeout gives an expired context: cut at once.
-			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), o.drainTimeout)
-			if err := srv.Shutdown(sctx); err != nil {
-				logger.Warn("lb: drain timeout expired at shutdown, closing live connections", "service", o.service)
-				srv.Close()
-			}
-			scancel()
-		}
+		hp := NewHTTPProxy(HTTPConfig{Service: o.service, Pool: pool, ConnectTimeout: o.connectTimeout, Logger: logger,
+			DrainTimeout: drainOrForever(o.drainTimeout)})
+		serveErr = hp.Serve(ctx, ln)
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
 		return cause

@@ -17,8 +17,9 @@
 //     write the difference with store.Apply (leader-fenced transactions,
 //     pipelined; bursts of changes are batched into one round). A failed
 //     write or watch makes the next round re-read everything.
-//  3. Losing leadership (session lost or a fenced write refused) ends the
-//     round; the engine campaigns again.
+//  3. Losing leadership (lease lost or a fenced write refused) ends the
+//     round; the engine resigns what is left of it (its key, its lease) and
+//     campaigns again.
 //  4. Reconcile is level-triggered and idempotent: running it twice on the
 //     same snapshot writes nothing the second time.
 package engine

@@ -94,6 +94,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			break
 		}
 		e.log.Warn("engine leadership lost", "err", err)
+		// Delete the leader key if it is still ours and revoke its lease,
+		// so that a lease nobody renews does not linger.
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = lead.Resign(rctx)
+		cancel()
 	}
 	return nil
 }

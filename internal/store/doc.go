@@ -11,7 +11,7 @@
 //	P placements/<unit>/<machine>   "" (index by unit of the same entries)      written with schedule/ in one txn
 //	P states/<machine>/<unit>       fleet.UnitState                             lease of that machine
 //	P reasons/<unit>                fleet.Reason (why it is not placed)         written by the leader only
-//	P engine/leader/<lease>         machine ID (concurrency.Election)           leader's session lease
+//	P engine/leader/<lease>         machine ID (concurrency.Election)           leader's lease
 //
 // Contract:
 //  1. Every engine write (schedule/, placements/, reasons/) is made by Apply in
@@ -42,7 +42,7 @@
 //	(*Store) DestroyUnit(ctx, name) error                              // deletes units/<name> and reasons/<name>
 //	(*Store) Register(ctx, m fleet.Machine, ttl time.Duration) (*Presence, error)
 //	                                                                   // ErrMachineIDInUse (wrapped) if a live lease of another fleetd holds the ID
-//	(*Presence) Lease() clientv3.LeaseID; MachineID() string; Done() <-chan struct{} (lease lost); Update(ctx, m) error; Close(ctx) error (revoke)
+//	(*Presence) Lease() clientv3.LeaseID; MachineID() string; Done() <-chan struct{} (lease lost: gone, client closed, or unrenewed for its TTL); Update(ctx, m) error; Close(ctx) error (revoke)
 //	(*Presence) Renewed() time.Time (last grant/renewal); Release() (stop renewing, no revoke: a restarted fleetd may Resume)
 //	(*Store) Resume(ctx, m fleet.Machine, lease) (*Presence, error)   // take over a live lease of this machine's previous run; ErrLeaseGone (wrapped) otherwise
 //	(*Store) Machines(ctx) ([]fleet.Machine, error)                    // live only, dynamic metadata merged, sorted by ID
@@ -68,7 +68,10 @@
 //
 // Every single etcd request gets its own deadline (WithRequestTimeout) under
 // the caller's ctx, so a lost etcd leader fails calls instead of stalling
-// them. Campaign and Notify are bounded by ctx only. Snapshot and Machines
+// them. Leases (a Presence's, a Leadership's) are renewed every TTL/4 by
+// single KeepAliveOnce requests, hedged after TTL/10 (at most 500 ms), not
+// by clientv3's shared keepalive stream, which one renewal stuck behind a
+// vanished etcd leader blocks for longer than a short TTL (keeper.go). Campaign and Notify are bounded by ctx only. Snapshot and Machines
 // read in one read-only transaction. CreateUnit, SetDesiredState and
 // Register write with compare-and-swap on the revision they read, retried.
 package store

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -20,34 +21,46 @@ type Leadership struct {
 	Rev       int64
 	MachineID string
 
-	session  *concurrency.Session
+	keep     *leaseKeeper
 	election *concurrency.Election
 	s        *Store
 }
 
-// Done is closed when the leader's session ends (lease lost, Resign, or the
-// client closed). The leader must stop writing then; Apply would fail anyway.
-func (l *Leadership) Done() <-chan struct{} { return l.session.Done() }
+// Done is closed when the leader's lease is lost (expired, the client
+// closed, or no renewal succeeded for its TTL) or after Resign. The leader
+// must stop writing then; Apply would fail anyway.
+func (l *Leadership) Done() <-chan struct{} { return l.keep.Done() }
 
-// Resign gives up the leadership (deletes the leader key) and ends the
-// session.
+// Resign gives up the leadership (deletes the leader key), stops renewing
+// the lease and revokes it.
 func (l *Leadership) Resign(ctx context.Context) error {
 	rctx, cancel := l.s.req(ctx)
 	err := l.election.Resign(rctx)
 	cancel()
-	cerr := l.session.Close()
+	cerr := l.s.endLease(ctx, l.keep)
 	if err != nil {
 		return fmt.Errorf("store: resign leadership of %s: %w", l.MachineID, err)
 	}
-	if cerr != nil && !errors.Is(cerr, context.Canceled) {
-		return fmt.Errorf("store: resign leadership of %s: close session: %w", l.MachineID, cerr)
+	if cerr != nil {
+		return fmt.Errorf("store: resign leadership of %s: %w", l.MachineID, cerr)
+	}
+	return nil
+}
+
+// endLease stops renewing k's lease and revokes it.
+func (s *Store) endLease(ctx context.Context, k *leaseKeeper) error {
+	k.stop()
+	rctx, cancel := s.req(context.WithoutCancel(ctx))
+	defer cancel()
+	if _, err := s.cli.Revoke(rctx, k.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("revoke lease %x: %w", int64(k.lease), err)
 	}
 	return nil
 }
 
 // Campaign blocks until machineID leads the engine or ctx ends. The
-// leadership lives on a session lease of ttl, kept alive until Resign or
-// until the lease is lost (see Done).
+// leadership lives on a lease of ttl, kept alive like a machine's (see
+// leaseKeeper) until Resign or until the lease is lost (see Done).
 func (s *Store) Campaign(ctx context.Context, machineID string, ttl time.Duration) (*Leadership, error) {
 	for {
 		l, err := s.campaignOnce(ctx, machineID, ttl)
@@ -63,42 +76,68 @@ func (s *Store) Campaign(ctx context.Context, machineID string, ttl time.Duratio
 var errSessionLost = errors.New("session lost while campaigning")
 
 func (s *Store) campaignOnce(ctx context.Context, machineID string, ttl time.Duration) (*Leadership, error) {
+	granted := time.Now()
 	rctx, cancel := s.req(ctx)
 	grant, err := s.cli.Grant(rctx, ttlSeconds(ttl))
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("grant lease: %w", err)
 	}
-	// The session outlives ctx: it ends with Resign or with its lease.
+	// The renewals outlive ctx: they end with Resign or with the lease.
+	keep := startKeeper(s.cli, grant.ID, time.Duration(grant.TTL)*time.Second, granted)
+	abandon := func() { _ = s.endLease(ctx, keep) }
+	// The election only needs the session to name the lease: the session's
+	// own keepalive (one stream shared by all the client's leases, which
+	// a lost etcd leader can stall for longer than the TTL) is not used; its
+	// context is cancelled at once and keep renews the lease.
+	sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
+	scancel()
 	session, err := concurrency.NewSession(s.cli,
 		concurrency.WithLease(grant.ID),
-		concurrency.WithTTL(int(ttlSeconds(ttl))),
-		concurrency.WithContext(context.WithoutCancel(ctx)))
+		concurrency.WithTTL(int(grant.TTL)),
+		concurrency.WithContext(sctx))
 	if err != nil {
-		rctx, cancel := s.req(context.WithoutCancel(ctx))
-		_, _ = s.cli.Revoke(rctx, grant.ID)
-		cancel()
+		abandon()
 		return nil, fmt.Errorf("new session: %w", err)
 	}
 	el := concurrency.NewElection(session, s.leaderPrefix())
-	if err := el.Campaign(ctx, machineID); err != nil {
-		session.Close()
+	if err := campaignUntilLost(ctx, el, machineID, keep); err != nil {
+		abandon()
 		return nil, err
 	}
 	// Campaign also returns when our own key vanished with an expired
-	// session while we waited: check that we still hold it.
+	// lease while we waited: check that we still hold it.
 	rctx, cancel = s.req(ctx)
 	resp, err := s.cli.Get(rctx, el.Key())
 	cancel()
 	if err != nil {
-		session.Close()
+		abandon()
 		return nil, fmt.Errorf("check leader key: %w", err)
 	}
 	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != el.Rev() {
-		session.Close()
+		abandon()
 		return nil, errSessionLost
 	}
-	return &Leadership{Key: el.Key(), Rev: el.Rev(), MachineID: machineID, session: session, election: el, s: s}, nil
+	return &Leadership{Key: el.Key(), Rev: el.Rev(), MachineID: machineID, keep: keep, election: el, s: s}, nil
+}
+
+// campaignUntilLost campaigns until el is won, ctx ends, or keep's lease is
+// lost (errSessionLost).
+func campaignUntilLost(ctx context.Context, el *concurrency.Election, machineID string, keep *leaseKeeper) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-keep.Done():
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
+	err := el.Campaign(cctx, machineID)
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+		return errSessionLost
+	}
+	return err
 }
 
 // Leader returns the machine ID of the current engine leader, or "" if there

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -22,14 +21,11 @@ import (
 // Presence is a machine's registration: machines/<id> on a lease kept alive
 // until Close or until the lease is lost.
 type Presence struct {
-	s      *Store
-	id     string
-	lease  clientv3.LeaseID
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
-	// renewed is when the lease was last granted or renewed (UnixNano).
-	renewed atomic.Int64
+	s     *Store
+	id    string
+	lease clientv3.LeaseID
+	keep  *leaseKeeper
+	once  sync.Once
 }
 
 // ttlSeconds rounds ttl up to whole seconds, at least 1.
@@ -49,6 +45,7 @@ func (s *Store) Register(ctx context.Context, m fleet.Machine, ttl time.Duration
 	key := s.machineKey(m.ID)
 	val := mustJSON(m)
 
+	granted := time.Now()
 	rctx, cancel := s.req(ctx)
 	grant, err := s.cli.Grant(rctx, ttlSeconds(ttl))
 	cancel()
@@ -116,34 +113,13 @@ func (s *Store) Register(ctx context.Context, m fleet.Machine, ttl time.Duration
 		}
 	}
 
-	p, err := s.keepAlive(ctx, m.ID, lease)
-	if err != nil {
-		revoke()
-		return nil, fmt.Errorf("store: register machine %s: %w", m.ID, err)
-	}
-	return p, nil
+	return s.keepAlive(m.ID, lease, time.Duration(grant.TTL)*time.Second, granted), nil
 }
 
-// keepAlive keeps lease alive until Close, Release or its loss.
-func (s *Store) keepAlive(ctx context.Context, id string, lease clientv3.LeaseID) (*Presence, error) {
-	// The keepalive outlives ctx: it ends with Close or with the lease.
-	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
-	ka, err := s.cli.KeepAlive(kctx, lease)
-	if err != nil {
-		kcancel()
-		return nil, fmt.Errorf("keep lease alive: %w", err)
-	}
-	p := &Presence{s: s, id: id, lease: lease, cancel: kcancel, done: make(chan struct{})}
-	p.renewed.Store(time.Now().UnixNano())
-	go func() {
-		defer close(p.done)
-		for range ka {
-			// The client closes ka when the lease expires, is revoked, or
-			// no keepalive succeeded within its TTL.
-			p.renewed.Store(time.Now().UnixNano())
-		}
-	}()
-	return p, nil
+// keepAlive keeps lease (of ttl, last renewed at renewed) alive until Close,
+// Release or its loss. The renewals outlive the caller's ctx.
+func (s *Store) keepAlive(id string, lease clientv3.LeaseID, ttl time.Duration, renewed time.Time) *Presence {
+	return &Presence{s: s, id: id, lease: lease, keep: startKeeper(s.cli, lease, ttl, renewed)}
 }
 
 // Lease returns the presence's lease, for writing unit states on it.
@@ -152,9 +128,9 @@ func (p *Presence) Lease() clientv3.LeaseID { return p.lease }
 // MachineID returns the registered machine ID.
 func (p *Presence) MachineID() string { return p.id }
 
-// Done is closed when the lease is lost (expired, revoked, or keepalives
-// failed for longer than its TTL) or after Close.
-func (p *Presence) Done() <-chan struct{} { return p.done }
+// Done is closed when the lease is lost (expired, revoked, the client
+// closed, or no renewal succeeded for its TTL) or after Close or Release.
+func (p *Presence) Done() <-chan struct{} { return p.keep.Done() }
 
 // Update rewrites the machine's value on the same lease. m.ID is ignored.
 func (p *Presence) Update(ctx context.Context, m fleet.Machine) error {
@@ -172,13 +148,12 @@ func (p *Presence) Update(ctx context.Context, m fleet.Machine) error {
 func (p *Presence) Close(ctx context.Context) error {
 	var err error
 	p.once.Do(func() {
-		p.cancel()
+		p.keep.stop()
 		rctx, cancel := p.s.req(ctx)
 		defer cancel()
 		if _, rerr := p.s.cli.Revoke(rctx, p.lease); rerr != nil && !errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
 			err = fmt.Errorf("store: unregister machine %s: %w", p.id, rerr)
 		}
-		<-p.done
 	})
 	return err
 }

@@ -50,23 +50,28 @@ func (s *Store) Resume(ctx context.Context, m fleet.Machine, lease clientv3.Leas
 	if !resp.Succeeded {
 		return nil, fmt.Errorf("store: resume machine %s: the machine is not on lease %x: %w", m.ID, int64(lease), ErrLeaseGone)
 	}
-	p, err := s.keepAlive(ctx, m.ID, lease)
-	if err != nil {
-		return nil, fmt.Errorf("store: resume machine %s: %w", m.ID, err)
+	// Renew the lease now: the previous run's last renewal may be nearly
+	// a TTL ago, and Renewed must not claim a later one.
+	sent := time.Now()
+	rctx, cancel = s.req(ctx)
+	_, err = s.cli.KeepAliveOnce(rctx, lease)
+	cancel()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil, fmt.Errorf("store: resume machine %s: lease %x: %w", m.ID, int64(lease), ErrLeaseGone)
 	}
-	return p, nil
+	if err != nil {
+		return nil, fmt.Errorf("store: resume machine %s: renew lease: %w", m.ID, err)
+	}
+	return s.keepAlive(m.ID, lease, time.Duration(ttl.GrantedTTL)*time.Second, sent), nil
 }
 
 // Renewed returns when the lease was last granted or renewed by this
 // Presence.
-func (p *Presence) Renewed() time.Time { return time.Unix(0, p.renewed.Load()) }
+func (p *Presence) Renewed() time.Time { return p.keep.Renewed() }
 
 // Release stops keeping the lease alive without revoking it: the machine
 // and its unit states stay until the lease expires, unless a restarted
 // fleetd takes the lease over first (Resume).
 func (p *Presence) Release() {
-	p.once.Do(func() {
-		p.cancel()
-		<-p.done
-	})
+	p.once.Do(p.keep.stop)
 }

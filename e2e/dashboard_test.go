@@ -162,18 +162,47 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 		t.Fatalf("no element matches %s", sel)
 		return ""
 	}
+	// poll evaluates expr until it is true, from Go, so a page navigation
+	// in between (the target's context changes) is just another retry.
 	poll := func(what, expr string) {
 		t.Helper()
-		_, err := chromedp.Run(bctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
-		must("waiting for "+what, err)
+		var lastErr error
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](expr))
+			if err == nil && ok {
+				return
+			}
+			lastErr = err
+		}
+		t.Fatalf("waiting for %s: timed out (last error: %v)", what, lastErr)
+	}
+
+	// click finds and clicks an enabled element in one script evaluation,
+	// retrying while the live page re-renders it (a node found by one CDP
+	// call may be gone by the next).
+	click := func(what, sel string) {
+		t.Helper()
+		q, _ := json.Marshal(sel)
+		expr := `(function(){var e=document.querySelector(` + string(q) + `);if(!e||e.disabled){return false;}e.click();return true;})()`
+		for attempt := 0; attempt < 100; attempt++ {
+			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](expr))
+			must(what, err)
+			if ok {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s: no enabled element matches %s", what, sel)
+	}
+	visible := func(sel string) string {
+		q, _ := json.Marshal(sel)
+		return `!!document.querySelector(` + string(q) + `)`
 	}
 
 	base := c.Machines[0].APIURL
 	row := `tr.unit[data-unit="hello.service"]`
-	must("open dashboard", chromedp.Do(bctx,
-		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(row),
-	))
+	must("open dashboard", chromedp.Do(bctx, chromedp.Navigate(base+"/ui/")))
+	poll("the unit's row", visible(row))
 	// Every machine, with its IP.
 	n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("tr.machine").length`))
 	must("count machines", err)
@@ -196,7 +225,7 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 		_, err := chromedp.Evaluate[chromedp.Void](`window.__noReload = 42`)(ctx, t)
 		return err
 	})))
-	must("click start", chromedp.Do(bctx, chromedp.Click(row+` button[data-action="start"]:not([disabled])`)))
+	click("click start", row+` button[data-action="start"]:not([disabled])`)
 	poll("unit active", `(function(){var e=document.querySelector('tr.unit[data-unit="hello.service"] .active-state');return !!e && e.textContent.trim()==="active";})()`)
 	still, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.__noReload || 0`))
 	must("check reload marker", err)
@@ -222,7 +251,7 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 	// query and a click.
 	_, err = chromedp.Run(bctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('tr.unit[data-unit="hello.service"] a[href="/ui/units/hello.service"]').click()`))
 	must("click the unit's link", err)
-	must("unit page", chromedp.Do(bctx, chromedp.WaitVisible(`#journal-status`)))
+	poll("unit page", visible(`#journal-status`))
 	poll("unit page", `location.pathname === "/ui/units/hello.service"`)
 	poll("journal lines", `document.querySelectorAll("#journal .jl").length >= 2 && document.getElementById("journal").textContent.indexOf("hello tick") >= 0`)
 	first, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(function(){var l=document.querySelectorAll("#journal .jl");return l[l.length-1].textContent})()`))
@@ -234,7 +263,7 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 	shot("unit")
 
 	// Stop by clicking.
-	must("click stop", chromedp.Do(bctx, chromedp.Click(`.unit-detail button[data-action="stop"]:not([disabled])`)))
+	click("click stop", `.unit-detail button[data-action="stop"]:not([disabled])`)
 	poll("unit inactive", `(function(){var e=document.querySelector('.unit-detail .active-state');return !!e && e.textContent.trim()==="inactive";})()`)
 	c.Await("metrics after stop", 20*time.Second, func() (bool, string) {
 		a := metricSum(t, c, "fleet_agent_units", `state="active"`)
@@ -249,8 +278,8 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 	must("phone", chromedp.Do(bctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(row),
 	))
+	poll("the unit's row on a phone", visible(row))
 	poll("live on phone", `document.getElementById("conn").textContent === "live"`)
 	w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)`))
 	must("scroll width", err)

@@ -30,7 +30,7 @@ image() {
 		exit 1
 	fi
 	mkdir -p "$here/bin"
-	(cd "$root" && CGO_ENABLED=0 go build -o "$here/bin/" ./cmd/fleetd ./cmd/fleetctl)
+	(cd "$root" && CGO_ENABLED=0 go build -o "$here/bin/" ./cmd/fleetd ./cmd/fleet-shim ./cmd/fleetctl)
 	cp "$busybox" "$here/bin/busybox"
 	docker build -q -t "$FLEET_IMAGE" "$here"
 }

@@ -86,7 +86,7 @@ type artifacts struct {
 	run      string // unique lowercase name of this run: prefix of everything created
 	binDir   string // fleetd, fleetctl, testweb (static)
 	fleetd   string
-	fleetImg string // fleetd + fleetctl + busybox, FROM scratch (deploy/docker/Dockerfile)
+	fleetImg string // fleetd + fleet-shim + fleetctl + busybox, FROM scratch (deploy/docker/Dockerfile)
 	busybox  string // busybox alone, FROM scratch (seed 000's "busybox")
 	web      string // testweb alone, FROM scratch
 	// dockerBin is the docker client units call: /usr/bin/docker as in the
@@ -112,13 +112,13 @@ func build(t *testing.T) *artifacts {
 	}
 
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", a.binDir+"/", "./cmd/fleetd", "./cmd/fleetctl", "./e2e/multihost/testweb")
+	cmd := exec.Command("go", "build", "-o", a.binDir+"/", "./cmd/fleetd", "./cmd/fleet-shim", "./cmd/fleetctl", "./e2e/multihost/testweb")
 	cmd.Dir = repoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("static build: %v\n%s", err, out)
 	}
-	t.Logf("static go build of fleetd, fleetctl, testweb: %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("static go build of fleetd, fleet-shim, fleetctl, testweb: %v", time.Since(start).Round(time.Millisecond))
 
 	t.Cleanup(func() {
 		// Images go last (cleanups run in reverse): containers first.
@@ -132,9 +132,10 @@ func build(t *testing.T) *artifacts {
 		t.Fatal(err)
 	}
 	buildImage(t, a.fleetImg, string(df), map[string]string{
-		"bin/busybox":  "/bin/busybox",
-		"bin/fleetd":   a.fleetd,
-		"bin/fleetctl": filepath.Join(a.binDir, "fleetctl"),
+		"bin/busybox":    "/bin/busybox",
+		"bin/fleetd":     a.fleetd,
+		"bin/fleet-shim": filepath.Join(a.binDir, "fleet-shim"),
+		"bin/fleetctl":   filepath.Join(a.binDir, "fleetctl"),
 	})
 	t.Logf("docker build of 3 images FROM scratch: %v", time.Since(start).Round(time.Millisecond))
 	return a

@@ -21,21 +21,21 @@ import (
 	"github.com/fleetd/fleet/internal/fleet"
 )
 
-// buildFleetd builds cmd/fleetd into dir (or returns path if given).
+// buildFleetd builds cmd/fleetd, and cmd/fleet-shim next to it (the unit
+// shims), into dir (or returns path if given).
 func buildFleetd(ctx context.Context, e *env, path, dir string) (string, error) {
 	if path != "" {
 		return path, nil
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	out := filepath.Join(dir, "fleetd")
-	e.printf("building fleetd ...\n")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/fleetd")
+	e.printf("building fleetd and fleet-shim ...\n")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fleetd", "./cmd/fleet-shim")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/fleetd: %v\n%s", err, b)
+		return "", fmt.Errorf("go build ./cmd/fleetd ./cmd/fleet-shim: %v\n%s", err, b)
 	}
-	return out, nil
+	return filepath.Join(dir, "fleetd"), nil
 }
 
 func freePort() (string, error) {

@@ -108,7 +108,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// COREOS_PUBLIC_IPV4), e.g. for a balancer's --listen.
 		Env: []string{"FLEETCTL_ENDPOINT=" + sec.unitEndpoint(listeners, apiURL), "FLEET_PUBLIC_IP=" + cfg.PublicIP},
 		// Units outlive fleetd (a restart or an upgrade): main processes
-		// run under `fleetd shim`, and a restarted fleetd adopts them.
+		// run under a shim (fleet-shim, or `fleetd shim`), and a
+		// restarted fleetd adopts them.
 		StateDir:     filepath.Join(cfg.DataDir, "runner"),
 		Shim:         shimCommand(),
 		Heartbeat:    filepath.Join(cfg.DataDir, leaseFileName),

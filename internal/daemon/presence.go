@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
 )
 
@@ -27,13 +29,15 @@ type leaseFile struct {
 	MachineID string `json:"machineID"`
 }
 
-// shimCommand is how the runner starts a unit's shim: this very binary.
+// shimCommand is how the runner starts a unit's shim: fleet-shim next to
+// this binary or in PATH, else this very binary (`fleetd shim`); nil (no
+// shims: units are fleetd's children) if neither can be found.
 func shimCommand() []string {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil // no shims: units are fleetd's children
-	}
-	return []string{exe, "shim"}
+	return execrunner.ResolveShimCommand(execrunner.ShimLookup{
+		Executable:   os.Executable,
+		IsExecutable: execrunner.IsExecutableFile,
+		LookPath:     exec.LookPath,
+	})
 }
 
 // presence keeps the machine registered on a lease, re-registering when the

@@ -24,18 +24,18 @@ import (
 	"github.com/fleetd/fleet/internal/cli"
 )
 
-// Binary builds cmd/fleetd once into dir and returns its path. Call it from
-// TestMain with a directory that outlives the tests.
+// Binary builds cmd/fleetd once into dir, with cmd/fleet-shim next to it
+// (fleetd's unit shims), and returns fleetd's path. Call it from TestMain
+// with a directory that outlives the tests.
 func Binary(dir string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	out := filepath.Join(dir, "fleetd")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/fleetd")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/fleetd", "./cmd/fleet-shim")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/fleetd: %v\n%s", err, b)
+		return "", fmt.Errorf("go build ./cmd/fleetd ./cmd/fleet-shim: %v\n%s", err, b)
 	}
-	return out, nil
+	return filepath.Join(dir, "fleetd"), nil
 }
 
 // Options shape a cluster.

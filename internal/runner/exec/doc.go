@@ -75,8 +75,8 @@
 //     every unit and waits.
 //   - With Options.StateDir and Options.Shim, units outlive the runner
 //     (fleetd restarts): the main process of a simple or exec service is
-//     started by a shim (`fleetd shim DIR`, shim.go) in its own session,
-//     which writes its output into the journal itself, reaps it and
+//     started by a shim (`fleet-shim DIR` or `fleetd shim DIR`, shim.go)
+//     in its own session, which writes its output into the journal itself, reaps it and
 //     records its exit status; the runner learns of the exit through a
 //     pidfd and the shim's exit.json. A unit that is up is recorded in
 //     StateDir/<unit>/unit.json (definition, hash, main PID, cgroups,

@@ -19,7 +19,8 @@ import (
 	"github.com/fleetd/fleet/internal/journal"
 )
 
-// A shim is a small process (`fleetd shim DIR`, the same binary) that
+// A shim is a small process (`fleet-shim DIR`, cmd/fleet-shim, a binary
+// linking little else; or `fleetd shim DIR`, the same code in fleetd) that
 // starts a unit's main process and outlives fleetd: it runs in its own
 // session, holds the main process's stdout/stderr and writes them into the
 // unit's journal itself, reaps it (it is a child subreaper for the unit's
@@ -104,11 +105,11 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// ShimMain is the entry point of `fleetd shim DIR`. It returns the exit
-// code.
+// ShimMain is the entry point of `fleet-shim DIR` and `fleetd shim DIR`.
+// It returns the exit code.
 func ShimMain(ctx context.Context, args []string, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: fleetd shim DIR (started by fleetd's runner)")
+		fmt.Fprintln(stderr, "usage: fleet-shim DIR, or fleetd shim DIR (started by fleetd's runner)")
 		return 2
 	}
 	dir := args[0]

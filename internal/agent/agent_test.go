@@ -13,27 +13,40 @@ import (
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
+// newTestMachine registers machine m1 in a store under prefix on a real
+// etcd and gives it a real exec runner and journal. The caller defers the
+// returned func, which stops the runner's units and deregisters m1.
+func newTestMachine(ctx context.Context, t *testing.T, prefix string) (*store.Store, *store.Presence, *journal.Journal, *execrunner.Runner, func()) {
+	t.Helper()
+	st := store.New(etcdtest.New(t), prefix)
+	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
+	if err != nil {
+		pres.Close(ctx)
+		t.Fatal(err)
+	}
+	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
+	if err != nil {
+		pres.Close(ctx)
+		t.Fatal(err)
+	}
+	return st, pres, jr, rn, func() {
+		_ = rn.StopAll(ctx)
+		_ = rn.Close(ctx)
+		pres.Close(ctx)
+	}
+}
+
 // A real etcd, a real exec runner with real processes: the agent follows the
 // schedule the "engine" (this test, holding leadership) writes.
 func TestAgentFollowsSchedule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cli := etcdtest.New(t)
-	st := store.New(cli, "/agent-test/")
-	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pres.Close(ctx)
-	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = rn.StopAll(ctx); _ = rn.Close(ctx) }()
+	st, pres, jr, rn, closeMachine := newTestMachine(ctx, t, "/agent-test/")
+	defer closeMachine()
 
 	opts, err := unitfile.Parse([]byte("[Unit]\nDescription=loop\n[Service]\nExecStart=/bin/sh -c 'while true; do echo tick; sleep 0.1; done'\n"))
 	if err != nil {

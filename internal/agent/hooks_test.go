@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
-	"github.com/fleetd/fleet/internal/journal"
-	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
@@ -20,21 +17,8 @@ import (
 func TestAgentHooks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	st := store.New(etcdtest.New(t), "/agent-hooks/")
-	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pres.Close(ctx)
-	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = rn.StopAll(ctx); _ = rn.Close(ctx) }()
+	st, pres, _, rn, closeMachine := newTestMachine(ctx, t, "/agent-hooks/")
+	defer closeMachine()
 	opts, err := unitfile.Parse([]byte("[Service]\nExecStart=/bin/sleep 60\n[X-Service]\nName=s\nPort=1\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -119,21 +103,8 @@ func TestAgentHooks(t *testing.T) {
 func TestBeforeStopIsConcurrentWithinARound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	st := store.New(etcdtest.New(t), "/agent-hooks-conc/")
-	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pres.Close(ctx)
-	jr, err := journal.Open(t.TempDir(), journal.Options{Hostname: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn, err := execrunner.New(execrunner.Options{Journal: jr, UnitsDir: t.TempDir(), Hostname: "test", MachineID: "m1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = rn.StopAll(ctx); _ = rn.Close(ctx) }()
+	st, pres, _, rn, closeMachine := newTestMachine(ctx, t, "/agent-hooks-conc/")
+	defer closeMachine()
 	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

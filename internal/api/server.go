@@ -172,23 +172,25 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 			writeError(w, http.StatusMethodNotAllowed, msg)
 		}
 	}
+	// getOnly installs a read-only resource: GET, and 405 for the rest.
+	getOnly := func(path string, h http.HandlerFunc) {
+		mux.HandleFunc("GET "+p+path, h)
+		mux.HandleFunc(p+path, notAllowed(msgOnlyGet))
+	}
 	mux.HandleFunc(p, notAllowed(""))
 	mux.HandleFunc("GET "+p+"/discovery", s.discovery)
 	mux.HandleFunc(p+"/discovery", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msgOnlyGet)
 	})
 
-	mux.HandleFunc("GET "+p+"/units", s.listUnits)
-	mux.HandleFunc(p+"/units", notAllowed(msgOnlyGet))
+	getOnly("/units", s.listUnits)
 	mux.HandleFunc("GET "+p+"/units/{name}", s.getUnit)
 	mux.HandleFunc("PUT "+p+"/units/{name}", s.putUnit)
 	mux.HandleFunc("DELETE "+p+"/units/{name}", s.deleteUnit)
 	mux.HandleFunc(p+"/units/{name}", notAllowed(msgOnlyGetPutDel))
 
-	mux.HandleFunc("GET "+p+"/state", s.listStates)
-	mux.HandleFunc(p+"/state", notAllowed(msgOnlyGet))
-	mux.HandleFunc("GET "+p+"/state/{name}", s.getState)
-	mux.HandleFunc(p+"/state/{name}", notAllowed(msgOnlyGet))
+	getOnly("/state", s.listStates)
+	getOnly("/state/{name}", s.getState)
 
 	mux.HandleFunc("GET "+p+"/machines", s.listMachines)
 	mux.HandleFunc("PATCH "+p+"/machines", s.patchMachines)
@@ -197,21 +199,14 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 	mux.HandleFunc("DELETE "+p+"/machines/{id}/drain", s.drainMachine)
 
 	// Extensions (docs/api-extensions.md).
-	mux.HandleFunc("GET "+p+"/reasons", s.listReasons)
-	mux.HandleFunc(p+"/reasons", notAllowed(msgOnlyGet))
-	mux.HandleFunc("GET "+p+"/reasons/{name}", s.getReason)
-	mux.HandleFunc(p+"/reasons/{name}", notAllowed(msgOnlyGet))
-	mux.HandleFunc("GET "+p+"/status/{name}", s.status)
-	mux.HandleFunc(p+"/status/{name}", notAllowed(msgOnlyGet))
-	mux.HandleFunc("GET "+p+"/journal/{name}", s.journal)
-	mux.HandleFunc(p+"/journal/{name}", notAllowed(msgOnlyGet))
-	mux.HandleFunc("GET "+p+"/local/status/{name}", s.localStatus)
-	mux.HandleFunc(p+"/local/status/{name}", notAllowed(msgOnlyGet))
-	mux.HandleFunc("GET "+p+"/local/journal/{name}", s.localJournal)
-	mux.HandleFunc(p+"/local/journal/{name}", notAllowed(msgOnlyGet))
+	getOnly("/reasons", s.listReasons)
+	getOnly("/reasons/{name}", s.getReason)
+	getOnly("/status/{name}", s.status)
+	getOnly("/journal/{name}", s.journal)
+	getOnly("/local/status/{name}", s.localStatus)
+	getOnly("/local/journal/{name}", s.localJournal)
 	s.registerKV(mux, p)
-	mux.HandleFunc("GET "+p+"/events", s.events)
-	mux.HandleFunc(p+"/events", notAllowed(msgOnlyGet))
+	getOnly("/events", s.events)
 }
 
 // errorBody is fleet's error envelope.

@@ -26,15 +26,11 @@ func runFailover(ctx context.Context, e *env, args []string) (map[string]any, er
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "fleet-bench-failover-")
+	dir, path, err := fleetdWorkdir(ctx, e, "failover", *bin)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	path, err := buildFleetd(ctx, e, *bin, dir)
-	if err != nil {
-		return nil, err
-	}
 	res := map[string]any{"units": *units, "machines": 3, "etcd_members": 3}
 	for _, run := range []struct {
 		name   string

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/client"
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/orphans"
 )
 
 // buildFleetd builds cmd/fleetd, and cmd/fleet-shim next to it (the unit
@@ -36,6 +36,21 @@ func buildFleetd(ctx context.Context, e *env, path, dir string) (string, error) 
 		return "", fmt.Errorf("go build ./cmd/fleetd ./cmd/fleet-shim: %v\n%s", err, b)
 	}
 	return filepath.Join(dir, "fleetd"), nil
+}
+
+// fleetdWorkdir makes a temporary directory for the bench called name and
+// builds fleetd into it (unless bin is given); the caller removes dir.
+func fleetdWorkdir(ctx context.Context, e *env, name, bin string) (dir, path string, err error) {
+	dir, err = os.MkdirTemp("", "fleet-bench-"+name+"-")
+	if err != nil {
+		return "", "", err
+	}
+	path, err = buildFleetd(ctx, e, bin, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, path, nil
 }
 
 func freePort() (string, error) {
@@ -252,42 +267,9 @@ func killOrphans() {
 }
 
 func killOrphansOnce() int {
-	self := os.Getpid()
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var killed []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(d, "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == self {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			killed = append(killed, pid)
-		}
-	}
+	killed := orphans.Kill()
 	for _, pid := range killed {
-		var ws syscall.WaitStatus
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid || err != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		orphans.Reap(pid, time.Now().Add(5*time.Second))
 	}
 	return len(killed)
 }

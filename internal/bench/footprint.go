@@ -25,15 +25,11 @@ func runFootprint(ctx context.Context, e *env, args []string) (map[string]any, e
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "fleet-bench-footprint-")
+	dir, path, err := fleetdWorkdir(ctx, e, "footprint", *bin)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	path, err := buildFleetd(ctx, e, *bin, dir)
-	if err != nil {
-		return nil, err
-	}
 	res := map[string]any{"settle_s": settle.Seconds(), "window_s": window.Seconds()}
 
 	// Baseline: the same embedded etcd, alone, in a process of its own.

@@ -20,15 +20,11 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "fleet-bench-start-")
+	dir, path, err := fleetdWorkdir(ctx, e, "start", *bin)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	path, err := buildFleetd(ctx, e, *bin, dir)
-	if err != nil {
-		return nil, err
-	}
 	c, err := startCluster(ctx, path, dir, clusterOpts{n: 1})
 	if err != nil {
 		return nil, err

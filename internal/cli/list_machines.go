@@ -19,6 +19,15 @@ func (f *listFlags) register(cmd *cobra.Command, defaultFields, validHelp string
 	cmd.Flags().StringVarP(&f.output, "output", "o", outputTable, `Output format: "table" or "json" (json ignores --fields, --full and --no-legend)`)
 }
 
+// parse checks --output and returns the --fields columns, each checked
+// with valid.
+func (f *listFlags) parse(valid func(string) bool) ([]string, error) {
+	if err := checkOutputFormat(f.output); err != nil {
+		return nil, err
+	}
+	return parseFields(f.fields, valid)
+}
+
 func (a *app) cmdListMachines() *cobra.Command {
 	var f listFlags
 	cmd := &cobra.Command{
@@ -39,11 +48,7 @@ Machine-readable output:
 	}
 	f.register(cmd, defaultMachineFields, "machine,ip,metadata")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if err := checkOutputFormat(f.output); err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		fields, err := parseFields(f.fields, validMachineField)
+		fields, err := f.parse(validMachineField)
 		if err != nil {
 			a.errf("%v", err)
 			return 1

@@ -27,11 +27,7 @@ Print only some columns:
 	}
 	f.register(cmd, defaultUnitFileFields, "desc,dstate,global,hash,state,target,unit")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if err := checkOutputFormat(f.output); err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		fields, err := parseFields(f.fields, validUnitFileField)
+		fields, err := f.parse(validUnitFileField)
 		if err != nil {
 			a.errf("%v", err)
 			return 1

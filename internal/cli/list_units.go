@@ -25,11 +25,7 @@ Destroy every loaded unit:
 	}
 	f.register(cmd, defaultUnitFields, "active,hash,load,machine,sub,unit")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if err := checkOutputFormat(f.output); err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		fields, err := parseFields(f.fields, validUnitField)
+		fields, err := f.parse(validUnitField)
 		if err != nil {
 			a.errf("%v", err)
 			return 1

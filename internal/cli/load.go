@@ -60,21 +60,8 @@ func (a *app) runLoadOrStart(_ *cobra.Command, args []string, command string, cf
 		a.errf("Error %s units: %v", verb, err)
 		return 1
 	}
-	var wait []string
-	for _, r := range results {
-		if r.global {
-			a.out("Triggered global unit %s %s", r.unit.Name, op)
-			continue
-		}
-		wait = append(wait, r.unit.Name)
-	}
-	if bf.noBlock {
-		for _, name := range wait {
-			a.out("Triggered unit %s %s", name, op)
-		}
-		return 0
-	}
-	if len(wait) == 0 {
+	wait := a.triggered(results, op, bf.noBlock)
+	if bf.noBlock || len(wait) == 0 {
 		return 0
 	}
 	if exit := a.waitForJobStates(c, wait, want, bf.blockAttempts); exit != 0 {

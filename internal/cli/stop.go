@@ -91,21 +91,8 @@ func (a *app) runStopOrUnload(args []string, command string, bf blockFlags) int 
 		a.errf("Error %s units: %v", verb, err)
 		return 1
 	}
-	var wait []string
-	for _, r := range results {
-		if r.global {
-			a.out("Triggered global unit %s %s", r.unit.Name, command)
-			continue
-		}
-		wait = append(wait, r.unit.Name)
-	}
-	if bf.noBlock {
-		for _, name := range wait {
-			a.out("Triggered unit %s %s", name, command)
-		}
-		return exit
-	}
-	if len(wait) == 0 {
+	wait := a.triggered(results, command, bf.noBlock)
+	if bf.noBlock || len(wait) == 0 {
 		return exit
 	}
 	if e := a.waitForJobStates(c, wait, want, bf.blockAttempts); e != 0 {

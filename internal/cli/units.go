@@ -299,6 +299,26 @@ func (a *app) setTargetStates(c *client.Client, names []string, state string) ([
 	return out, nil
 }
 
+// triggered reports the global units among results as triggered for op
+// (there is no job state to wait for) and returns the names of the others,
+// which are reported as triggered too when noBlock is set.
+func (a *app) triggered(results []targetResult, op string, noBlock bool) []string {
+	var wait []string
+	for _, r := range results {
+		if r.global {
+			a.out("Triggered global unit %s %s", r.unit.Name, op)
+			continue
+		}
+		wait = append(wait, r.unit.Name)
+	}
+	if noBlock {
+		for _, name := range wait {
+			a.out("Triggered unit %s %s", name, op)
+		}
+	}
+	return wait
+}
+
 // unitNames normalizes unit arguments, dropping duplicates.
 func unitNames(args []string) []string {
 	seen := map[string]bool{}

@@ -146,12 +146,8 @@ func parseRequestHead(head []byte, h *reqHead) headVerdict {
 			fallback = true // obsolete line folding
 			continue
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
-			return headBad
-		}
-		f := headerField{name: line[:colon], value: trimOWS(line[colon+1:])}
-		if !validFieldValue(f.value) {
+		f, ok := parseField(line)
+		if !ok {
 			return headBad
 		}
 		h.fields = append(h.fields, f)
@@ -326,6 +322,17 @@ type respHead struct {
 	connNames     bool
 }
 
+// parseField splits a header line into name and value; ok is false when
+// the name is not a token or the value has forbidden bytes.
+func parseField(line []byte) (f headerField, ok bool) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) {
+		return headerField{}, false
+	}
+	f = headerField{name: line[:colon], value: trimOWS(line[colon+1:])}
+	return f, validFieldValue(f.value)
+}
+
 // errBadResponse is a response head the fast path cannot forward.
 const errBadResponse = constError("malformed or unsupported response head from backend")
 
@@ -352,12 +359,8 @@ func parseResponseHead(head []byte, h *respHead) error {
 		if len(line) == 0 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
-			return errBadResponse
-		}
-		f := headerField{name: line[:colon], value: trimOWS(line[colon+1:])}
-		if !validFieldValue(f.value) {
+		f, ok := parseField(line)
+		if !ok {
 			return errBadResponse
 		}
 		h.fields = append(h.fields, f)

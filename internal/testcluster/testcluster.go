@@ -241,7 +241,7 @@ func (c *Cluster) stopAll() {
 	// fleetd leaves units running when it stops (their shims, then the
 	// units, are re-parented to this process): kill them, level by level.
 	for range 6 {
-		if killOrphans(nil) == 0 {
+		if killOrphans() == 0 {
 			break
 		}
 	}

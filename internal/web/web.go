@@ -177,25 +177,24 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) 
 }
 
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
-	p := h.newPage(w, r, "fleet")
-	ov, err := h.loadOverview(r.Context())
-	if err != nil {
-		h.storeFail(w, r, err)
-		return
-	}
-	p.Overview = ov
-	h.render(w, r, "overview.html", http.StatusOK, p)
+	h.renderOverview(w, r, "fleet", "overview.html")
 }
 
 func (h *Handler) overviewFragment(w http.ResponseWriter, r *http.Request) {
-	p := h.newPage(w, r, "")
+	h.renderOverview(w, r, "", "overview-live")
+}
+
+// renderOverview renders the cluster overview with template tmpl: the
+// whole page or only its live fragment.
+func (h *Handler) renderOverview(w http.ResponseWriter, r *http.Request, title, tmpl string) {
+	p := h.newPage(w, r, title)
 	ov, err := h.loadOverview(r.Context())
 	if err != nil {
 		h.storeFail(w, r, err)
 		return
 	}
 	p.Overview = ov
-	h.render(w, r, "overview-live", http.StatusOK, p)
+	h.render(w, r, tmpl, http.StatusOK, p)
 }
 
 func (h *Handler) unitPage(w http.ResponseWriter, r *http.Request) {

@@ -130,11 +130,27 @@ func (h *harness) waitState(name, active, sub string) runner.State {
 // waitLog waits for a journal entry of unit containing s.
 func (h *harness) waitLog(name, s string) journal.Entry {
 	h.t.Helper()
+	return h.waitEntry(name, fmt.Sprintf("%q in the journal of %s", s, name), func(e journal.Entry) bool {
+		return strings.Contains(e.Line, s)
+	})
+}
+
+// waitOutput waits for a line the unit's processes wrote containing s.
+func (h *harness) waitOutput(name, s string) journal.Entry {
+	h.t.Helper()
+	return h.waitEntry(name, fmt.Sprintf("output %q from %s", s, name), func(e journal.Entry) bool {
+		return e.Stream != journal.StreamFleet && strings.Contains(e.Line, s)
+	})
+}
+
+// waitEntry waits for a journal entry of unit name that match accepts.
+func (h *harness) waitEntry(name, what string, match func(journal.Entry) bool) journal.Entry {
+	h.t.Helper()
 	var found journal.Entry
-	h.eventually(fmt.Sprintf("%q in the journal of %s", s, name), func() bool {
+	h.eventually(what, func() bool {
 		es, _ := h.j.Tail(name, 0)
 		for _, e := range es {
-			if strings.Contains(e.Line, s) {
+			if match(e) {
 				found = e
 				return true
 			}
@@ -144,21 +160,20 @@ func (h *harness) waitLog(name, s string) journal.Entry {
 	return found
 }
 
-// waitOutput waits for a line the unit's processes wrote containing s.
-func (h *harness) waitOutput(name, s string) journal.Entry {
+// waitProcesses waits until unit name has n processes (what says which,
+// in a timeout message) and returns their PIDs.
+func (h *harness) waitProcesses(name string, n int, what string) []int {
 	h.t.Helper()
-	var found journal.Entry
-	h.eventually(fmt.Sprintf("output %q from %s", s, name), func() bool {
-		es, _ := h.j.Tail(name, 0)
-		for _, e := range es {
-			if e.Stream != journal.StreamFleet && strings.Contains(e.Line, s) {
-				found = e
-				return true
-			}
+	var pids []int
+	h.eventually(what, func() bool {
+		st, _ := h.r.Status(name)
+		pids = pids[:0]
+		for _, p := range st.Processes {
+			pids = append(pids, p.PID)
 		}
-		return false
+		return len(pids) == n
 	}, name)
-	return found
+	return pids
 }
 
 func pidsGone(pids []int) bool {
@@ -311,15 +326,7 @@ ExecStart=/bin/sh -c "sleep 600 & sleep 600 & exit 0"
 `)
 			h.start("forkgrp.service")
 			h.waitState("forkgrp.service", "active", "running")
-			var pids []int
-			h.eventually("two daemons", func() bool {
-				st, _ := h.r.Status("forkgrp.service")
-				pids = pids[:0]
-				for _, p := range st.Processes {
-					pids = append(pids, p.PID)
-				}
-				return len(pids) == 2
-			}, "forkgrp.service")
+			pids := h.waitProcesses("forkgrp.service", 2, "two daemons")
 			h.stop("forkgrp.service")
 			h.waitState("forkgrp.service", "inactive", "dead")
 			h.eventually("daemons gone", func() bool { return pidsGone(pids) }, "forkgrp.service")
@@ -397,15 +404,7 @@ TimeoutStopSec=1s
 			h.start("stubborn.service")
 			st := h.waitState("stubborn.service", "active", "running")
 			h.waitLog("stubborn.service", "ready")
-			var pids []int
-			h.eventually("4 processes", func() bool {
-				s, _ := h.r.Status("stubborn.service")
-				pids = pids[:0]
-				for _, p := range s.Processes {
-					pids = append(pids, p.PID)
-				}
-				return len(pids) == 4
-			}, "stubborn.service")
+			pids := h.waitProcesses("stubborn.service", 4, "4 processes")
 			h.stop("stubborn.service")
 			h.waitState("stubborn.service", "failed", "failed")
 			h.waitLog("stubborn.service", fmt.Sprintf("stopping %d", st.MainPID))
@@ -650,15 +649,7 @@ func TestUnload(t *testing.T) {
 	h.load("gone.service", "[Service]\nExecStart=/bin/sh -c 'sleep 600 & exec sleep 600'\n")
 	h.start("gone.service")
 	h.waitState("gone.service", "active", "running")
-	var pids []int
-	h.eventually("two processes", func() bool {
-		st, _ := h.r.Status("gone.service")
-		pids = pids[:0]
-		for _, p := range st.Processes {
-			pids = append(pids, p.PID)
-		}
-		return len(pids) == 2
-	}, "gone.service")
+	pids := h.waitProcesses("gone.service", 2, "two processes")
 	st, _ := h.r.Status("gone.service")
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -151,30 +150,12 @@ func TestHAProxyConfdReload(t *testing.T) {
 		"HAPROXY_HTTP_BIND="+bind,
 		"HAPROXY_STATS_SOCKET="+sock,
 	)
-	log := &syncWriter{w: &bytes.Buffer{}}
 	confd := exec.Command(fleetdBin, "confd", "--watch", "--confdir", confdir,
 		"--etcd-servers", strings.Join(eps, ","), "--status-addr", status)
 	confd.Env = env
-	confd.Stdout, confd.Stderr = log, log
-	confd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := confd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = confd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = confd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = confd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("=== fleetd confd log:\n%s", log.String())
-			b, _ := os.ReadFile(cfg)
-			t.Logf("=== %s:\n%s", cfg, b)
-		}
+	_, done := startFleetdProcess(t, confd, "fleetd confd", func() {
+		b, _ := os.ReadFile(cfg)
+		t.Logf("=== %s:\n%s", cfg, b)
 	})
 	url := "http://" + bind + "/"
 	awaitHTTP(t, url, done)

@@ -188,28 +188,9 @@ func startLB(t *testing.T, etcdURL string) (url string, log *syncWriter) {
 	t.Helper()
 	addr := freePort(t)
 	status := freePort(t)
-	log = &syncWriter{w: &bytes.Buffer{}}
 	cmd := exec.Command(fleetdBin, "lb", "--listen", addr, "--service", "kappa-test",
 		"--etcd-servers", etcdURL, "--status-addr", status, "--debug")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("=== fleetd lb log:\n%s", log.String())
-		}
-	})
+	log, done := startFleetdProcess(t, cmd, "fleetd lb", nil)
 	url = "http://" + addr + "/"
 	awaitHTTP(t, url, done)
 	return url, log
@@ -419,4 +400,36 @@ Global=true
 	if n := load.failedCount() - (failedAtKeys - failedBefore); n != 0 {
 		t.Errorf("%d requests failed outside the window between the kill and the key removal", n)
 	}
+}
+
+// startFleetdProcess starts cmd (a fleetd subcommand) in its own process
+// group with its output captured, and stops it (SIGTERM, then SIGKILL after
+// 10 s) when the test ends, logging its output and calling onFail if the
+// test failed. done closes when the process exits.
+func startFleetdProcess(t *testing.T, cmd *exec.Cmd, name string, onFail func()) (log *syncWriter, done chan struct{}) {
+	t.Helper()
+	log = &syncWriter{w: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("=== %s log:\n%s", name, log.String())
+			if onFail != nil {
+				onFail()
+			}
+		}
+	})
+	return log, done
 }

@@ -59,32 +59,13 @@ func (h *HTTPProxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	fbDone := make(chan struct{})
 	go func() { defer close(fbDone); s.fb.Serve(s.fbLn) }()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	var serveErr error
-	delay := 5 * time.Millisecond
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(delay)
-				delay = min(2*delay, time.Second)
-				continue
-			}
-			serveErr = err
-			break
-		}
-		delay = 5 * time.Millisecond
+	serveErr := acceptLoop(ctx, ln, func(c net.Conn) {
 		fc := h.newFastConn(s, c)
 		s.mu.Lock()
 		s.conns[fc] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Go(fc.serve)
-	}
+	})
 	ln.Close()
 	s.shutdown()
 	<-fbDone

@@ -2,7 +2,6 @@ package lb
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -73,28 +72,9 @@ func NewTCPProxy(cfg TCPConfig) *TCPProxy {
 // ends it closes ln, waits up to the drain timeout for live connections to
 // finish, closes the rest and returns nil.
 func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	var serveErr error
-	delay := 5 * time.Millisecond
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(delay)
-				delay = min(2*delay, time.Second)
-				continue
-			}
-			serveErr = err
-			break
-		}
-		delay = 5 * time.Millisecond
+	serveErr := acceptLoop(ctx, ln, func(c net.Conn) {
 		p.wg.Go(func() { p.handle(ctx, c) })
-	}
+	})
 	ln.Close()
 	p.shutdown()
 	return serveErr

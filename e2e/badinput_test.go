@@ -31,6 +31,8 @@ func apiCall(t *testing.T, c *testcluster.Cluster, method, path, contentType str
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// Anonymous callers may only read: send the admin token.
+	req.Header.Set("Authorization", "Bearer "+adminTokenOf(t, c.Machines[0]))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

@@ -61,7 +61,8 @@ func metricSum(t *testing.T, c *testcluster.Cluster, name, labels string) float6
 }
 
 // TestDashboard drives the dashboard of a 3-machine cluster in headless
-// Chromium: every machine and the unit are shown, Start makes the unit
+// Chromium, logged in with `fleetctl dashboard`: every machine and the
+// unit are shown, Start makes the unit
 // active without a reload, the unit page follows its journal live, Stop
 // makes it inactive; /metrics and `fleetctl events -o json` follow along.
 // With FLEET_SCREENSHOTS=1 it rewrites docs/screenshots/*.png.
@@ -74,11 +75,12 @@ func TestDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
-	// Watch events like a user would.
+	// Watch events like a user would. --since 1 replays the history: the
+	// stream may be set up only after the submit below.
 	evCtx, evCancel := context.WithCancel(ctx)
 	evDone := make(chan string, 1)
 	go func() {
-		out, _, _ := c.FleetctlCtx(evCtx, 1, "events", "-o", "json")
+		out, _, _ := c.FleetctlCtx(evCtx, 1, "events", "-o", "json", "--since", "1")
 		evDone <- out
 	}()
 
@@ -201,7 +203,8 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 
 	base := c.Machines[0].APIURL
 	row := `tr.unit[data-unit="hello.service"]`
-	must("open dashboard", chromedp.Do(bctx, chromedp.Navigate(base+"/ui/")))
+	// Log in with `fleetctl dashboard`'s one-time URL: it lands on /ui/.
+	must("open dashboard", chromedp.Do(bctx, chromedp.Navigate(dashboardLoginURL(t, c))))
 	poll("the unit's row", visible(row))
 	// Every machine, with its IP.
 	n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("tr.machine").length`))

@@ -184,12 +184,12 @@ func awaitGone(t *testing.T, l *lbLoad, i int) time.Time {
 }
 
 // startLB runs `fleetd lb` as a subprocess and waits until it answers.
-func startLB(t *testing.T, etcdURL string) (url string, log *syncWriter) {
+func startLB(t *testing.T, etcdURL, tokenFile string) (url string, log *syncWriter) {
 	t.Helper()
 	addr := freePort(t)
 	status := freePort(t)
 	cmd := exec.Command(fleetdBin, "lb", "--listen", addr, "--service", "kappa-test",
-		"--etcd-servers", etcdURL, "--status-addr", status, "--debug")
+		"--etcd-servers", etcdURL, "--cluster-token-file", tokenFile, "--status-addr", status, "--debug")
 	log, done := startFleetdProcess(t, cmd, "fleetd lb", nil)
 	url = "http://" + addr + "/"
 	awaitHTTP(t, url, done)
@@ -264,17 +264,17 @@ func TestLoadBalancerStory(t *testing.T) {
 	c.AwaitActive(60*time.Second, kappaName(1), kappaName(2), kappaName(3))
 	s.awaitEndpoints("3 kappa-test endpoints", func(eps map[string]string) bool { return len(eps) == 3 })
 
-	lbURL, _ := startLB(t, c.EtcdURL)
+	lbURL, _ := startLB(t, c.EtcdURL, c.TokenFile)
 
 	// The global unit: one balancer per machine on <public ip>:port.
 	_, port, _ := net.SplitHostPort(freePort(t))
 	writeUnit(t, s.dir, "kappa-lb.service", fmt.Sprintf(`[Unit]
 Description=fleetd lb for kappa-test (docker-discover's role)
 [Service]
-ExecStart=%s lb --listen ${FLEET_PUBLIC_IP}:%s --service kappa-test --etcd-servers %s
+ExecStart=%s lb --listen ${FLEET_PUBLIC_IP}:%s --service kappa-test --etcd-servers %s --cluster-token-file %s
 [X-Fleet]
 Global=true
-`, fleetdBin, port, c.EtcdURL))
+`, fleetdBin, port, c.EtcdURL, c.TokenFile))
 	c.MustFleetctl("start", "--no-block", s.dir+"/kappa-lb.service")
 	unitURL := "http://127.0.0.1:" + port + "/" // machine 0's balancer
 	awaitHTTP(t, unitURL, nil)

@@ -51,7 +51,7 @@ func TestSecurityTokensAcrossMachines(t *testing.T) {
 
 	// No token: every call is refused, with a hint.
 	_, errOut, code := fleetctlAs(ctx, ep, nil, "list-units")
-	if code == 0 || !strings.Contains(errOut, "fleetd at "+ep+" requires a credential: pass --token or FLEETCTL_TOKEN") {
+	if code == 0 || !strings.Contains(errOut, "fleetd at "+ep+" requires a credential: pass --token, --token-file or FLEETCTL_TOKEN") {
 		t.Errorf("list-units without a token: exit %d, stderr %q", code, errOut)
 	}
 	_, errOut, code = fleetctlAs(ctx, ep, nil, "start", "--no-block", path)

@@ -3,9 +3,13 @@ package multihost
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +53,40 @@ type host struct {
 // a user-defined bridge network is an interface of this host.
 func (h *host) APIURL() string { return "http://" + h.IP + ":49153" }
 
+// etcdClientURL is the client URL of h's etcd member on the private
+// network: https, with certificates fleetd derives from the cluster token.
+func (h *host) etcdClientURL() string { return "https://" + h.IP + ":2379" }
+
+// etcdPeerURL is the peer URL of h's etcd member.
+func (h *host) etcdPeerURL() string { return "https://" + h.IP + ":2380" }
+
+// Inside every container: the cluster token (bind-mounted read-only) and
+// the admin API token fleetd writes into its data dir (the image's
+// FLEET_DATA_DIR).
+const (
+	containerTokenFile = "/etc/fleet/cluster-token"
+	containerAdminFile = "/var/lib/fleet/admin-token"
+)
+
+// newClusterTokenFile writes a new cluster token, as the docs make one
+// (head -c 32 /dev/urandom | base64), into a file of mode 0600 in a
+// temporary directory of t.
+func newClusterTokenFile(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := crand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cluster-token")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	return path
+}
+
 // hostCluster is fleetd containers on one private Docker network.
 type hostCluster struct {
 	t      *testing.T
@@ -59,23 +97,37 @@ type hostCluster struct {
 	// Env is added to every machine's environment (FLEET_* keys).
 	Env   []string
 	hosts []*host
-	mu    *sync.Mutex
-	down  map[string]bool // killed or partitioned: not asked
+	// tokenFile is the cluster token on this host (etcd's root password,
+	// the seed of etcd's certificates): mounted into every container.
+	tokenFile string
+	mu        *sync.Mutex
+	down      map[string]bool // killed or partitioned: not asked
 	// marks of the units started by startMarked: each must run once.
 	marks map[string]bool
+	// admin is an admin API token read from a container (guarded by mu;
+	// "" until one was read); every fleetd of the cluster accepts it.
+	admin *string
+	// etcd are the test's own clients of the members.
+	etcd *etcdClients
 }
 
 // newHostClusterView describes fleetd containers on subnet that something
-// else started (docker compose): add them with newHost.
-func newHostClusterView(t *testing.T, a *artifacts, subnet string) *hostCluster {
-	return &hostCluster{t: t, a: a, subnet: subnet, mu: new(sync.Mutex), down: map[string]bool{}, marks: map[string]bool{}}
+// else started (docker compose) with the cluster token in tokenFile: add
+// them with newHost.
+func newHostClusterView(t *testing.T, a *artifacts, subnet, tokenFile string) *hostCluster {
+	c := &hostCluster{t: t, a: a, subnet: subnet, tokenFile: tokenFile, mu: new(sync.Mutex),
+		down: map[string]bool{}, marks: map[string]bool{}, admin: new(string), etcd: newEtcdClients(tokenFile)}
+	t.Cleanup(c.etcd.close)
+	return c
 }
 
 // newHostCluster creates a private network for fleetd containers; start
 // them with newHost and run.
 func newHostCluster(t *testing.T, a *artifacts, ttl time.Duration) *hostCluster {
 	t.Helper()
-	c := newHostClusterView(t, a, "")
+	// Before the cleanups below: the token's directory goes after the
+	// containers that mount it.
+	c := newHostClusterView(t, a, "", newClusterTokenFile(t))
 	c.net, c.ttl = a.run+"-net", ttl
 	var err error
 	for range 5 {
@@ -130,15 +182,19 @@ func (c *hostCluster) run(h *host, env ...string) {
 		"-e", "FLEET_METADATA=host=" + h.Name + ",role=" + role,
 		"-e", "FLEET_AGENT_TTL=" + c.ttl.String(),
 		"-e", "FLEET_ENGINE_RECONCILE_INTERVAL=1s",
-		// A private network of this host, no credentials: see
-		// deploy/docker/docker-compose.yml.
-		"-e", "FLEET_API_INSECURE=true",
+		// One cluster token for every machine: members bootstrap etcd
+		// with it (root password, derived certificates), agents and
+		// `fleetd etcd` commands in the container log in with it.
+		"-v", c.tokenFile + ":" + containerTokenFile + ":ro",
+		"-e", "FLEET_CLUSTER_TOKEN_FILE=" + containerTokenFile,
 	}
 	if h.Member {
+		// https beyond loopback; plain http on loopback only (for
+		// `fleetd etcd` commands inside the container).
 		args = append(args,
 			"-e", "FLEET_ETCD_NAME="+h.Name,
-			"-e", "FLEET_ETCD_LISTEN_CLIENT=http://"+h.IP+":2379,http://127.0.0.1:2379",
-			"-e", "FLEET_ETCD_LISTEN_PEER=http://"+h.IP+":2380")
+			"-e", "FLEET_ETCD_LISTEN_CLIENT="+h.etcdClientURL()+",http://127.0.0.1:2379",
+			"-e", "FLEET_ETCD_LISTEN_PEER="+h.etcdPeerURL())
 	}
 	for _, e := range append(slices.Clone(c.Env), env...) {
 		args = append(args, "-e", e)
@@ -151,18 +207,16 @@ func (c *hostCluster) run(h *host, env ...string) {
 func (c *hostCluster) initialCluster(members []*host) string {
 	var parts []string
 	for _, h := range members {
-		parts = append(parts, h.Name+"=http://"+h.IP+":2380")
+		parts = append(parts, h.Name+"="+h.etcdPeerURL())
 	}
 	return strings.Join(parts, ",")
 }
 
-// etcdServers is the client URLs of the member hosts.
-func (c *hostCluster) etcdServers() string {
+// etcdServers is the client URLs of the given member hosts.
+func etcdServers(members ...*host) string {
 	var urls []string
-	for _, h := range c.hosts {
-		if h.Member {
-			urls = append(urls, "http://"+h.IP+":2379")
-		}
+	for _, h := range members {
+		urls = append(urls, h.etcdClientURL())
 	}
 	return strings.Join(urls, ",")
 }
@@ -238,13 +292,52 @@ func (c *hostCluster) up() []*host {
 	return hs
 }
 
-// fleetctl runs fleetctl (its own code, in process) against h's API.
+// adminToken returns an admin API token of the cluster: the one fleetd
+// wrote into the first running container that has one (read once, then
+// kept; "" while there is none yet). Every fleetd of the cluster accepts
+// it.
+func (c *hostCluster) adminToken() string {
+	c.mu.Lock()
+	tok := *c.admin
+	c.mu.Unlock()
+	if tok != "" {
+		return tok
+	}
+	for _, h := range c.up() {
+		out, err := docker(30*time.Second, "exec", h.CName, "cat", containerAdminFile)
+		if tok = strings.TrimSpace(out); err != nil || tok == "" {
+			continue
+		}
+		c.mu.Lock()
+		if *c.admin == "" {
+			*c.admin = tok
+			c.t.Logf("admin API token read from %s:%s", h.Name, containerAdminFile)
+		}
+		tok = *c.admin
+		c.mu.Unlock()
+		return tok
+	}
+	return ""
+}
+
+// fleetctl runs fleetctl (its own code, in process) against h's API, with
+// the cluster's admin token: anonymous callers from beyond loopback may
+// do nothing.
 func (c *hostCluster) fleetctl(h *host, args ...string) (string, string, int) {
+	full := []string{"--endpoint", h.APIURL()}
+	if tok := c.adminToken(); tok != "" {
+		full = append(full, "--token", tok)
+	}
+	return fleetctlMain(append(full, args...)...)
+}
+
+// fleetctlMain runs fleetctl in process with exactly args (global flags
+// included): no credential unless args give one.
+func fleetctlMain(args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	full := append([]string{"--endpoint", h.APIURL()}, args...)
-	code := cli.Main(ctx, full, nil, strings.NewReader(""), &out, &errb)
+	code := cli.Main(ctx, args, nil, strings.NewReader(""), &out, &errb)
 	return out.String(), errb.String(), code
 }
 
@@ -343,20 +436,36 @@ func (c *hostCluster) awaitActive(timeout time.Duration, units []string, not ...
 	return where, d
 }
 
-// processes returns the command lines of the processes in every running
-// container (busybox ps inside it: no network needed, so it also sees a
-// partitioned host), by host name.
+// processes returns the command lines ("pid args") of the processes in
+// every running container (busybox ps inside it: no network needed, so it
+// also sees a partitioned host), by host name. A child that a unit's shell
+// forked and that has not exec'd yet (sleep, each second) shows its
+// parent's command line: it is left out, else it would look like a second
+// copy of the unit.
 func (c *hostCluster) processes() map[string][]string {
 	procs := map[string][]string{}
 	for _, h := range c.hosts {
-		out, err := docker(time.Minute, "exec", h.CName, "ps", "-o", "pid,args")
+		out, err := docker(time.Minute, "exec", h.CName, "ps", "-o", "pid,ppid,args")
 		if err != nil {
 			continue // not running
 		}
+		type proc struct{ pid, ppid, args string }
+		var ps []proc
+		argsOf := map[string]string{}
 		for _, l := range strings.Split(out, "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.Contains(l, "fleetd") && !strings.Contains(l, " ps ") {
-				procs[h.Name] = append(procs[h.Name], l)
+			f := strings.Fields(l)
+			if len(f) < 3 || f[0] == "PID" {
+				continue
 			}
+			p := proc{f[0], f[1], strings.Join(f[2:], " ")}
+			ps = append(ps, p)
+			argsOf[p.pid] = p.args
+		}
+		for _, p := range ps {
+			if strings.Contains(p.args, "fleetd") || strings.HasPrefix(p.args, "ps ") || argsOf[p.ppid] == p.args {
+				continue
+			}
+			procs[h.Name] = append(procs[h.Name], p.pid+" "+p.args)
 		}
 	}
 	return procs
@@ -419,7 +528,7 @@ func (c *hostCluster) moveEtcdLeader(h *host) error {
 	if id == 0 {
 		return fmt.Errorf("%s is not an etcd member", h.Name)
 	}
-	return etcdMoveLeader(leader.IP+":2379", id)
+	return c.etcd.moveLeader(leader.etcdClientURL(), id)
 }
 
 // copies counts the processes whose command line holds mark.
@@ -455,7 +564,7 @@ func (c *hostCluster) etcdLeader() (*host, error) {
 		if !h.Member {
 			continue
 		}
-		st, err := etcdStatus(h.IP + ":2379")
+		st, err := c.etcd.status(h.etcdClientURL())
 		if err != nil {
 			lastErr = err
 			continue
@@ -476,10 +585,10 @@ func (c *hostCluster) memberNames() (map[uint64]string, error) {
 	var eps []string
 	for _, h := range c.up() {
 		if h.Member {
-			eps = append(eps, h.IP+":2379")
+			eps = append(eps, h.etcdClientURL())
 		}
 	}
-	return etcdMembers(eps)
+	return c.etcd.members(eps)
 }
 
 // reachable reports whether h's API answers a TCP connect from here.

@@ -42,7 +42,10 @@ func composeCmd() []string {
 }
 
 // The docker compose example (deploy/docker/docker-compose.yml) starts a
-// 5-machine cluster with one command; seed 002's web@01..10 spread over it.
+// 5-machine cluster with one command (and a cluster token file, as
+// cluster.sh makes one); seed 002's web@01..10 spread over it. Anonymous
+// callers from this host can do nothing; the admin token of a machine
+// can.
 func testCompose(t *testing.T, a *artifacts) {
 	if testing.Short() {
 		t.Skip("-short: skipping the compose example (a second 5-machine cluster)")
@@ -54,7 +57,10 @@ func testCompose(t *testing.T, a *artifacts) {
 	file := filepath.Join(repoRoot(), "deploy", "docker", "docker-compose.yml")
 	project := strings.ReplaceAll(a.run, "-", "") + "c"
 	subnet := pickSubnet(t)
-	env := append(os.Environ(), "FLEET_IMAGE="+a.fleetImg, "FLEET_SUBNET="+subnet)
+	// Not deploy/docker/cluster-token (cluster.sh's): this test's own,
+	// removed after the containers (cleanups run last-registered first).
+	tokenFile := newClusterTokenFile(t)
+	env := append(os.Environ(), "FLEET_IMAGE="+a.fleetImg, "FLEET_SUBNET="+subnet, "FLEET_CLUSTER_TOKEN_PATH="+tokenFile)
 	compose := func(timeout time.Duration, args ...string) (string, error) {
 		full := append(append(slices.Clone(cc[1:]), "-p", project, "-f", file), args...)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -89,9 +95,17 @@ func testCompose(t *testing.T, a *artifacts) {
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
 	up := time.Since(start)
-	c := newHostClusterView(t, a, subnet)
+	c := newHostClusterView(t, a, subnet, tokenFile)
 	for n := 1; n <= 5; n++ {
-		c.newHost(n, n <= 3)
+		h := c.newHost(n, n <= 3)
+		// docker exec (the admin token) needs compose's container.
+		out, err := docker(time.Minute, "ps", "-q", "--filter", "label=com.docker.compose.project="+project,
+			"--filter", "label=com.docker.compose.service="+h.Name)
+		if id := strings.Fields(out); err != nil || len(id) != 1 {
+			t.Fatalf("the container of service %s: %v %q", h.Name, err, out)
+		} else {
+			h.CName = id[0]
+		}
 	}
 	c.learnIDs(90 * time.Second)
 	c.awaitMachines(90 * time.Second)
@@ -100,6 +114,7 @@ func testCompose(t *testing.T, a *artifacts) {
 
 	// The seed's sequence: submit, start web@01, then web@{02..10}.
 	path := c.writeUnit("web@.service", seed002Web)
+	checkAnonymousRefused(t, c, path)
 	c.mustFctl("submit", path)
 	start = time.Now()
 	c.mustFctl("start", "web@01.service")
@@ -147,4 +162,28 @@ func testCompose(t *testing.T, a *artifacts) {
 		t.Errorf("fleetctl journal web@01 inside m5: %v\n%s", err, out)
 	}
 	c.mustFctl(append(append([]string{"destroy"}, units...), "web@.service")...)
+}
+
+// checkAnonymousRefused checks that fleetctl from this host (beyond
+// loopback for every machine) without a credential can neither submit
+// unitFile nor read, on any machine, and that nothing was stored.
+func checkAnonymousRefused(t *testing.T, c *hostCluster, unitFile string) {
+	t.Helper()
+	unit := filepath.Base(unitFile)
+	for _, h := range c.up() {
+		out, errOut, code := fleetctlMain("--endpoint", h.APIURL(), "submit", unitFile)
+		if code == 0 {
+			t.Errorf("anonymous fleetctl submit %s on %s (%s) succeeded:\n%s%s", unit, h.Name, h.APIURL(), out, errOut)
+		} else if h.Name == "m1" {
+			t.Logf("anonymous fleetctl submit on %s: exit %d: %s", h.Name, code, strings.TrimSpace(out+errOut))
+		}
+		out, errOut, code = fleetctlMain("--endpoint", h.APIURL(), "list-machines")
+		if code == 0 {
+			t.Errorf("anonymous fleetctl list-machines on %s (%s) succeeded:\n%s%s", h.Name, h.APIURL(), out, errOut)
+		}
+	}
+	// Unit files are the cluster's: ask one machine, with the token.
+	if out := c.mustFctl("list-unit-files", "--no-legend", "--full"); strings.Contains(out, unit) {
+		t.Errorf("%s was stored after anonymous submits:\n%s", unit, out)
+	}
 }

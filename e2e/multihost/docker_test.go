@@ -5,6 +5,12 @@
 // -9, network partition, etcd leader loss) that print the times they
 // measured.
 //
+// The clusters run with fleetd's secure defaults, as docs/multihost.md
+// sets them up: one cluster token file per cluster (a temporary file,
+// mounted read-only into every container), https etcd URLs between the
+// containers, and fleetctl calls from the test with a machine's admin
+// token (anonymous callers from beyond loopback may do nothing).
+//
 // Everything is built locally (no registry): static fleetd and fleetctl,
 // and images FROM scratch with Debian's busybox-static. Without a Docker
 // engine or /bin/busybox the tests skip with the reason. Every container,

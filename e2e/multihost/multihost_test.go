@@ -100,18 +100,21 @@ func testMultiHost(t *testing.T, a *artifacts) {
 	ok = t.Run("member-add", func(t *testing.T) {
 		c := *c
 		c.t = t
-		// m5 joins as an agent only, m4 as a fourth etcd member: announced
+		// m5 joins as an agent only (the members' https client URLs and
+		// the cluster token), m4 as a fourth etcd member: announced
 		// through the running cluster, started with the grown initial
 		// cluster and state "existing" that `fleetd etcd member-add` prints.
+		// member-add runs in m1, where it reaches the member on loopback
+		// and logs in with FLEET_CLUSTER_TOKEN_FILE.
 		start := time.Now()
-		c.run(m5, "FLEET_ETCD_SERVERS=http://"+m1.IP+":2379,http://"+m2.IP+":2379,http://"+m3.IP+":2379")
+		c.run(m5, "FLEET_ETCD_SERVERS="+etcdServers(m1, m2, m3))
 		c.setDown(m5, false)
 		start4 := time.Now()
 		env := mustDocker(t, "exec", m1.CName, "fleetd", "etcd", "member-add",
-			"--name", m4.Name, "--peer-url", "http://"+m4.IP+":2380", "--env")
+			"--name", m4.Name, "--peer-url", m4.etcdPeerURL(), "--env")
 		t.Logf("fleetd etcd member-add (in %s) after %v printed:\n%s", m1.Name, time.Since(start4).Round(time.Millisecond), env)
 		if !strings.Contains(env, "FLEET_ETCD_INITIAL_CLUSTER_STATE=existing") ||
-			!strings.Contains(env, "m4=http://"+m4.IP+":2380") {
+			!strings.Contains(env, "m4="+m4.etcdPeerURL()) {
 			t.Fatalf("member-add output:\n%s", env)
 		}
 		c.run(m4, strings.Fields(env)...)
@@ -122,7 +125,7 @@ func testMultiHost(t *testing.T, a *artifacts) {
 		list := mustDocker(t, "exec", m4.CName, "fleetd", "etcd", "member-list")
 		t.Logf("etcd members, asked in m4:\n%s", list)
 		for _, h := range []*host{m1, m2, m3, m4} {
-			if !regexp.MustCompile(`(?m)\s` + h.Name + `\s+http://` + regexp.QuoteMeta(h.IP) + `:2380\s`).MatchString(list) {
+			if !regexp.MustCompile(`(?m)\s` + h.Name + `\s+` + regexp.QuoteMeta(h.etcdPeerURL()) + `\s`).MatchString(list) {
 				t.Errorf("member-list lacks started member %s:\n%s", h.Name, list)
 			}
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -17,20 +18,38 @@ const (
 	readonlyToken = "readonly-token-0123456789abcdef"
 )
 
-func testPolicy(t *testing.T, trustLocal bool) *auth.Policy {
+func testPolicy(t *testing.T, cfg auth.Config) *auth.Policy {
 	t.Helper()
 	toks, err := auth.ParseTokens("tokens", []byte("admin "+adminToken+"\n"+readonlyToken+" readonly\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return auth.New(auth.Config{Tokens: toks, TrustLocal: trustLocal})
+	cfg.Tokens = toks
+	return auth.New(cfg)
+}
+
+// clusterToken is accepted through auth.Config.Lookup (as fleetd does with
+// the tokens registered in etcd).
+const clusterToken = "cluster-admin-token-0123456789abcdef"
+
+func fakeLookup(_ context.Context, tok string) auth.Role {
+	if auth.HashToken(tok) == auth.HashToken(clusterToken) {
+		return auth.RoleAdmin
+	}
+	return auth.RoleNone
 }
 
 // The middleware, request by request: the caller's address and credential
 // against every kind of method, with nothing stored after a refusal.
 func TestAuthMiddleware(t *testing.T) {
 	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	e := newEnvWith(t, Config{MachineID: machineA, Auth: testPolicy(t, true), Mount: map[string]http.Handler{"/ui/": ui}})
+	sessions := auth.NewSessions()
+	code, _, _ := sessions.NewCode()
+	session, _, _ := sessions.Redeem(code)
+	const hint = "use the unix socket or --token"
+	e := newEnvWith(t, Config{MachineID: machineA, CredentialHint: hint,
+		Auth:  testPolicy(t, auth.Config{Lookup: fakeLookup, Sessions: sessions}),
+		Mount: map[string]http.Handler{"/ui/": ui}})
 	h := e.api.Handler()
 	const remote, loopback, unix = "192.0.2.7:41000", "127.0.0.1:41000", "@"
 	bearer := func(tok string) string { return "Bearer " + tok }
@@ -41,55 +60,69 @@ func TestAuthMiddleware(t *testing.T) {
 	readonlyMsg := func(method, path string) string {
 		return envelope(403, "permission denied: read-only credential cannot "+method+" "+path)
 	}
+	anonChange := envelope(401, "a credential is required to change the cluster: "+hint)
 	p1, b1 := unit("r1.service")
 	p2, b2 := unit("r2.service")
 	p3, b3 := unit("a1.service")
 	p4, b4 := unit("l1.service")
 	p5, b5 := unit("u1.service")
+	p6, b6 := unit("c1.service")
+	p7, b7 := unit("s1.service")
 	for _, tc := range []struct {
 		name, remote, authz, method, path, body string
+		cookie                                  string
 		code                                    int
 		want                                    string // exact body, "" = not checked
 	}{
-		{"remote GET without credential", remote, "", "GET", "/fleet/v1/units", "", 401,
-			envelope(401, auth.ErrNoCredential.Error())},
-		{"remote PUT without credential", remote, "", "PUT", p1, b1, 401, ""},
-		{"remote discovery without credential", remote, "", "GET", "/fleet/v1/discovery", "", 401, ""},
-		{"remote metrics-like mount without credential", remote, "", "GET", "/ui/", "", 401, ""},
-		{"remote invalid token", remote, bearer("nope-nope-nope-nope"), "GET", "/fleet/v1/units", "", 401,
-			envelope(401, "invalid credential: the token is not accepted by this fleetd")},
-		{"remote malformed header", remote, "Token x", "GET", "/fleet/v1/units", "", 401, ""},
-		{"remote readonly GET", remote, bearer(readonlyToken), "GET", "/fleet/v1/units", "", 200, "{}"},
-		{"remote readonly PUT unit", remote, bearer(readonlyToken), "PUT", p2, b2, 403, readonlyMsg("PUT", p2)},
-		{"remote readonly DELETE unit", remote, bearer(readonlyToken), "DELETE", "/fleet/v1/units/x.service", "", 403,
-			readonlyMsg("DELETE", "/fleet/v1/units/x.service")},
-		{"remote readonly PATCH machines", remote, bearer(readonlyToken), "PATCH", "/fleet/v1/machines", "[]", 403,
-			readonlyMsg("PATCH", "/fleet/v1/machines")},
-		{"remote readonly kv PUT", remote, bearer(readonlyToken), "PUT", "/fleet/v1/kv/app/x", `{"value":"1"}`, 403,
-			readonlyMsg("PUT", "/fleet/v1/kv/app/x")},
-		{"remote readonly dashboard POST", remote, bearer(readonlyToken), "POST", "/ui/units/x.service/start", "", 403,
-			readonlyMsg("POST", "/ui/units/x.service/start")},
-		{"remote readonly via Basic GET", remote, basic(readonlyToken), "GET", "/ui/", "", 204, ""},
-		{"remote admin PUT", remote, bearer(adminToken), "PUT", p3, b3, 201, ""},
-		{"loopback without credential PUT", loopback, "", "PUT", p4, b4, 201, ""},
-		{"unix socket without credential PUT", unix, "", "PUT", p5, b5, 201, ""},
-		{"loopback with readonly token is readonly", loopback, bearer(readonlyToken), "DELETE", p4, "", 403, readonlyMsg("DELETE", p4)},
-		{"loopback with a bad token is refused", loopback, bearer("bad-bad-bad-bad-bad"), "GET", "/fleet/v1/units", "", 401, ""},
+		{name: "remote GET without credential", remote: remote, method: "GET", path: "/fleet/v1/units", code: 401,
+			want: envelope(401, "a credential is required: "+hint)},
+		{name: "remote PUT without credential", remote: remote, method: "PUT", path: p1, body: b1, code: 401},
+		{name: "remote discovery without credential", remote: remote, method: "GET", path: "/fleet/v1/discovery", code: 401},
+		{name: "remote dashboard without credential", remote: remote, method: "GET", path: "/ui/", code: 401,
+			want: envelope(401, "a credential is required: "+dashboardHint)},
+		{name: "remote invalid token", remote: remote, authz: bearer("nope-nope-nope-nope"), method: "GET", path: "/fleet/v1/units", code: 401,
+			want: envelope(401, "invalid credential: the token is not accepted by this fleetd")},
+		{name: "remote malformed header", remote: remote, authz: "Token x", method: "GET", path: "/fleet/v1/units", code: 401},
+		{name: "remote readonly GET", remote: remote, authz: bearer(readonlyToken), method: "GET", path: "/fleet/v1/units", code: 200, want: "{}"},
+		{name: "remote readonly PUT unit", remote: remote, authz: bearer(readonlyToken), method: "PUT", path: p2, body: b2, code: 403, want: readonlyMsg("PUT", p2)},
+		{name: "remote readonly DELETE unit", remote: remote, authz: bearer(readonlyToken), method: "DELETE", path: "/fleet/v1/units/x.service", code: 403,
+			want: readonlyMsg("DELETE", "/fleet/v1/units/x.service")},
+		{name: "remote readonly PATCH machines", remote: remote, authz: bearer(readonlyToken), method: "PATCH", path: "/fleet/v1/machines", body: "[]", code: 403,
+			want: readonlyMsg("PATCH", "/fleet/v1/machines")},
+		{name: "remote readonly kv PUT", remote: remote, authz: bearer(readonlyToken), method: "PUT", path: "/fleet/v1/kv/app/x", body: `{"value":"1"}`, code: 403,
+			want: readonlyMsg("PUT", "/fleet/v1/kv/app/x")},
+		{name: "remote readonly dashboard POST", remote: remote, authz: bearer(readonlyToken), method: "POST", path: "/ui/units/x.service/start", code: 403,
+			want: readonlyMsg("POST", "/ui/units/x.service/start")},
+		{name: "remote readonly via Basic GET", remote: remote, authz: basic(readonlyToken), method: "GET", path: "/ui/", code: 204},
+		{name: "remote admin PUT", remote: remote, authz: bearer(adminToken), method: "PUT", path: p3, body: b3, code: 201},
+		{name: "remote cluster token (Lookup) PUT", remote: remote, authz: bearer(clusterToken), method: "PUT", path: p6, body: b6, code: 201},
+		{name: "loopback GET without credential: anonymous read", remote: loopback, method: "GET", path: "/fleet/v1/units", code: 200},
+		{name: "loopback dashboard without credential: anonymous read", remote: loopback, method: "GET", path: "/ui/", code: 204},
+		{name: "loopback PUT without credential", remote: loopback, method: "PUT", path: p4, body: b4, code: 401, want: anonChange},
+		{name: "loopback DELETE without credential", remote: loopback, method: "DELETE", path: p3, code: 401, want: anonChange},
+		{name: "loopback PATCH without credential", remote: loopback, method: "PATCH", path: "/fleet/v1/machines", body: "[]", code: 401, want: anonChange},
+		{name: "loopback kv PUT without credential", remote: loopback, method: "PUT", path: "/fleet/v1/kv/app/x", body: `{"value":"1"}`, code: 401, want: anonChange},
+		{name: "loopback dashboard POST without credential", remote: loopback, method: "POST", path: "/ui/units/x.service/start", code: 401,
+			want: envelope(401, "a credential is required to change the cluster: "+dashboardHint)},
+		{name: "loopback ui-login without credential", remote: loopback, method: "POST", path: "/fleet/v1/ui-login", code: 401, want: anonChange},
+		{name: "unix socket without credential PUT", remote: unix, method: "PUT", path: p5, body: b5, code: 201},
+		{name: "loopback with readonly token is readonly", remote: loopback, authz: bearer(readonlyToken), method: "DELETE", path: p4, code: 403, want: readonlyMsg("DELETE", p4)},
+		{name: "loopback with a bad token is refused", remote: loopback, authz: bearer("bad-bad-bad-bad-bad"), method: "GET", path: "/fleet/v1/units", code: 401},
+		{name: "session cookie on the dashboard", remote: remote, cookie: session, method: "POST", path: "/ui/units/x.service/start", code: 204},
+		{name: "session cookie is no credential for the API", remote: loopback, cookie: session, method: "PUT", path: p7, body: b7, code: 401, want: anonChange},
+		{name: "expired or unknown session", remote: remote, cookie: strings.Repeat("A", 43), method: "POST", path: "/ui/units/x.service/start", code: 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var body *strings.Reader
-			if tc.body != "" {
-				body = strings.NewReader(tc.body)
-			} else {
-				body = strings.NewReader("")
-			}
-			req := httptest.NewRequest(tc.method, tc.path, body)
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 			req.RemoteAddr = tc.remote
 			if tc.body != "" {
 				req.Header.Set("Content-Type", "application/json")
 			}
 			if tc.authz != "" {
 				req.Header.Set("Authorization", tc.authz)
+			}
+			if tc.cookie != "" {
+				req.AddCookie(&http.Cookie{Name: auth.SessionCookie, Value: tc.cookie})
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -104,8 +137,9 @@ func TestAuthMiddleware(t *testing.T) {
 				if len(ch) == 0 || !strings.HasPrefix(ch[0], "Bearer") {
 					t.Errorf("WWW-Authenticate %q", ch)
 				}
-				if strings.HasPrefix(tc.path, "/ui/") && (len(ch) < 2 || !strings.HasPrefix(ch[1], "Basic")) {
-					t.Errorf("dashboard 401 lacks a Basic challenge: %q", ch)
+				browsing := strings.HasPrefix(tc.path, "/ui/") && tc.method == "GET"
+				if browsing != (len(ch) == 2 && strings.HasPrefix(ch[1], "Basic")) {
+					t.Errorf("Basic challenge (wanted: %v): %q", browsing, ch)
 				}
 				if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 					t.Errorf("Content-Type %q", ct)
@@ -116,7 +150,8 @@ func TestAuthMiddleware(t *testing.T) {
 			}
 		})
 	}
-	for name, want := range map[string]bool{"r1.service": false, "r2.service": false, "a1.service": true, "l1.service": true, "u1.service": true} {
+	for name, want := range map[string]bool{"r1.service": false, "r2.service": false, "a1.service": true, "l1.service": false,
+		"u1.service": true, "c1.service": true, "s1.service": false} {
 		if _, ok := e.unit(name); ok != want {
 			t.Errorf("unit %s stored = %v, want %v", name, ok, want)
 		}
@@ -138,7 +173,8 @@ func TestNoAuthAllowsAll(t *testing.T) {
 // Status proxied to a peer that requires a credential: it works with the
 // peer token and reports the peer's refusal without it.
 func TestPeerTokenProxying(t *testing.T) {
-	policy := testPolicy(t, false) // httptest listens on loopback: trust nothing
+	// httptest listens on loopback: no anonymous reads.
+	policy := testPolicy(t, auth.Config{AnonymousRead: auth.AnonymousReadNever})
 	localB := newTestLocal(machineB, map[string][]string{"b.service": {"line 1", "line 2"}})
 	for _, tc := range []struct {
 		name, token string

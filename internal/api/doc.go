@@ -68,11 +68,23 @@
 //     or as server-sent events for Accept: text/event-stream / ?format=sse.
 //  13. Config.Mount adds handlers (the dashboard at /ui/, /metrics) to the
 //     same mux, so they share the API's middleware and Server header.
-//  14. Config.Auth (auth.go, internal/auth, docs/security.md) checks every
-//     request, mounts included, before routing: no valid credential is 401
-//     with the envelope and "WWW-Authenticate: Bearer realm=..." (plus a
-//     Basic challenge under /ui); a read-only caller on any method but
-//     GET/HEAD/OPTIONS is 403 "permission denied: read-only credential
-//     cannot <METHOD> <path>". Nothing is read or stored for a refused
-//     request. Requests to peers carry Config.PeerToken.
+//  14. Config.Hosts (auth.go) is checked first, on TCP requests only: a
+//     Host that is not a name of this fleetd (DNS rebinding) is 421 with
+//     the envelope naming api_allowed_hosts.
+//  15. Config.Auth (auth.go, internal/auth, docs/security.md) then checks
+//     every request but GET/HEAD of Config.PublicPaths, mounts included,
+//     before routing: no valid credential is 401 with the envelope and
+//     "WWW-Authenticate: Bearer realm=..." (plus a Basic challenge for
+//     browser GETs under /ui); an anonymous caller (auth.ViaAnonymous) on
+//     any method but GET/HEAD/OPTIONS is 401 "a credential is required to
+//     change the cluster: <Config.CredentialHint>" (under /ui: log in with
+//     `fleetctl dashboard`); a read-only credential is 403 "permission
+//     denied: read-only credential cannot <METHOD> <path>". Nothing is read
+//     or stored for a refused request. Handlers get the caller's identity
+//     in the request context (auth.FromContext). Requests to peers carry
+//     Config.PeerToken.
+//  16. POST /fleet/v1/ui-login (uilogin.go, admin only) answers
+//     {"url": Config.DashboardURL + "/ui/login?code=...", "expires",
+//     "sessionSeconds"}: a one-time dashboard login code of
+//     Config.Sessions; 404 without a DashboardURL.
 package api

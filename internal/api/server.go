@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -73,6 +74,23 @@ type Config struct {
 	// (status and journal); "" sends none. Client certificates for peers
 	// go in HTTPClient's transport.
 	PeerToken string
+	// CredentialHint ends the message of a 401: how to authenticate (e.g.
+	// the unix socket and the admin-token file); a generic one if empty.
+	CredentialHint string
+	// Hosts, when set, are the Host header values TCP requests may carry;
+	// any other is answered 421 (DNS rebinding protection). Unix-socket
+	// requests are not checked.
+	Hosts *auth.HostAllowlist
+	// PublicPaths are served to GET and HEAD without a credential (a
+	// trailing "/" makes a prefix): the dashboard's login page and its
+	// static files.
+	PublicPaths []string
+	// Sessions issues dashboard login codes (POST /fleet/v1/ui-login);
+	// nil: no login.
+	Sessions *auth.Sessions
+	// DashboardURL is this fleetd's advertised TCP API URL, the base of
+	// the login URLs ("" : no login).
+	DashboardURL string
 }
 
 // Server is fleetd's HTTP API: the fleet-compatible /fleet/v1 (and its
@@ -90,6 +108,12 @@ type Server struct {
 	mount      map[string]http.Handler
 	auth       *auth.Policy
 	peerToken  string
+	hint       string
+	hosts      *auth.HostAllowlist
+	public     []string
+	sessions   *auth.Sessions
+	// dashboardURL has no trailing slash.
+	dashboardURL string
 }
 
 // New returns a Server for cfg.
@@ -106,6 +130,12 @@ func New(cfg Config) *Server {
 		mount:      cfg.Mount,
 		auth:       cfg.Auth,
 		peerToken:  cfg.PeerToken,
+		hint:       cfg.CredentialHint,
+		hosts:      cfg.Hosts,
+		public:     cfg.PublicPaths,
+		sessions:   cfg.Sessions,
+
+		dashboardURL: strings.TrimRight(cfg.DashboardURL, "/"),
 	}
 	if s.machineID == "" && s.local != nil {
 		s.machineID = s.local.MachineID()
@@ -146,15 +176,27 @@ func (s *Server) routes() http.Handler {
 	server := "fleetd/" + s.version
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server", server)
-		if !s.authorize(w, r) {
+		if !s.checkHost(w, r) {
 			return
 		}
+		in := r
+		if !s.isPublic(r) {
+			var ok bool
+			if r, ok = s.authorize(w, r); !ok {
+				return
+			}
+		}
 		mux.ServeHTTP(w, r)
+		// The mux records the matched pattern on the request it got (a
+		// copy with the caller's identity); outer middleware (metrics)
+		// reads it from theirs.
+		in.Pattern = r.Pattern
 	})
 }
 
 const (
 	msgOnlyGet         = "only GET supported against this resource"
+	msgOnlyPost        = "only POST supported against this resource"
 	msgOnlyGetPatch    = "only GET and PATCH supported against this resource"
 	msgOnlyGetPutDel   = "only GET, PUT and DELETE supported against this resource"
 	msgUnitNotFound    = "unit does not exist"
@@ -207,6 +249,8 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 	getOnly("/local/journal/{name}", s.localJournal)
 	s.registerKV(mux, p)
 	getOnly("/events", s.events)
+	mux.HandleFunc("POST "+p+"/ui-login", s.uiLogin)
+	mux.HandleFunc(p+"/ui-login", notAllowed(msgOnlyPost))
 }
 
 // errorBody is fleet's error envelope.

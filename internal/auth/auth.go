@@ -6,22 +6,35 @@
 //  2. A request that carries an Authorization header is judged by it alone,
 //     whatever its source: "Bearer <token>" or "Basic <base64(user:token)>"
 //     (the user is ignored; browsers can send it for the dashboard). The
-//     token is compared in constant time with every configured token; an
-//     unknown token is ErrInvalidCredential.
+//     token is compared in constant time with every configured token, then
+//     given to Config.Lookup (the cluster's registered tokens); an unknown
+//     token is ErrInvalidCredential.
 //  3. Otherwise a client certificate verified against api_tls_client_ca
 //     (r.TLS.VerifiedChains) gives CertRole of the leaf.
-//  4. Otherwise unix-socket and loopback callers are admin when
-//     TrustLocal is set (the default in fleetd); anybody else has
-//     ErrNoCredential.
-//  5. Tokens files hold one "<role> <token>" or "<token> <role>" per line
+//  4. Otherwise a unix-socket caller is admin: the socket's mode and group
+//     decide who may connect (the trusted local channel).
+//  5. Otherwise, on dashboard paths (/ui), a valid dashboard session cookie
+//     (SessionCookie, see Sessions) is admin.
+//  6. Otherwise a loopback TCP caller is admin when TrustLoopback is set
+//     (api_trust_loopback, off by default: every local user would be root).
+//  7. Otherwise the caller is anonymous: read-only when AnonymousRead allows
+//     it for the caller's address (auto: loopback only), else
+//     ErrNoCredential. An anonymous caller never changes anything.
+//  8. An identity put in the request's context by NewContext (the API's
+//     middleware, once it has authenticated a request) is taken as is, so
+//     handlers that forward a request in process do not authenticate twice.
+//  9. Tokens files hold one "<role> <token>" or "<token> <role>" per line
 //     (roles admin, readonly); blank lines and '#' comments are skipped;
 //     tokens are at least MinTokenLength bytes and unique.
 package auth
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -68,7 +81,8 @@ const MinTokenLength = 16
 
 // Errors of Authenticate.
 var (
-	// ErrNoCredential: the caller is not local and sent no credential.
+	// ErrNoCredential: the caller sent no credential and may not read
+	// anonymously.
 	ErrNoCredential = errors.New("a credential is required: send Authorization: Bearer <token> or a client certificate")
 	// ErrInvalidCredential: the token is not known.
 	ErrInvalidCredential = errors.New("invalid credential")
@@ -206,56 +220,167 @@ func CertRole(c *x509.Certificate) Role {
 	return RoleReadOnly
 }
 
+// HashToken is the hex SHA-256 of a token (lower case): what the cluster
+// registers instead of the token itself.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// AnonymousRead says who may read without a credential (api_anonymous_read).
+type AnonymousRead int
+
+// AnonymousRead values.
+const (
+	// AnonymousReadLoopback ("auto", the default): loopback TCP callers.
+	AnonymousReadLoopback AnonymousRead = iota
+	// AnonymousReadAlways ("true"): every TCP caller.
+	AnonymousReadAlways
+	// AnonymousReadNever ("false"): nobody.
+	AnonymousReadNever
+)
+
+// ParseAnonymousRead parses api_anonymous_read: auto, true or false.
+func ParseAnonymousRead(s string) (AnonymousRead, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto", "":
+		return AnonymousReadLoopback, nil
+	case "true":
+		return AnonymousReadAlways, nil
+	case "false":
+		return AnonymousReadNever, nil
+	}
+	return AnonymousReadNever, fmt.Errorf("api_anonymous_read: invalid value %q: want auto, true or false", s)
+}
+
+// Ways a caller was identified (Identity.Via).
+const (
+	ViaToken     = "token"
+	ViaCert      = "cert"
+	ViaSocket    = "socket"
+	ViaSession   = "session"
+	ViaLoopback  = "loopback"
+	ViaAnonymous = "anonymous"
+)
+
 // Policy authenticates requests.
 type Policy struct {
-	tokens     *Tokens
-	trustLocal bool
+	tokens        *Tokens
+	lookup        func(ctx context.Context, token string) Role
+	sessions      *Sessions
+	trustLoopback bool
+	anonymous     AnonymousRead
 }
 
 // Config configures a Policy.
 type Config struct {
 	// Tokens are the accepted access tokens (may be nil).
 	Tokens *Tokens
-	// TrustLocal makes unix-socket and loopback callers without a
-	// credential admin.
-	TrustLocal bool
+	// Lookup, when set, is asked (with the request's context) about a
+	// token that is not in Tokens; RoleNone means unknown. fleetd answers
+	// from the hashes of the cluster's registered tokens (HashToken).
+	Lookup func(ctx context.Context, token string) Role
+	// Sessions holds the dashboard's login sessions (may be nil).
+	Sessions *Sessions
+	// TrustLoopback makes loopback TCP callers without a credential admin
+	// (api_trust_loopback; unsafe: every local user becomes root).
+	TrustLoopback bool
+	// AnonymousRead says which TCP callers without a credential may read.
+	AnonymousRead AnonymousRead
 }
 
 // New returns a Policy.
 func New(cfg Config) *Policy {
-	return &Policy{tokens: cfg.Tokens, trustLocal: cfg.TrustLocal}
+	return &Policy{
+		tokens: cfg.Tokens, lookup: cfg.Lookup, sessions: cfg.Sessions,
+		trustLoopback: cfg.TrustLoopback, anonymous: cfg.AnonymousRead,
+	}
 }
 
 // Identity is an authenticated caller.
 type Identity struct {
 	Role Role
-	// Via is how: "local", "token" or "cert".
+	// Via is how (the Via* constants).
 	Via string
 	// Name is the certificate's CommonName (Via "cert").
 	Name string
 }
 
+// Anonymous reports whether the caller gave no credential at all.
+func (id Identity) Anonymous() bool { return id.Via == ViaAnonymous }
+
+type identityKey struct{}
+
+// NewContext returns ctx carrying id: Authenticate of a request with that
+// context returns id.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// FromContext returns the identity NewContext put in ctx.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
 // Authenticate tells who r comes from (see the package contract).
 func (p *Policy) Authenticate(r *http.Request) (Identity, error) {
+	if id, ok := FromContext(r.Context()); ok {
+		return id, nil
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := tokenFromHeader(h)
-		if !ok {
-			return Identity{}, ErrInvalidCredential
-		}
-		role := p.tokens.Lookup(tok)
-		if role == RoleNone {
-			return Identity{}, ErrInvalidCredential
-		}
-		return Identity{Role: role, Via: "token"}, nil
+		return p.bearer(r.Context(), h)
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		leaf := r.TLS.VerifiedChains[0][0]
-		return Identity{Role: CertRole(leaf), Via: "cert", Name: leaf.Subject.CommonName}, nil
+		return Identity{Role: CertRole(leaf), Via: ViaCert, Name: leaf.Subject.CommonName}, nil
 	}
-	if p.trustLocal && IsLocal(r.RemoteAddr) {
-		return Identity{Role: RoleAdmin, Via: "local"}, nil
+	if IsUnixSocket(r) {
+		return Identity{Role: RoleAdmin, Via: ViaSocket}, nil
+	}
+	if p.validSession(r) {
+		return Identity{Role: RoleAdmin, Via: ViaSession}, nil
+	}
+	loopback := IsLoopback(r.RemoteAddr)
+	if p.trustLoopback && loopback {
+		return Identity{Role: RoleAdmin, Via: ViaLoopback}, nil
+	}
+	if p.anonymous == AnonymousReadAlways || (p.anonymous == AnonymousReadLoopback && loopback) {
+		return Identity{Role: RoleReadOnly, Via: ViaAnonymous}, nil
 	}
 	return Identity{}, ErrNoCredential
+}
+
+// bearer judges an Authorization header.
+func (p *Policy) bearer(ctx context.Context, header string) (Identity, error) {
+	tok, ok := tokenFromHeader(header)
+	if !ok {
+		return Identity{}, ErrInvalidCredential
+	}
+	role := p.tokens.Lookup(tok)
+	if role == RoleNone && p.lookup != nil {
+		role = p.lookup(ctx, tok)
+	}
+	if role == RoleNone {
+		return Identity{}, ErrInvalidCredential
+	}
+	return Identity{Role: role, Via: ViaToken}, nil
+}
+
+// validSession reports whether r is a dashboard request with a valid
+// session cookie. The cookie counts on dashboard paths only: they check
+// Origin and a CSRF token on every change, the rest of the API does not.
+func (p *Policy) validSession(r *http.Request) bool {
+	if p.sessions == nil || !IsDashboardPath(r.URL.Path) {
+		return false
+	}
+	c, err := r.Cookie(SessionCookie)
+	return err == nil && p.sessions.Valid(c.Value)
+}
+
+// IsDashboardPath reports whether path is the dashboard's (/ui, /ui/...).
+func IsDashboardPath(path string) bool {
+	return path == "/ui" || strings.HasPrefix(path, "/ui/")
 }
 
 // CanRead reports whether r may read (web.Authorizer).
@@ -300,12 +425,36 @@ func tokenFromHeader(h string) (string, bool) {
 	return "", false
 }
 
+// IsUnixSocket reports whether r came over a unix socket: the server's
+// local address is a unix one or, for requests made in process (no local
+// address), the RemoteAddr is a unix peer's ("@" or empty).
+func IsUnixSocket(r *http.Request) bool {
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.UnixAddr:
+		return true
+	case net.Addr:
+		return a.Network() == "unix"
+	}
+	return r.RemoteAddr == "" || r.RemoteAddr == "@"
+}
+
 // IsLocal reports whether a RemoteAddr is a loopback address or a unix
 // socket peer ("@" or empty).
 func IsLocal(remoteAddr string) bool {
 	if remoteAddr == "" || remoteAddr == "@" {
 		return true
 	}
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// IsLoopback reports whether a RemoteAddr ("ip:port") is a loopback
+// address (not a unix socket peer).
+func IsLoopback(remoteAddr string) bool {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		host = remoteAddr

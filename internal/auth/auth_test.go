@@ -1,11 +1,14 @@
 package auth
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -96,8 +99,19 @@ func TestAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trusting := New(Config{Tokens: toks, TrustLocal: true})
-	strict := New(Config{Tokens: toks})
+	sessions := NewSessions()
+	code, _, err := sessions.NewCode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, _, err := sessions.Redeem(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusting := New(Config{Tokens: toks, TrustLoopback: true})
+	strict := New(Config{Tokens: toks, AnonymousRead: AnonymousReadNever})
+	auto := New(Config{Tokens: toks, Sessions: sessions})
+	open := New(Config{Tokens: toks, AnonymousRead: AnonymousReadAlways})
 	certState := func(ou string) *tls.ConnectionState {
 		c := &x509.Certificate{Subject: pkix.Name{CommonName: "peer", OrganizationalUnit: []string{ou}}}
 		return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{c}}}
@@ -105,50 +119,76 @@ func TestAuthenticate(t *testing.T) {
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}
+	const remote = "10.1.2.3:1"
 	for _, tc := range []struct {
 		name   string
 		p      *Policy
 		remote string
+		path   string // default /fleet/v1/units
 		authz  string
+		cookie string
 		tls    *tls.ConnectionState
 		role   Role
+		via    string
 		err    error
 	}{
-		{"unix socket", trusting, "@", "", nil, RoleAdmin, nil},
-		{"unix socket, empty addr", trusting, "", "", nil, RoleAdmin, nil},
-		{"loopback v4", trusting, "127.0.0.1:1", "", nil, RoleAdmin, nil},
-		{"loopback v6", trusting, "[::1]:1", "", nil, RoleAdmin, nil},
-		{"loopback v4-mapped", trusting, "[::ffff:127.0.0.1]:1", "", nil, RoleAdmin, nil},
-		{"remote", trusting, "10.1.2.3:1", "", nil, RoleNone, ErrNoCredential},
-		{"loopback, not trusted", strict, "127.0.0.1:1", "", nil, RoleNone, ErrNoCredential},
-		{"unix, not trusted", strict, "@", "", nil, RoleNone, ErrNoCredential},
-		{"bearer admin", strict, "10.1.2.3:1", "Bearer " + tokA, nil, RoleAdmin, nil},
-		{"bearer readonly", strict, "10.1.2.3:1", "bearer  " + tokR, nil, RoleReadOnly, nil},
-		{"bearer unknown", trusting, "10.1.2.3:1", "Bearer " + strings.Repeat("z", 24), nil, RoleNone, ErrInvalidCredential},
-		{"bearer empty", trusting, "10.1.2.3:1", "Bearer ", nil, RoleNone, ErrInvalidCredential},
-		{"unknown scheme", trusting, "10.1.2.3:1", "Digest x", nil, RoleNone, ErrInvalidCredential},
-		{"basic admin", strict, "10.1.2.3:1", basic("me", tokA), nil, RoleAdmin, nil},
-		{"basic no password", strict, "10.1.2.3:1", basic(tokA, ""), nil, RoleNone, ErrInvalidCredential},
-		{"basic garbage", strict, "10.1.2.3:1", "Basic !!!", nil, RoleNone, ErrInvalidCredential},
-		{"token beats loopback", trusting, "127.0.0.1:1", "Bearer " + tokR, nil, RoleReadOnly, nil},
-		{"cert admin", strict, "10.1.2.3:1", "", certState("admin"), RoleAdmin, nil},
-		{"cert readonly", strict, "10.1.2.3:1", "", certState("readonly"), RoleReadOnly, nil},
-		{"unverified TLS is no credential", strict, "10.1.2.3:1", "", &tls.ConnectionState{}, RoleNone, ErrNoCredential},
-		{"no tokens configured", New(Config{}), "10.1.2.3:1", "Bearer " + tokA, nil, RoleNone, ErrInvalidCredential},
+		{name: "unix socket", p: strict, remote: "@", role: RoleAdmin, via: ViaSocket},
+		{name: "unix socket, empty addr", p: strict, remote: "", role: RoleAdmin, via: ViaSocket},
+		{name: "loopback v4, trusted", p: trusting, remote: "127.0.0.1:1", role: RoleAdmin, via: ViaLoopback},
+		{name: "loopback v6, trusted", p: trusting, remote: "[::1]:1", role: RoleAdmin, via: ViaLoopback},
+		{name: "loopback v4-mapped, trusted", p: trusting, remote: "[::ffff:127.0.0.1]:1", role: RoleAdmin, via: ViaLoopback},
+		{name: "loopback, auto: anonymous reader", p: auto, remote: "127.0.0.1:1", role: RoleReadOnly, via: ViaAnonymous},
+		{name: "loopback v6, auto: anonymous reader", p: auto, remote: "[::1]:1", role: RoleReadOnly, via: ViaAnonymous},
+		{name: "remote, auto: refused", p: auto, remote: remote, err: ErrNoCredential},
+		{name: "remote, trusted loopback: refused", p: trusting, remote: remote, err: ErrNoCredential},
+		{name: "remote, anonymous read always", p: open, remote: remote, role: RoleReadOnly, via: ViaAnonymous},
+		{name: "loopback, anonymous read never", p: strict, remote: "127.0.0.1:1", err: ErrNoCredential},
+		{name: "bearer admin", p: strict, remote: remote, authz: "Bearer " + tokA, role: RoleAdmin, via: ViaToken},
+		{name: "bearer readonly", p: strict, remote: remote, authz: "bearer  " + tokR, role: RoleReadOnly, via: ViaToken},
+		{name: "bearer unknown", p: trusting, remote: remote, authz: "Bearer " + strings.Repeat("z", 24), err: ErrInvalidCredential},
+		{name: "bearer empty", p: trusting, remote: remote, authz: "Bearer ", err: ErrInvalidCredential},
+		{name: "unknown scheme", p: trusting, remote: remote, authz: "Digest x", err: ErrInvalidCredential},
+		{name: "basic admin", p: strict, remote: remote, authz: basic("me", tokA), role: RoleAdmin, via: ViaToken},
+		{name: "basic no password", p: strict, remote: remote, authz: basic(tokA, ""), err: ErrInvalidCredential},
+		{name: "basic garbage", p: strict, remote: remote, authz: "Basic !!!", err: ErrInvalidCredential},
+		{name: "token beats loopback trust", p: trusting, remote: "127.0.0.1:1", authz: "Bearer " + tokR, role: RoleReadOnly, via: ViaToken},
+		{name: "bad token beats the socket", p: auto, remote: "@", authz: "Bearer " + strings.Repeat("z", 24), err: ErrInvalidCredential},
+		{name: "bad token beats anonymous read", p: open, remote: remote, authz: "Bearer " + strings.Repeat("z", 24), err: ErrInvalidCredential},
+		{name: "cert admin", p: strict, remote: remote, tls: certState("admin"), role: RoleAdmin, via: ViaCert},
+		{name: "cert readonly", p: strict, remote: remote, tls: certState("readonly"), role: RoleReadOnly, via: ViaCert},
+		{name: "unverified TLS is no credential", p: strict, remote: remote, tls: &tls.ConnectionState{}, err: ErrNoCredential},
+		{name: "no tokens configured", p: New(Config{}), remote: remote, authz: "Bearer " + tokA, err: ErrInvalidCredential},
+		{name: "session on the dashboard", p: auto, remote: remote, path: "/ui/units/x.service/start", cookie: session, role: RoleAdmin, via: ViaSession},
+		{name: "session on /ui", p: auto, remote: remote, path: "/ui", cookie: session, role: RoleAdmin, via: ViaSession},
+		{name: "session beats anonymous read", p: auto, remote: "127.0.0.1:1", path: "/ui/", cookie: session, role: RoleAdmin, via: ViaSession},
+		{name: "session is no credential for the API", p: auto, remote: remote, path: "/fleet/v1/units", cookie: session, err: ErrNoCredential},
+		{name: "session is no credential for /uix", p: auto, remote: remote, path: "/uix", cookie: session, err: ErrNoCredential},
+		{name: "unknown session", p: auto, remote: remote, path: "/ui/", cookie: strings.Repeat("A", 43), err: ErrNoCredential},
+		{name: "session without Sessions", p: strict, remote: remote, path: "/ui/", cookie: session, err: ErrNoCredential},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/fleet/v1/units", nil)
+			path := tc.path
+			if path == "" {
+				path = "/fleet/v1/units"
+			}
+			r := httptest.NewRequest("GET", path, nil)
 			r.RemoteAddr = tc.remote
 			r.TLS = tc.tls
 			if tc.authz != "" {
 				r.Header.Set("Authorization", tc.authz)
 			}
+			if tc.cookie != "" {
+				r.AddCookie(&http.Cookie{Name: SessionCookie, Value: tc.cookie})
+			}
 			id, err := tc.p.Authenticate(r)
 			if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
 				t.Fatalf("err %v, want %v", err, tc.err)
 			}
-			if id.Role != tc.role {
-				t.Errorf("role %v, want %v", id.Role, tc.role)
+			if id.Role != tc.role || id.Via != tc.via {
+				t.Errorf("identity %v via %q, want %v via %q", id.Role, id.Via, tc.role, tc.via)
+			}
+			if id.Anonymous() != (tc.via == ViaAnonymous) {
+				t.Errorf("Anonymous() = %v", id.Anonymous())
 			}
 			if got := tc.p.CanRead(r); got != (tc.role >= RoleReadOnly) {
 				t.Errorf("CanRead %v", got)
@@ -157,6 +197,116 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("CanAdmin %v", got)
 			}
 		})
+	}
+}
+
+// Tokens not in the static file are asked of Lookup, with the request's
+// context; static tokens are not.
+func TestAuthenticateLookup(t *testing.T) {
+	toks, err := ParseTokens("f", []byte("readonly "+tokR+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const clusterAdmin, clusterRO = "cluster-admin-token-0123456789", "cluster-readonly-token-0123456"
+	type ctxKey struct{}
+	var asked []string
+	lookup := func(ctx context.Context, tok string) Role {
+		if ctx.Value(ctxKey{}) != "req" {
+			t.Errorf("Lookup got another context")
+		}
+		asked = append(asked, tok)
+		switch HashToken(tok) {
+		case HashToken(clusterAdmin):
+			return RoleAdmin
+		case HashToken(clusterRO):
+			return RoleReadOnly
+		}
+		return RoleNone
+	}
+	p := New(Config{Tokens: toks, Lookup: lookup, AnonymousRead: AnonymousReadNever})
+	for _, tc := range []struct {
+		token  string
+		role   Role
+		err    error
+		lookup bool
+	}{
+		{clusterAdmin, RoleAdmin, nil, true},
+		{clusterRO, RoleReadOnly, nil, true},
+		{tokR, RoleReadOnly, nil, false},
+		{"unknown-unknown-unknown", RoleNone, ErrInvalidCredential, true},
+	} {
+		asked = nil
+		r := httptest.NewRequest("PUT", "/fleet/v1/units/x.service", nil)
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "req"))
+		r.RemoteAddr = "10.0.0.1:5"
+		r.Header.Set("Authorization", "Bearer "+tc.token)
+		id, err := p.Authenticate(r)
+		if id.Role != tc.role || !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+			t.Errorf("%s: %v %v, want %v %v", tc.token, id.Role, err, tc.role, tc.err)
+		}
+		if (len(asked) > 0) != tc.lookup {
+			t.Errorf("%s: Lookup asked %v", tc.token, asked)
+		}
+	}
+}
+
+func TestHashToken(t *testing.T) {
+	// sha256("abc")
+	if got := HashToken("abc"); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Errorf("HashToken(abc) = %s", got)
+	}
+}
+
+func TestParseAnonymousRead(t *testing.T) {
+	for in, want := range map[string]AnonymousRead{"auto": AnonymousReadLoopback, "": AnonymousReadLoopback, "true": AnonymousReadAlways, "FALSE": AnonymousReadNever} {
+		if got, err := ParseAnonymousRead(in); err != nil || got != want {
+			t.Errorf("%q: %v %v", in, got, err)
+		}
+	}
+	if _, err := ParseAnonymousRead("yes"); err == nil || !strings.Contains(err.Error(), "auto, true or false") {
+		t.Errorf("yes: %v", err)
+	}
+}
+
+// The server's local address tells a unix-socket request from a TCP one;
+// a request made in process falls back to its RemoteAddr.
+func TestIsUnixSocket(t *testing.T) {
+	for _, tc := range []struct {
+		local  net.Addr
+		remote string
+		want   bool
+	}{
+		{&net.UnixAddr{Name: "/run/fleet.sock", Net: "unix"}, "@", true},
+		{&net.UnixAddr{Name: "/run/fleet.sock", Net: "unix"}, "", true},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, "127.0.0.1:5", false},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, "", false},
+		{nil, "@", true},
+		{nil, "", true},
+		{nil, "127.0.0.1:5", false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.remote
+		if tc.local != nil {
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, tc.local))
+		}
+		if got := IsUnixSocket(r); got != tc.want {
+			t.Errorf("local %v remote %q: %v", tc.local, tc.remote, got)
+		}
+	}
+}
+
+// An identity in the context is taken as is: handlers that forward a
+// request in process keep its caller.
+func TestAuthenticateFromContext(t *testing.T) {
+	p := New(Config{AnonymousRead: AnonymousReadNever})
+	r := httptest.NewRequest("GET", "/fleet/v1/journal/x.service", nil)
+	r.RemoteAddr = "10.0.0.1:5"
+	if _, err := p.Authenticate(r); !errors.Is(err, ErrNoCredential) {
+		t.Fatalf("without context: %v", err)
+	}
+	r = r.WithContext(NewContext(r.Context(), Identity{Role: RoleAdmin, Via: ViaSession}))
+	if id, err := p.Authenticate(r); err != nil || id.Role != RoleAdmin || id.Via != ViaSession {
+		t.Fatalf("with context: %v %v", id, err)
 	}
 }
 

@@ -30,7 +30,7 @@ func runEngineChild(ctx context.Context, e *env, args []string) (map[string]any,
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	cli, err := newClient(strings.Split(*endpoints, ","))
+	cli, err := newClient(strings.Split(*endpoints, ","), "")
 	if err != nil {
 		return nil, err
 	}

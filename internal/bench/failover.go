@@ -64,7 +64,7 @@ func failoverOnce(ctx context.Context, e *env, bin, dir string, n int, ttl, free
 		return res, err
 	}
 	defer c.stop()
-	cli, err := newClient(c.etcd)
+	cli, err := newClient(c.etcd, c.token)
 	if err != nil {
 		return res, err
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fleetd/fleet/internal/client"
+	"github.com/fleetd/fleet/internal/clusterauth"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/orphans"
 )
@@ -171,11 +173,23 @@ type fleetdCluster struct {
 	dir   string
 	procs []*fleetdProc
 	etcd  []string // client URLs of the etcd members
+	// token is the cluster token (etcd's root password) every fleetd
+	// shares; admin is the admin API token machine 0 wrote.
+	token, admin string
 }
 
 func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdCluster, error) {
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	c := &fleetdCluster{dir: dir}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(dir, clusterauth.TokenFileName)
+	tok, _, _, err := clusterauth.EnsureToken(tokenFile, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c.token = tok
 	var initial []string
 	type urls struct{ client, peer, api string }
 	us := make([]urls, o.n)
@@ -201,6 +215,7 @@ func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdC
 			"--data-dir", data,
 			"--api-addr", us[i].api,
 			"--public-ip", fmt.Sprintf("127.0.0.%d", i+1),
+			"--cluster-token-file", tokenFile,
 		}
 		if o.agentTTL > 0 {
 			p.args = append(p.args, "--agent-ttl", o.agentTTL.String())
@@ -235,6 +250,12 @@ func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdC
 			return nil, err
 		}
 	}
+	b, err := os.ReadFile(filepath.Join(dir, "m0", "admin-token"))
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	c.admin = strings.TrimSpace(string(b))
 	return c, nil
 }
 
@@ -250,7 +271,7 @@ func (c *fleetdCluster) stop() {
 }
 
 func (c *fleetdCluster) client(i int) (*client.Client, error) {
-	return client.New(c.procs[i].api, client.Options{RequestTimeout: 30 * time.Second})
+	return client.New(c.procs[i].api, client.Options{RequestTimeout: 30 * time.Second, Token: c.admin})
 }
 
 // killOrphans kills the processes this process adopted as a subreaper

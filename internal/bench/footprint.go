@@ -74,7 +74,7 @@ func runFootprint(ctx context.Context, e *env, args []string) (map[string]any, e
 	res["target_idle_cpu_pct"] = 1
 
 	if *units > 0 {
-		cli, err := newClient(c.etcd)
+		cli, err := newClient(c.etcd, c.token)
 		if err != nil {
 			return res, err
 		}

@@ -113,7 +113,7 @@ func lbScenario(ctx context.Context, e *env, o lbOpts, fleetdBin, dir string) (m
 	}
 	defer srv.Close()
 	etcdURL := strings.Join(srv.ClientURLs(), ",")
-	cli, err := newClient(srv.ClientURLs())
+	cli, err := newClient(srv.ClientURLs(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +586,7 @@ func startLBProc(ctx context.Context, bin, dir, mode, etcdURL string, o lbOpts, 
 	if err != nil {
 		return nil, err
 	}
-	cli, err := newClient(strings.Split(etcdURL, ","))
+	cli, err := newClient(strings.Split(etcdURL, ","), "")
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fleetd/fleet/internal/agent"
+	"github.com/fleetd/fleet/internal/clusterauth"
 	"github.com/fleetd/fleet/internal/etcdserver"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
@@ -67,12 +68,19 @@ func runScale(ctx context.Context, e *env, args []string) (map[string]any, error
 	return scale(ctx, e, o, &prof)
 }
 
-func newClient(endpoints []string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
+// newClient connects to etcd; rootPassword is the cluster token of an etcd
+// that a fleetd bootstrapped ("" for the scenarios' own etcd, which has no
+// authentication).
+func newClient(endpoints []string, rootPassword string) (*clientv3.Client, error) {
+	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+	}
+	if rootPassword != "" {
+		cfg.Username, cfg.Password = clusterauth.RootUser, rootPassword
+	}
+	return clientv3.New(cfg)
 }
 
 func startEtcd(ctx context.Context, dir string) (*etcdserver.Server, error) {
@@ -224,7 +232,7 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 
 	clis := make([]*clientv3.Client, o.clients)
 	for i := range clis {
-		if clis[i], err = newClient(urls); err != nil {
+		if clis[i], err = newClient(urls, ""); err != nil {
 			return nil, err
 		}
 		defer clis[i].Close()
@@ -300,7 +308,7 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 	time.Sleep(500 * time.Millisecond) // let the engine absorb the joins
 
 	// Follow every write from here on.
-	wcli, err := newClient(urls)
+	wcli, err := newClient(urls, "")
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 		return nil, err
 	}
 	defer c.stop()
-	cli, err := newClient(c.etcd)
+	cli, err := newClient(c.etcd, c.token)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,7 @@ type globalOptions struct {
 	certFile        string
 	caFile          string
 	token           string
+	tokenFile       string
 	tunnel          string
 	sshUsername     string
 	sshTimeout      float64
@@ -58,6 +59,9 @@ type app struct {
 
 	g    globalOptions
 	exit int
+	// cliFlags are the global flags given on the command line (not from
+	// FLEETCTL_* variables).
+	cliFlags map[string]bool
 
 	api      *client.Client
 	machines map[string]client.Machine // cache for legends; nil until loaded
@@ -225,6 +229,7 @@ func (a *app) newRoot() *cobra.Command {
 	pf.StringVar(&g.certFile, "cert-file", "", "Location of TLS cert file used to secure communication with the fleet API")
 	pf.StringVar(&g.caFile, "ca-file", "", "Location of TLS CA file used to secure communication with the fleet API")
 	pf.StringVar(&g.token, "token", "", "Access token for the fleet API (sent as Authorization: Bearer; also FLEETCTL_TOKEN)")
+	pf.StringVar(&g.tokenFile, "token-file", "", "File holding the access token for the fleet API, e.g. fleetd's "+defaultAdminTokenFile+" (also FLEETCTL_TOKEN_FILE)")
 	pf.StringVar(&g.knownHostsFile, "known-hosts-file", "~/.fleetctl/known_hosts", "File used to store remote machine fingerprints (SSH is not used; accepted for compatibility)")
 	pf.BoolVar(&g.strictHostKey, "strict-host-key-checking", true, "Verify host keys presented by remote machines (SSH is not used; accepted for compatibility)")
 	pf.Float64Var(&g.sshTimeout, "ssh-timeout", 10.0, "Amount of time in seconds to allow for SSH connection initialization (SSH is not used; accepted for compatibility)")
@@ -237,6 +242,7 @@ func (a *app) newRoot() *cobra.Command {
 
 	root.AddCommand(
 		a.cmdCat(),
+		a.cmdDashboard(),
 		a.cmdDestroy(),
 		a.cmdDrain(),
 		a.cmdEvents(),
@@ -266,6 +272,8 @@ func (a *app) newRoot() *cobra.Command {
 // applyEnv sets every flag of fs that was not given on the command line
 // from FLEETCTL_<FLAG>, if that is set and not empty.
 func (a *app) applyEnv(fs *pflag.FlagSet) error {
+	a.cliFlags = map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { a.cliFlags[f.Name] = f.Changed })
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed || err != nil || f.Name == "version" || f.Name == "help" {
@@ -327,14 +335,18 @@ func (a *app) newClient() (*client.Client, error) {
 	if strings.Contains(a.g.endpoint, ",") {
 		a.debugf("multiple endpoints provided but only the first (%s) is used", strings.Split(a.g.endpoint, ",")[0])
 	}
+	token, err := a.token()
+	if err != nil {
+		return nil, err
+	}
 	opts := client.Options{
 		CAFile:         a.g.caFile,
 		CertFile:       a.g.certFile,
 		KeyFile:        a.g.keyFile,
 		UserAgent:      cliName + "/" + version.Version,
 		RequestTimeout: time.Duration(a.g.requestTimeout * float64(time.Second)),
-		Token:          a.g.token,
-		CredentialHint: "pass --token or FLEETCTL_TOKEN",
+		Token:          token,
+		CredentialHint: credentialHint,
 	}
 	if a.g.debug {
 		opts.Debug = a.stderr

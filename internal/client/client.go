@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -60,6 +61,7 @@ type Client struct {
 	endpoint  string
 	token     string
 	hint      string
+	sockPath  string // unix endpoints
 }
 
 // New returns a Client for endpoint (see the package contract for the
@@ -100,6 +102,7 @@ func New(endpoint string, opts Options) (*Client, error) {
 			return nil, fmt.Errorf("no socket path in endpoint %q", first)
 		}
 		sockPath = ep.Path
+		c.sockPath = sockPath
 		c.base = "http://domain-sock"
 	case "http", "https":
 		if ep.Host == "" {
@@ -243,7 +246,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, context.Can
 	}
 	if err != nil {
 		cancel()
-		return nil, nil, err
+		return nil, nil, c.connectError(err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer cancel()
@@ -273,7 +276,23 @@ func (c *Client) unauthorized(err error) error {
 	} else {
 		ae.Message = fmt.Sprintf("fleetd at %s refused the credential", c.endpoint)
 	}
+	if c.hint != "" {
+		ae.Message += "; " + c.hint
+	}
 	return ae
+}
+
+// connectError explains a unix socket that may not be opened: only its
+// owner and group may use it.
+func (c *Client) connectError(err error) error {
+	if c.sockPath == "" || !errors.Is(err, syscall.EACCES) {
+		return err
+	}
+	more := ""
+	if c.hint != "" {
+		more = "; or " + c.hint
+	}
+	return fmt.Errorf("%w: only the owner and the group of %s may use it (fleetd's are root and group fleet)%s", err, c.sockPath, more)
 }
 
 func decodeError(resp *http.Response) error {

@@ -7,11 +7,17 @@ import (
 
 // Built-in defaults and well-known paths.
 const (
-	DefaultConfigFile              = "/etc/fleet/fleet.conf"
-	DefaultEtcdKeyPrefix           = "/_coreos.com/fleet/"
-	DefaultEtcdRequestTimeout      = 2 * time.Second
-	DefaultEtcdListenClient        = "http://127.0.0.1:2379"
-	DefaultEtcdListenPeer          = "http://127.0.0.1:2380"
+	DefaultConfigFile         = "/etc/fleet/fleet.conf"
+	DefaultEtcdKeyPrefix      = "/_coreos.com/fleet/"
+	DefaultEtcdRequestTimeout = 2 * time.Second
+	DefaultEtcdListenClient   = "http://127.0.0.1:2379"
+	// DefaultEtcdListenPeer is https even on loopback: members must
+	// present a certificate derived from the cluster token, so local
+	// users cannot talk raft (or renew leases) to the member.
+	DefaultEtcdListenPeer = "https://127.0.0.1:2380"
+	// InsecureEtcdListenPeer replaces it under etcd_insecure (no token
+	// to derive certificates from).
+	InsecureEtcdListenPeer         = "http://127.0.0.1:2380"
 	DefaultEtcdInitialClusterState = "new"
 	DefaultEngineReconcileInterval = 2 * time.Second
 	DefaultAgentTTL                = 10 * time.Second
@@ -118,9 +124,25 @@ type Config struct {
 	// APIInsecure (api_insecure) lets a non-loopback API listener run
 	// without any credential configured.
 	APIInsecure bool
-	// APITrustLoopback (api_trust_loopback) treats unix-socket and
-	// loopback callers without a credential as admin (default true).
+	// APITrustLoopback (api_trust_loopback) treats loopback TCP callers
+	// without a credential as admin (default false: the unix socket is the
+	// trusted local channel; loopback callers may only read).
 	APITrustLoopback bool
+	// APIAnonymousRead (api_anonymous_read) is "auto" (default: TCP
+	// callers without a credential may read when they come from
+	// loopback), "true" (from anywhere) or "false" (never).
+	APIAnonymousRead string
+	// APIAllowedHosts (api_allowed_hosts) are Host header names the API
+	// answers besides loopback names and the machine's own IPs and names.
+	APIAllowedHosts []string
+	// ClusterTokenFile (cluster_token_file) holds the cluster token: the
+	// etcd root password and the seed of the etcd TLS certificates. An
+	// embedded etcd that bootstraps without it generates
+	// <data_dir>/cluster-token.
+	ClusterTokenFile string
+	// EtcdInsecure (etcd_insecure) allows plain-HTTP etcd URLs beyond
+	// loopback and an etcd without authentication.
+	EtcdInsecure bool
 	// EtcdServerCert, EtcdServerKey (etcd_server_cert, etcd_server_key):
 	// the embedded etcd serves its client URLs over TLS.
 	EtcdServerCert, EtcdServerKey string
@@ -160,7 +182,7 @@ func Defaults() Config {
 		DataDir:                 DefaultDataDir,
 		APIAddr:                 []string{DefaultAPITCPAddr, DefaultAPIUnixAddr},
 		LogFormat:               DefaultLogFormat,
-		APITrustLoopback:        true,
+		APIAnonymousRead:        "auto",
 	}
 }
 

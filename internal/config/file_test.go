@@ -32,15 +32,15 @@ func TestFileSyntax(t *testing.T) {
 					t.Errorf("%+v", c)
 				}
 			}},
-		{name: "json list", file: `etcd_servers=["http://a:2379","http://b:2379"]`,
+		{name: "json list", file: `etcd_servers=["https://a:2379","https://b:2379"]`,
 			chk: func(t *testing.T, c Config) {
-				if !reflect.DeepEqual(c.EtcdServers, []string{"http://a:2379", "http://b:2379"}) {
+				if !reflect.DeepEqual(c.EtcdServers, []string{"https://a:2379", "https://b:2379"}) {
 					t.Errorf("%q", c.EtcdServers)
 				}
 			}},
-		{name: "comma list", file: `etcd_servers=http://a:2379, http://b:2379`,
+		{name: "comma list", file: `etcd_servers=https://a:2379, https://b:2379`,
 			chk: func(t *testing.T, c Config) {
-				if !reflect.DeepEqual(c.EtcdServers, []string{"http://a:2379", "http://b:2379"}) {
+				if !reflect.DeepEqual(c.EtcdServers, []string{"https://a:2379", "https://b:2379"}) {
 					t.Errorf("%q", c.EtcdServers)
 				}
 			}},
@@ -64,10 +64,10 @@ func TestFileSyntax(t *testing.T) {
 			}},
 		{name: "section", file: "agent_ttl=20s\n[global]\n", err: []string{"/f.conf:2:", "section [global] is not supported"}},
 		{name: "no equals", file: "\n\nagent_ttl\n", err: []string{"/f.conf:3:", `line "agent_ttl" is not key=value`}},
-		{name: "unknown key", file: "etcd_server=http://a:2379\n", err: []string{"/f.conf:1: etcd_server: unknown key"}},
+		{name: "unknown key", file: "etcd_server=https://a:2379\n", err: []string{"/f.conf:1: etcd_server: unknown key"}},
 		{name: "unknown key with dashes", file: "agent-ttl=1s\n", err: []string{"agent-ttl: unknown key (did you mean agent_ttl?)"}},
 		{name: "empty key", file: "=1\n", err: []string{`/f.conf:1: line "=1" has no key`}},
-		{name: "bad list", file: `etcd_servers=["http://a:2379"`, err: []string{"/f.conf:1: etcd_servers:", "']'"}},
+		{name: "bad list", file: `etcd_servers=["https://a:2379"`, err: []string{"/f.conf:1: etcd_servers:", "']'"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,8 +86,8 @@ func TestFileSyntax(t *testing.T) {
 
 func TestRenderRoundTrip(t *testing.T) {
 	c := mustLoad(t, []string{
-		"--etcd-servers=http://a:2379,http://b:2379", "--metadata=\"x=1\",y=\" z\"", "--machine-id=abc",
-		"--engine-reconcile-interval=0.25", "--etcd-password=\"'p w'\"", "--etcd-initial-cluster=abc=http://a:2380",
+		"--etcd-servers=https://a:2379,https://b:2379", "--metadata=\"x=1\",y=\" z\"", "--machine-id=abc",
+		"--engine-reconcile-interval=0.25", "--etcd-password=\"'p w'\"", "--etcd-initial-cluster=abc=https://a:2380",
 	}, nil, "")
 	c2 := mustLoad(t, nil, nil, string(c.Render()))
 	c.Warnings, c2.Warnings, c2.ConfigFile = nil, nil, ""
@@ -98,10 +98,10 @@ func TestRenderRoundTrip(t *testing.T) {
 
 func FuzzFile(f *testing.F) {
 	f.Add("agent_ttl=20s\nmetadata=\"a=1,b=2\"\n")
-	f.Add(`etcd_servers=["http://a:2379","http://b:2379"]` + "\n# c\n; c\n")
+	f.Add(`etcd_servers=["https://a:2379","https://b:2379"]` + "\n# c\n; c\n")
 	f.Add("etcd_request_timeout=1.0\nengine_reconcile_interval=2.5\ntoken_limit=5\ndisable_engine=true\n")
 	f.Add("[section]\nfoo\n")
-	f.Add("machine_id=abc\netcd_initial_cluster=abc=http://a:2380\netcd_name=abc\napi_addr=:1,unix:///s\n")
+	f.Add("machine_id=abc\netcd_initial_cluster=abc=https://a:2380\netcd_name=abc\napi_addr=:1,unix:///s\n")
 	f.Add("metadata='\"a=b\"'\npublic_ip=::1\nlog_format=json\nverify_units=1\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		ffs := newFS(map[string]string{"/f.conf": file})

@@ -192,6 +192,9 @@ func Load(args []string, env []string, readFile func(string) ([]byte, error), st
 			return Config{}, &Error{Source: src, Key: "etcd_name", Err: fmt.Errorf("member name %q is not in etcd_initial_cluster %q", c.EtcdName, c.EtcdInitialCluster)}
 		}
 	}
+	if _, set := sources["etcd_listen_peer"]; c.EtcdInsecure && !set {
+		c.EtcdListenPeer = []string{InsecureEtcdListenPeer}
+	}
 	if errs := c.checkSecurity(sources); len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}

@@ -213,7 +213,11 @@ func TestEveryKeyHasFlagAndEnv(t *testing.T) {
 		"api_tokens_file":            "/tokens",
 		"peer_token_file":            "/peer-token",
 		"api_insecure":               "true",
-		"api_trust_loopback":         "false",
+		"api_trust_loopback":         "true",
+		"api_anonymous_read":         "false",
+		"api_allowed_hosts":          "fleet.example.com,10.1.1.1",
+		"cluster_token_file":         "/ct",
+		"etcd_insecure":              "true",
 		"etcd_server_cert":           "/es.pem",
 		"etcd_server_key":            "/es-key.pem",
 		"etcd_client_ca":             "/ec.pem",
@@ -255,6 +259,11 @@ func TestEveryKeyHasFlagAndEnv(t *testing.T) {
 		APITokensFile:           "/tokens",
 		PeerTokenFile:           "/peer-token",
 		APIInsecure:             true,
+		APITrustLoopback:        true,
+		APIAnonymousRead:        "false",
+		APIAllowedHosts:         []string{"fleet.example.com", "10.1.1.1"},
+		ClusterTokenFile:        "/ct",
+		EtcdInsecure:            true,
 		EtcdServerCert:          "/es.pem",
 		EtcdServerKey:           "/es-key.pem",
 		EtcdClientCA:            "/ec.pem",
@@ -307,7 +316,7 @@ func TestDerived(t *testing.T) {
 }
 
 func TestWarnings(t *testing.T) {
-	c := mustLoad(t, []string{"--systemd-user", "--etcd-servers=http://e:2379", "--etcd-name=n"},
+	c := mustLoad(t, []string{"--systemd-user", "--etcd-servers=https://e:2379", "--etcd-name=n"},
 		[]string{"FLEET_ENABLE_GRPC=true"},
 		"verify_units=true\nauthorized_keys_file=/x\ndisable_watches=1\nagent_ttl=20s\nagent_ttl=30s\n")
 	all := strings.Join(c.Warnings, "\n")

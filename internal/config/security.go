@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
+
+	"github.com/fleetd/fleet/internal/clusterauth"
 )
 
 // securityKeyDefs are the TLS and credential keys (docs/security.md).
@@ -26,8 +29,23 @@ func securityKeyDefs() []keyDef {
 			func(c *Config) *string { return &c.PeerTokenFile }, nil),
 		boolKey("api_insecure", "false", "allow an API address beyond loopback without any credential configured (anyone who reaches it is admin)",
 			func(c *Config) *bool { return &c.APIInsecure }),
-		boolKey("api_trust_loopback", "true", "treat unix-socket and loopback callers without a credential as admin",
+		boolKey("api_trust_loopback", "false", "treat loopback TCP callers without a credential as admin (unsafe: every local user becomes root; the unix socket is the trusted local channel)",
 			func(c *Config) *bool { return &c.APITrustLoopback }),
+		stringKey("api_anonymous_read", "auto", "may TCP callers without a credential read (GET) the API, dashboard and /metrics: auto (from loopback only), true, false",
+			func(c *Config) *string { return &c.APIAnonymousRead },
+			func(s string) error {
+				switch s {
+				case "auto", "true", "false":
+					return nil
+				}
+				return fmt.Errorf("invalid value %q: want auto, true or false", s)
+			}),
+		listKey("api_allowed_hosts", `""`, "extra Host header names the API and dashboard answer (besides loopback names and this machine's own IPs and names)",
+			func(c *Config) *[]string { return &c.APIAllowedHosts }, nil),
+		stringKey("cluster_token_file", `"" (<data_dir>/cluster-token)`, "file holding the cluster token (etcd root password, seed of etcd's TLS certificates); an embedded etcd that bootstraps without it generates <data_dir>/cluster-token",
+			func(c *Config) *string { return &c.ClusterTokenFile }, nil),
+		boolKey("etcd_insecure", "false", "allow plain-HTTP etcd URLs beyond loopback and etcd without authentication (anyone who reaches etcd is root on every machine; logs a warning every minute)",
+			func(c *Config) *bool { return &c.EtcdInsecure }),
 		str("etcd_server_cert", "embedded etcd: certificate for its client URLs (https)",
 			func(c *Config) *string { return &c.EtcdServerCert }),
 		str("etcd_server_key", "embedded etcd: key of etcd_server_cert",
@@ -66,8 +84,34 @@ func (c *Config) checkSecurity(sources map[string]string) []error {
 	if c.APITLSClientCA != "" && c.APITLSCert == "" {
 		fail("api_tls_client_ca", "client certificates need TLS: set api_tls_cert and api_tls_key")
 	}
+	if !c.EtcdInsecure {
+		for _, u := range c.EtcdServers {
+			if clusterauth.PlainBeyondLoopback(u) {
+				fail("etcd_servers", "%s is plain HTTP beyond loopback: the cluster token would cross the network in the clear; use https://%s (fleetd derives the certificates from cluster_token_file), or etcd_insecure=true", u, hostPort(u))
+			}
+		}
+	}
 	if !c.EmbeddedEtcd() {
 		return errs
+	}
+	if c.EtcdInsecure && c.ClusterTokenFile != "" {
+		fail("etcd_insecure", "turns etcd authentication off: it cannot be used with cluster_token_file")
+	}
+	if !c.EtcdInsecure {
+		for _, l := range []struct {
+			key, cert string
+			urls      []string
+		}{
+			{"etcd_listen_client", "etcd_server_cert", c.EtcdListenClient},
+			{"etcd_listen_peer", "etcd_peer_cert", c.EtcdListenPeer},
+			{"etcd_initial_cluster", "etcd_peer_cert", initialClusterURLs(c.EtcdInitialCluster)},
+		} {
+			for _, u := range l.urls {
+				if clusterauth.PlainBeyondLoopback(u) {
+					fail(l.key, "%s is plain HTTP beyond loopback: anyone on that network could read and write etcd; use https://%s (fleetd derives the certificates from the cluster token; or set %s), or etcd_insecure=true", u, hostPort(u), l.cert)
+				}
+			}
+		}
 	}
 	pair("etcd_server_cert", "etcd_server_key", c.EtcdServerCert, c.EtcdServerKey)
 	pair("etcd_peer_cert", "etcd_peer_key", c.EtcdPeerCert, c.EtcdPeerKey)
@@ -84,10 +128,12 @@ func (c *Config) checkSecurity(sources map[string]string) []error {
 	if c.EtcdPeerCA != "" && c.EtcdPeerCert == "" {
 		fail("etcd_peer_ca", "peer certificates need TLS: set etcd_peer_cert and etcd_peer_key")
 	}
-	if err := schemesMatch(c.EtcdListenClient, c.EtcdServerCert != ""); err != nil {
+	// https without certificate files: derived from the cluster token,
+	// which etcd_insecure turns off.
+	if err := schemesMatch(c.EtcdListenClient, c.EtcdServerCert != "", !c.EtcdInsecure); err != nil {
 		fail("etcd_listen_client", "%v (etcd_server_cert %s)", err, setOrNot(c.EtcdServerCert))
 	}
-	if err := schemesMatch(c.EtcdListenPeer, c.EtcdPeerCert != ""); err != nil {
+	if err := schemesMatch(c.EtcdListenPeer, c.EtcdPeerCert != "", !c.EtcdInsecure); err != nil {
 		fail("etcd_listen_peer", "%v (etcd_peer_cert %s)", err, setOrNot(c.EtcdPeerCert))
 	}
 	return errs
@@ -100,21 +146,41 @@ func setOrNot(s string) string {
 	return "is set"
 }
 
-// schemesMatch checks that every URL is https when TLS is configured and
-// http otherwise.
-func schemesMatch(urls []string, tls bool) error {
-	want := "http"
-	if tls {
-		want = "https"
-	}
+// schemesMatch checks that every URL is https when TLS files are
+// configured, and http otherwise unless derived certificates may serve
+// https.
+func schemesMatch(urls []string, files, derived bool) error {
 	for _, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil {
 			return err
 		}
-		if u.Scheme != want {
-			return errors.New("URL " + s + " must use " + want)
+		switch {
+		case files && u.Scheme != "https":
+			return errors.New("URL " + s + " must use https")
+		case !files && !derived && u.Scheme != "http":
+			return errors.New("URL " + s + " must use http (etcd_insecure=true: no cluster token to derive certificates from)")
 		}
 	}
 	return nil
+}
+
+// hostPort is the host:port of a URL, for messages.
+func hostPort(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	return u.Host
+}
+
+// initialClusterURLs are the peer URLs of an etcd_initial_cluster value.
+func initialClusterURLs(s string) []string {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		if _, u, ok := strings.Cut(m, "="); ok {
+			out = append(out, strings.TrimSpace(u))
+		}
+	}
+	return out
 }

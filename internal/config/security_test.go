@@ -7,11 +7,12 @@ import (
 
 func TestSecurityDefaults(t *testing.T) {
 	c := mustLoad(t, nil, nil, "")
-	if !c.APITrustLoopback || c.APIInsecure || c.APITokensFile != "" || c.APITLSCert != "" {
-		t.Errorf("defaults: trust_loopback=%v insecure=%v tokens=%q cert=%q", c.APITrustLoopback, c.APIInsecure, c.APITokensFile, c.APITLSCert)
+	if c.APITrustLoopback || c.APIInsecure || c.APITokensFile != "" || c.APITLSCert != "" || c.APIAnonymousRead != "auto" || c.EtcdInsecure {
+		t.Errorf("defaults: trust_loopback=%v insecure=%v tokens=%q cert=%q anonymous_read=%q etcd_insecure=%v",
+			c.APITrustLoopback, c.APIInsecure, c.APITokensFile, c.APITLSCert, c.APIAnonymousRead, c.EtcdInsecure)
 	}
-	c = mustLoad(t, []string{"--api-trust-loopback=false", "--api-insecure"}, nil, "")
-	if c.APITrustLoopback || !c.APIInsecure {
+	c = mustLoad(t, []string{"--api-trust-loopback=true", "--api-insecure"}, nil, "")
+	if !c.APITrustLoopback || !c.APIInsecure {
 		t.Errorf("flags: trust_loopback=%v insecure=%v", c.APITrustLoopback, c.APIInsecure)
 	}
 }
@@ -27,8 +28,18 @@ func TestSecurityCrossChecks(t *testing.T) {
 		{"client CA without TLS", []string{"--api-tls-client-ca=/ca"}, []string{"api_tls_client_ca: client certificates need TLS"}},
 		{"etcd server cert on http", []string{"--etcd-server-cert=/c", "--etcd-server-key=/k", "--etcd-cafile=/ca"},
 			[]string{"etcd_listen_client: URL http://127.0.0.1:2379 must use https (etcd_server_cert is set)"}},
-		{"https without etcd cert", []string{"--etcd-listen-client=https://127.0.0.1:2379"},
-			[]string{"etcd_listen_client: URL https://127.0.0.1:2379 must use http (etcd_server_cert is not set)"}},
+		{"https without etcd cert when insecure", []string{"--etcd-listen-client=https://127.0.0.1:2379", "--etcd-insecure"},
+			[]string{"etcd_listen_client: URL https://127.0.0.1:2379 must use http (etcd_insecure=true"}},
+		{"plain client URL beyond loopback", []string{"--etcd-listen-client=http://10.0.0.1:2379"},
+			[]string{"etcd_listen_client: http://10.0.0.1:2379 is plain HTTP beyond loopback", "use https://10.0.0.1:2379"}},
+		{"plain peer URL on all interfaces", []string{"--etcd-listen-peer=http://0.0.0.0:2380"},
+			[]string{"etcd_listen_peer: http://0.0.0.0:2380 is plain HTTP beyond loopback", "etcd_peer_cert"}},
+		{"plain initial cluster", []string{"--etcd-initial-cluster=a=http://10.0.0.1:2380,b=http://10.0.0.2:2380", "--etcd-name=a"},
+			[]string{"etcd_initial_cluster: http://10.0.0.1:2380 is plain HTTP beyond loopback"}},
+		{"plain etcd servers beyond loopback", []string{"--etcd-servers=http://10.0.0.1:2379"},
+			[]string{"etcd_servers: http://10.0.0.1:2379 is plain HTTP beyond loopback", "cluster_token_file"}},
+		{"insecure with a token", []string{"--etcd-insecure", "--cluster-token-file=/t"},
+			[]string{"etcd_insecure: turns etcd authentication off"}},
 		{"etcd client CA without TLS", []string{"--etcd-client-ca=/ca"}, []string{"etcd_client_ca: client certificates need TLS"}},
 		{"etcd server cert without etcd_cafile", []string{"--etcd-server-cert=/c", "--etcd-server-key=/k", "--etcd-listen-client=https://127.0.0.1:2379"},
 			[]string{"etcd_server_cert: fleetd's own etcd client must verify it: set etcd_cafile"}},
@@ -36,7 +47,7 @@ func TestSecurityCrossChecks(t *testing.T) {
 			[]string{"etcd_client_ca: fleetd's own etcd client needs a certificate"}},
 		{"etcd peer cert without key", []string{"--etcd-peer-cert=/c", "--etcd-listen-peer=https://127.0.0.1:2380"}, []string{"etcd_peer_cert: needs etcd_peer_key"}},
 		{"etcd peer CA without TLS", []string{"--etcd-peer-ca=/ca"}, []string{"etcd_peer_ca: peer certificates need TLS"}},
-		{"peer https without cert", []string{"--etcd-listen-peer=https://127.0.0.1:2380"}, []string{"etcd_listen_peer: URL https://127.0.0.1:2380 must use http"}},
+		{"peer https without cert when insecure", []string{"--etcd-listen-peer=https://127.0.0.1:2380", "--etcd-insecure"}, []string{"etcd_listen_peer: URL https://127.0.0.1:2380 must use http"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.args, nil, "")
@@ -57,6 +68,12 @@ func TestSecurityValid(t *testing.T) {
 	if c.EtcdClientCA != "/eca" || c.EtcdPeerCA != "/epca" || c.APITLSClientCA != "/ca" {
 		t.Errorf("got %+v", c)
 	}
+	// https without files: certificates derived from the cluster token;
+	// plain HTTP beyond loopback with etcd_insecure.
+	mustLoad(t, []string{"--etcd-listen-client=https://10.0.0.1:2379", "--etcd-listen-peer=https://10.0.0.1:2380"}, nil, "")
+	mustLoad(t, []string{"--etcd-listen-client=http://10.0.0.1:2379", "--etcd-insecure"}, nil, "")
+	mustLoad(t, []string{"--etcd-servers=http://10.0.0.1:2379", "--etcd-insecure"}, nil, "")
+	mustLoad(t, []string{"--etcd-servers=https://10.0.0.1:2379,http://127.0.0.1:2379", "--cluster-token-file=/t"}, nil, "")
 	// With an external etcd the embedded etcd's keys are ignored, with a
 	// warning, and not checked.
 	c = mustLoad(t, []string{"--etcd-servers=https://e:2379", "--etcd-server-cert=/es"}, nil, "")

@@ -134,7 +134,7 @@ func TestValueErrors(t *testing.T) {
 		{"etcd_servers", "ftp://a:21", "scheme must be http or https"},
 		{"etcd_servers", "127.0.0.1:2379", `invalid URL "127.0.0.1:2379": want http(s)://host:port`},
 		{"etcd_servers", "http://", "no host"},
-		{"etcd_servers", "http://a:2379,,http://b", "list element 2 is empty"},
+		{"etcd_servers", "https://a:2379,,http://b", "list element 2 is empty"},
 		{"etcd_listen_client", "http://127.0.0.1", "a port is required"},
 		{"etcd_listen_peer", "unix:///x", "scheme must be http or https"},
 		{"etcd_listen_peer", "[]", "at least one URL"},
@@ -179,10 +179,10 @@ func TestMultipleErrorsReported(t *testing.T) {
 }
 
 func TestEtcdNameInInitialCluster(t *testing.T) {
-	_, err := load(t, []string{"--etcd-name=n3", "--etcd-initial-cluster=n1=http://a:2380,n2=http://b:2380"}, nil, "")
+	_, err := load(t, []string{"--etcd-name=n3", "--etcd-initial-cluster=n1=https://a:2380,n2=https://b:2380"}, nil, "")
 	wantErr(t, err, "flag --etcd-name: etcd_name:", `"n3" is not in etcd_initial_cluster`)
-	c := mustLoad(t, []string{"--etcd-name=n2", "--etcd-initial-cluster=n1=http://a:2380,n2=http://b:2380"}, nil, "")
-	if c.EtcdInitialCluster != "n1=http://a:2380,n2=http://b:2380" {
+	c := mustLoad(t, []string{"--etcd-name=n2", "--etcd-initial-cluster=n1=https://a:2380,n2=https://b:2380"}, nil, "")
+	if c.EtcdInitialCluster != "n1=https://a:2380,n2=https://b:2380" {
 		t.Errorf("initial cluster %q", c.EtcdInitialCluster)
 	}
 }

@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,11 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/fleetd/fleet/internal/agent"
 	"github.com/fleetd/fleet/internal/api"
+	"github.com/fleetd/fleet/internal/auth"
 	"github.com/fleetd/fleet/internal/config"
 	"github.com/fleetd/fleet/internal/engine"
 	"github.com/fleetd/fleet/internal/etcdserver"
@@ -50,48 +47,46 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("fleetd: data dir: %w", err)
 	}
+	token, err := clusterToken(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.EtcdInsecure {
+		go warnInsecureEtcd(ctx, log, time.Minute)
+	}
 	endpoints := cfg.EtcdServers
 	if len(endpoints) == 0 {
-		srv, err := startEmbeddedEtcd(ctx, cfg, log)
+		srv, err := startEmbeddedEtcd(ctx, cfg, token, log)
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
 		endpoints = srv.ClientURLs()
-		log.Info("embedded etcd ready", "client_urls", strings.Join(endpoints, ","))
+		log.Info("embedded etcd ready", "client_urls", strings.Join(endpoints, ","), "authentication", token != "")
 	}
 	mx := metrics.New()
-	tlsCfg, err := etcdTLS(cfg)
+	cli, err := newEtcdClient(ctx, etcdCredentials(cfg, endpoints, token), cfg.EtcdKeyPrefix, mx.EtcdDialOptions(), log)
 	if err != nil {
 		return err
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		TLS:         tlsCfg,
-		Username:    cfg.EtcdUsername,
-		Password:    cfg.EtcdPassword,
-		Logger:      zap.NewNop(), // its retries are reported by our own callers
-		DialOptions: mx.EtcdDialOptions(),
-		// A member that vanished (partition, kill -9 of its host) leaves
-		// a TCP connection nobody resets, and requests and watches sent
-		// on it hang. gRPC pings close it, so that they move to another
-		// endpoint (10s is gRPC's minimum interval).
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 3 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("fleetd: etcd client for %v: %w", endpoints, err)
-	}
 	defer cli.Close()
 	st := store.New(cli, cfg.EtcdKeyPrefix)
+	admin, err := adminToken(ctx, st, cfg.DataDir, cfg.MachineID, log)
+	if err != nil {
+		return err
+	}
+	if sec.peerToken == "" {
+		// Other fleetd accept this machine's admin token: status and
+		// journal proxying authenticate with it.
+		sec.peerToken = admin
+	}
 
 	hostname, _ := os.Hostname()
 	jr, err := journal.Open(filepath.Join(cfg.DataDir, "journal"), journal.Options{Hostname: hostname})
 	if err != nil {
 		return fmt.Errorf("fleetd: journal: %w", err)
 	}
-	listeners, apiURL, err := listen(cfg)
+	listeners, apiURL, err := listen(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -162,6 +157,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	mx.CollectRunner(rn)
 	mx.CollectEtcd(cli, cfg.MachineID, st.Leader)
 	var apiHandler http.Handler // set below; the dashboard reads journals through it
+	// The API accepts every admin token registered in etcd (each fleetd's
+	// <data_dir>/admin-token).
+	sec.useTokenLookup(newTokenLookup(st, log.With("component", "api")))
 	dashboard := web.New(web.Config{
 		Store:     st,
 		API:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }),
@@ -170,18 +168,26 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Logger:    log.With("component", "web"),
 		// nil: the dashboard's default (everyone reads, loopback acts).
 		Authorizer: sec.authorizer(),
+		Hosts:      &sec.hosts,
+		Sessions:   sec.sessions,
 	})
 	apiSrv := api.New(api.Config{
-		Store:      st,
-		Local:      local,
-		MachineID:  cfg.MachineID,
-		Version:    version.Version,
-		TokenLimit: cfg.TokenLimit,
-		Logger:     log.With("component", "api"),
-		HTTPClient: sec.peerClient,
-		Auth:       sec.policy,
-		PeerToken:  sec.peerToken,
-		Mount:      map[string]http.Handler{"/ui/": dashboard, "GET /metrics": mx.Handler()},
+		Store:          st,
+		Local:          local,
+		MachineID:      cfg.MachineID,
+		Version:        version.Version,
+		TokenLimit:     cfg.TokenLimit,
+		Logger:         log.With("component", "api"),
+		HTTPClient:     sec.peerClient,
+		Auth:           sec.policy,
+		PeerToken:      sec.peerToken,
+		CredentialHint: sec.hint,
+		Hosts:          &sec.hosts,
+		PublicPaths:    []string{auth.LoginPath, "/ui/static/"},
+		Sessions:       sec.sessions,
+		// `fleetctl dashboard` URLs open this fleetd's TCP address.
+		DashboardURL: apiURL,
+		Mount:        map[string]http.Handler{"/ui/": dashboard, "GET /metrics": mx.Handler()},
 	})
 	apiHandler = apiSrv.Handler()
 	httpSrv := &http.Server{Handler: mx.Middleware(apiSrv.Handler()), ReadHeaderTimeout: 10 * time.Second,
@@ -278,17 +284,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return runErr
 }
 
-func startEmbeddedEtcd(ctx context.Context, cfg config.Config, log *slog.Logger) (*etcdserver.Server, error) {
+func startEmbeddedEtcd(ctx context.Context, cfg config.Config, token string, log *slog.Logger) (*etcdserver.Server, error) {
 	name := cfg.EtcdName
 	if name == "" {
 		name = fleet.ShortMachineID(cfg.MachineID)
 	}
-	clientTLS, peerTLS := embeddedEtcdTLS(cfg)
+	clientTLS, peerTLS, err := embeddedTLS(cfg, token)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(cfg.DataDir, "etcd")
+	// etcd keeps the whole cluster state here: owner only, whatever the
+	// umask or an older fleetd left.
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("fleetd: embedded etcd: %w", err)
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("fleetd: embedded etcd: %w", err)
+	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := etcdserver.Start(sctx, etcdserver.Config{
 		Name:             name,
-		DataDir:          filepath.Join(cfg.DataDir, "etcd"),
+		DataDir:          dataDir,
 		ListenClientURLs: cfg.EtcdListenClient,
 		ListenPeerURLs:   cfg.EtcdListenPeer,
 		InitialCluster:   cfg.EtcdInitialCluster,
@@ -296,35 +314,28 @@ func startEmbeddedEtcd(ctx context.Context, cfg config.Config, log *slog.Logger)
 		Logger:           log.With("component", "etcd"),
 		ClientTLS:        clientTLS,
 		PeerTLS:          peerTLS,
+		RootPassword:     token,
 	})
+	if errors.Is(err, etcdserver.ErrWrongRootPassword) {
+		return nil, fmt.Errorf("fleetd: embedded etcd in %s: %w; give the token it was created with (%s)", dataDir, err, tokenFlagName(cfg))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fleetd: embedded etcd: %w", err)
 	}
 	return srv, nil
 }
 
-func etcdTLS(cfg config.Config) (*tls.Config, error) {
-	if cfg.EtcdCAFile == "" && cfg.EtcdCertFile == "" && cfg.EtcdKeyFile == "" {
-		return nil, nil
-	}
-	return loadTLS(cfg.EtcdCAFile, cfg.EtcdCertFile, cfg.EtcdKeyFile)
-}
-
 // listen opens every API address. The first TCP listener gives the URL other
-// machines use to reach this one.
-func listen(cfg config.Config) ([]net.Listener, string, error) {
+// machines use to reach this one. Unix sockets are for root and group
+// fleet (SocketGroup) only, whatever the umask (listenUnix).
+func listen(cfg config.Config, log *slog.Logger) ([]net.Listener, string, error) {
 	var ls []net.Listener
 	apiURL := ""
 	for _, addr := range cfg.APIAddr {
 		var l net.Listener
 		var err error
 		if path, ok := strings.CutPrefix(addr, "unix://"); ok {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				closeAll(ls)
-				return nil, "", fmt.Errorf("fleetd: api_addr %s: %w", addr, err)
-			}
-			_ = os.Remove(path)
-			l, err = net.Listen("unix", path)
+			l, err = listenUnix(path, SocketGroup, log)
 		} else {
 			l, err = net.Listen("tcp", addr)
 			if err == nil && apiURL == "" {

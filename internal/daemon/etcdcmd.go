@@ -13,7 +13,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+
+	"github.com/fleetd/fleet/internal/clusterauth"
 )
 
 const etcdUsage = `Usage: fleetd etcd COMMAND [flags]
@@ -204,6 +205,8 @@ type etcdCmdFlags struct {
 	endpoints                 string
 	caFile, certFile, keyFile string
 	username, password        string
+	tokenFile                 string
+	insecure                  bool
 	timeout                   time.Duration
 	name                      string
 	peerURLs                  []string
@@ -231,6 +234,8 @@ func etcdFlags(env []string, out io.Writer) *etcdCmdFlags {
 	f.fs.StringVar(&f.keyFile, "etcd-keyfile", getenv("FLEET_ETCD_KEYFILE"), "client key for TLS to etcd")
 	f.fs.StringVar(&f.username, "etcd-username", getenv("FLEET_ETCD_USERNAME"), "etcd user")
 	f.fs.StringVar(&f.password, "etcd-password", getenv("FLEET_ETCD_PASSWORD"), "etcd password")
+	f.fs.StringVar(&f.tokenFile, "cluster-token-file", getenv("FLEET_CLUSTER_TOKEN_FILE"), "file holding the cluster token (the cluster-token file in the data dir of the fleetd that started etcd)")
+	f.fs.BoolVar(&f.insecure, "etcd-insecure", getenv("FLEET_ETCD_INSECURE") == "true", "allow plain-HTTP etcd URLs beyond loopback")
 	f.fs.DurationVar(&f.timeout, "timeout", 60*time.Second, "give up after this long")
 	f.fs.StringVar(&f.name, "name", "", "member-add: the new member's name (its etcd_name)")
 	f.fs.Func("peer-url", "member-add: the new member's peer URL (repeatable, or comma separated)", func(s string) error {
@@ -255,19 +260,12 @@ func (f *etcdCmdFlags) client() (*clientv3.Client, error) {
 	if len(eps) == 0 {
 		return nil, errors.New("no --endpoints")
 	}
-	cfg := clientv3.Config{
-		Endpoints:   eps,
-		DialTimeout: 5 * time.Second,
-		Username:    f.username,
-		Password:    f.password,
-		Logger:      zap.NewNop(),
-	}
-	if f.caFile != "" || f.certFile != "" || f.keyFile != "" {
-		tc, err := loadTLS(f.caFile, f.certFile, f.keyFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.TLS = tc
-	}
-	return clientv3.New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return clusterauth.Dial(ctx, clusterauth.Credentials{
+		Endpoints: eps, TokenFile: f.tokenFile,
+		Username: f.username, Password: f.password,
+		CAFile: f.caFile, CertFile: f.certFile, KeyFile: f.keyFile,
+		Insecure: f.insecure,
+	}, clusterauth.DialOptions{ProbeKey: "/"})
 }

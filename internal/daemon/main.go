@@ -74,7 +74,7 @@ func Main(ctx context.Context, args, env []string, stdout, stderr io.Writer) int
 	src.Warnf = func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 	cfg.ResolvePublicIP(src)
 	if err := Run(ctx, cfg, log); err != nil {
-		fmt.Fprintf(stderr, "fleetd: %v\n", err)
+		fmt.Fprintf(stderr, "fleetd: %s\n", strings.TrimPrefix(err.Error(), "fleetd: "))
 		return 1
 	}
 	return 0

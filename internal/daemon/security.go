@@ -1,16 +1,20 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetd/fleet/internal/auth"
@@ -30,12 +34,21 @@ type security struct {
 	peerClient *http.Client
 	// peerToken is sent to other fleetd.
 	peerToken string
+	// hosts are the Host names the API answers over TCP.
+	hosts auth.HostAllowlist
+	// sessions are the dashboard's login codes and sessions.
+	sessions *auth.Sessions
+	// hint tells refused callers how to authenticate.
+	hint string
+	// trustLoopback: loopback TCP callers are admin (api_trust_loopback).
+	trustLoopback bool
+	// tokens answers for the tokens registered in etcd (useTokenLookup).
+	tokens atomic.Pointer[tokenLookup]
 }
 
-// setupSecurity loads the API's credentials and TLS settings and refuses a
-// listener beyond loopback that nobody would need a credential for.
+// setupSecurity loads the API's credentials and TLS settings.
 func setupSecurity(cfg config.Config, log *slog.Logger) (*security, error) {
-	s := &security{}
+	s := &security{sessions: auth.NewSessions(), trustLoopback: cfg.APITrustLoopback}
 	var tokens *auth.Tokens
 	if cfg.APITokensFile != "" {
 		t, warns, err := auth.LoadTokens(cfg.APITokensFile)
@@ -47,26 +60,27 @@ func setupSecurity(cfg config.Config, log *slog.Logger) (*security, error) {
 		}
 		tokens = t
 	}
-	credentials := tokens.Len() > 0 || cfg.APITLSClientCA != ""
-	if !credentials {
-		if !cfg.APITrustLoopback {
-			return nil, errors.New("fleetd: api_trust_loopback=false but no credential is configured: nobody could use the API; set api_tokens_file or api_tls_client_ca")
-		}
-		for _, addr := range cfg.APIAddr {
-			if strings.HasPrefix(addr, "unix://") || auth.IsLoopbackListenAddr(addr) {
-				continue
-			}
-			if !cfg.APIInsecure {
-				return nil, fmt.Errorf("fleetd: api_addr %s listens beyond loopback but no credential is configured: "+
-					"set api_tokens_file (bearer tokens) or api_tls_client_ca (client certificates), "+
-					"or api_insecure=true to serve it without authentication (anyone who reaches it can run anything)", addr)
-			}
-			log.Warn("API listening beyond loopback WITHOUT authentication (api_insecure=true): anyone who reaches it can run anything", "addr", addr)
-		}
+	anonymous, err := auth.ParseAnonymousRead(cfg.APIAnonymousRead)
+	if err != nil {
+		return nil, fmt.Errorf("fleetd: %w", err)
 	}
-	if credentials || !cfg.APIInsecure {
-		s.policy = auth.New(auth.Config{Tokens: tokens, TrustLocal: cfg.APITrustLoopback})
+	// Every fleetd has an admin token (<data_dir>/admin-token) that the
+	// whole cluster accepts, so there is always a credential: an address
+	// beyond loopback needs no api_tokens_file. api_insecure without
+	// configured credentials keeps fleet's behaviour: no authentication.
+	if cfg.APIInsecure && tokens.Len() == 0 && cfg.APITLSClientCA == "" {
+		log.Warn("api_insecure=true: the API has NO authentication: anyone who reaches it is admin, i.e. root on every machine of the cluster")
+	} else {
+		s.policy = auth.New(auth.Config{
+			Tokens: tokens, Lookup: s.lookupToken, Sessions: s.sessions,
+			TrustLoopback: cfg.APITrustLoopback, AnonymousRead: anonymous,
+		})
 	}
+	if cfg.APITrustLoopback {
+		log.Warn("api_trust_loopback=true: loopback TCP callers without a credential are admin: every local user and process (a web page in a local browser too) is root on every machine of the cluster; the unix socket is the safe local channel")
+	}
+	s.hosts = hostAllowlist(cfg)
+	s.hint = credentialHint(cfg)
 
 	if cfg.APITLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.APITLSCert, cfg.APITLSKey)
@@ -152,10 +166,11 @@ func (s *security) wrap(ls []net.Listener, apiURL string) ([]net.Listener, strin
 
 // unitEndpoint is the API URL given to units (FLEETCTL_ENDPOINT): the
 // unix socket when the advertised URL would need TLS settings or a
-// credential that units do not have.
+// credential that units do not have (without one, TCP callers may only
+// read: `fleetctl kv set` in a unit needs the socket).
 func (s *security) unitEndpoint(ls []net.Listener, apiURL string) string {
 	needsMore := s.serverTLS != nil
-	if u, err := url.Parse(apiURL); err == nil && s.policy != nil && !auth.IsLoopbackListenAddr(u.Host) {
+	if u, err := url.Parse(apiURL); err == nil && s.policy != nil && !(s.trustLoopback && auth.IsLoopbackListenAddr(u.Host)) {
 		needsMore = true
 	}
 	if needsMore {
@@ -164,6 +179,68 @@ func (s *security) unitEndpoint(ls []net.Listener, apiURL string) string {
 		}
 	}
 	return localEndpoint(ls, apiURL)
+}
+
+// useTokenLookup makes the API accept the tokens registered in etcd (the
+// admin tokens of every fleetd of the cluster). Call it before serving.
+func (s *security) useTokenLookup(l *tokenLookup) { s.tokens.Store(l) }
+
+// lookupToken is auth.Config.Lookup: the role of a token registered in
+// etcd, RoleNone if unknown or before useTokenLookup.
+func (s *security) lookupToken(ctx context.Context, tok string) auth.Role {
+	l := s.tokens.Load()
+	if l == nil {
+		return auth.RoleNone
+	}
+	role, err := auth.ParseRole(l.Role(ctx, tok))
+	if err != nil {
+		return auth.RoleNone
+	}
+	return role
+}
+
+// hostAllowlist is the set of Host names the API answers over TCP:
+// loopback (always), this machine's interface addresses and public_ip,
+// its host name (and the short form), the hosts of api_addr and
+// api_allowed_hosts. Interface addresses are read once, at start.
+func hostAllowlist(cfg config.Config) auth.HostAllowlist {
+	names := slices.Clone(cfg.APIAllowedHosts)
+	names = append(names, cfg.PublicIP)
+	if h, err := os.Hostname(); err == nil && h != "" {
+		short, _, _ := strings.Cut(h, ".")
+		names = append(names, h, short)
+	}
+	for _, addr := range cfg.APIAddr {
+		if host, _, err := net.SplitHostPort(addr); err == nil && !strings.HasPrefix(addr, "unix://") {
+			names = append(names, host)
+		}
+	}
+	var ips []netip.Addr
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					ips = append(ips, ip)
+				}
+			}
+		}
+	}
+	return auth.NewHostAllowlist(names, ips)
+}
+
+// credentialHint tells a refused caller how to authenticate: the unix
+// socket, or the admin token.
+func credentialHint(cfg config.Config) string {
+	var parts []string
+	for _, addr := range cfg.APIAddr {
+		if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+			parts = append(parts, fmt.Sprintf("use fleetctl over the unix socket (--endpoint unix://%s, as %s)", path, socketUsers()))
+			break
+		}
+	}
+	parts = append(parts, fmt.Sprintf("pass --token, --token-file or FLEETCTL_TOKEN (an admin token is in %s on every fleet machine, this one included; any fleetd of the cluster accepts it)",
+		filepath.Join(cfg.DataDir, AdminTokenFileName)))
+	return strings.Join(parts, ", or ")
 }
 
 func certPool(key, file string) (*x509.CertPool, error) {

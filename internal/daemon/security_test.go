@@ -51,9 +51,20 @@ func (s *syncBuffer) String() string {
 
 // testFleetd is a fleetd run in process.
 type testFleetd struct {
-	sock string
-	log  *syncBuffer
-	done chan error
+	sock    string
+	dataDir string
+	log     *syncBuffer
+	done    chan error
+}
+
+// adminToken is the token fleetd wrote to <data_dir>/admin-token.
+func (f *testFleetd) adminToken(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dataDir, AdminTokenFileName))
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func freeTCP(t *testing.T, host string) string {
@@ -97,7 +108,7 @@ func runFleetd(t *testing.T, args ...string) *testFleetd {
 			sock = p
 		}
 	}
-	f := &testFleetd{sock: sock, log: &syncBuffer{}, done: make(chan error, 1)}
+	f := &testFleetd{sock: sock, dataDir: cfg.DataDir, log: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { f.done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(f.log, nil))) }()
 	t.Cleanup(func() {
@@ -181,31 +192,67 @@ func tokensFile(t *testing.T) string {
 	return authtest.TokensFile(t, t.TempDir(), "admin "+testAdminToken, testReadonlyToken+" readonly")
 }
 
-func TestRefuseNonLoopbackWithoutCredentials(t *testing.T) {
-	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:49153"} {
-		cfg, err := testConfig(t, "--api-addr", addr)
+// A listener beyond loopback needs no tokens file any more: every fleetd
+// has an admin token. api_insecure without credentials turns
+// authentication off; a tokens file that cannot be read stops fleetd.
+func TestSetupSecurity(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		args   []string
+		policy bool
+		err    string
+	}{
+		{[]string{"--api-addr", "0.0.0.0:0"}, true, ""},
+		{[]string{"--api-addr", "192.0.2.1:49153", "--api-trust-loopback=false"}, true, ""},
+		{[]string{"--api-addr", "0.0.0.0:0", "--api-insecure"}, false, ""},
+		{[]string{"--api-addr", "0.0.0.0:0", "--api-insecure", "--api-tokens-file", tokensFile(t)}, true, ""},
+		{[]string{"--api-tokens-file", filepath.Join(t.TempDir(), "missing")}, false, "api_tokens_file"},
+	} {
+		cfg, err := testConfig(t, tc.args...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = Run(t.Context(), cfg, slog.New(slog.DiscardHandler))
-		if err == nil || !strings.Contains(err.Error(), "listens beyond loopback but no credential is configured") ||
-			!strings.Contains(err.Error(), "api_insecure=true") {
-			t.Errorf("%s: %v", addr, err)
+		sec, err := setupSecurity(cfg, log)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if (sec.policy != nil) != tc.policy {
+			t.Errorf("%v: policy %v, want %v", tc.args, sec.policy != nil, tc.policy)
 		}
 	}
-	cfg, err := testConfig(t, "--api-trust-loopback=false")
+}
+
+// The message of a refusal names the unix socket and the admin-token
+// file; the Host allowlist has loopback, public_ip, api_addr hosts and
+// api_allowed_hosts.
+func TestCredentialHintAndHosts(t *testing.T) {
+	cfg, err := testConfig(t, "--api-addr", "10.9.8.7:49153,unix:///run/x/fleet.sock", "--public-ip", "192.0.2.44",
+		"--api-allowed-hosts", "fleet.example.com,other.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Run(t.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "nobody could use the API") {
-		t.Errorf("trust_loopback=false without credentials: %v", err)
+	hint := credentialHint(cfg)
+	for _, want := range []string{"unix:///run/x/fleet.sock", filepath.Join(cfg.DataDir, "admin-token"), "--token-file", "FLEETCTL_TOKEN"} {
+		if !strings.Contains(hint, want) {
+			t.Errorf("hint %q lacks %q", hint, want)
+		}
 	}
-	cfg, err = testConfig(t, "--api-tokens-file", filepath.Join(t.TempDir(), "missing"), "--api-addr", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Run(t.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "api_tokens_file") {
-		t.Errorf("missing tokens file: %v", err)
+	h := hostAllowlist(cfg)
+	host, _ := os.Hostname()
+	for name, want := range map[string]bool{
+		"127.0.0.1:49153": true, "localhost": true, "10.9.8.7:49153": true, "192.0.2.44": true,
+		"fleet.example.com:49153": true, "other.example": true, host: host != "", "attacker.example": false,
+	} {
+		if got := h.Allowed(name); got != want {
+			t.Errorf("Allowed(%q) = %v", name, got)
+		}
 	}
 }
 
@@ -272,7 +319,8 @@ func TestAPITLSAndClientCertificates(t *testing.T) {
 	f := runFleetd(t, "--api-addr", addr+",unix://"+filepath.Join(t.TempDir(), "f.sock"),
 		"--api-tls-cert", srvCert, "--api-tls-key", srvKey, "--api-tls-client-ca", ca.CAFile,
 		"--api-tokens-file", tokensFile(t),
-		// Loopback is not trusted, so certificates and tokens decide.
+		// Loopback is not trusted (the default), so certificates and
+		// tokens decide.
 		"--api-trust-loopback=false")
 	base := "https://" + addr
 	client := func(cert, key string) *http.Client {
@@ -297,8 +345,12 @@ func TestAPITLSAndClientCertificates(t *testing.T) {
 		t.Errorf("plain HTTP to the TLS port: %d %s", a.code, a.body)
 	}
 	none := client("", "")
-	if a := call(t, none, "GET", base+"/fleet/v1/units", "", ""); a.code != 401 {
-		t.Errorf("TLS without credential: %d %s", a.code, a.body)
+	// Loopback callers without a credential may read, not change.
+	if a := call(t, none, "GET", base+"/fleet/v1/units", "", ""); a.code != 200 {
+		t.Errorf("TLS without credential, GET: %d %s", a.code, a.body)
+	}
+	if a := call(t, none, "PUT", base+"/fleet/v1/units/anon.service", "", unitJSON("anon.service")); a.code != 401 {
+		t.Errorf("TLS without credential, PUT: %d %s", a.code, a.body)
 	}
 	if a := call(t, none, "GET", base+"/fleet/v1/units", testReadonlyToken, ""); a.code != 200 {
 		t.Errorf("TLS with a token: %d %s", a.code, a.body)
@@ -329,11 +381,11 @@ func TestAPITLSAndClientCertificates(t *testing.T) {
 	if !strings.Contains(f.log.String(), "api="+base) {
 		t.Errorf("fleetd does not advertise %s", base)
 	}
-	// Even the unix socket needs a credential with api_trust_loopback=false.
-	if a := call(t, f.unixClient(), "GET", "http://sock/fleet/v1/units", "", ""); a.code != 401 {
-		t.Errorf("unix socket, untrusted: %d %s", a.code, a.body)
+	// The unix socket is the trusted local channel.
+	if a := call(t, f.unixClient(), "GET", "http://sock/fleet/v1/units", "", ""); a.code != 200 {
+		t.Errorf("unix socket: %d %s", a.code, a.body)
 	}
-	for _, name := range []string{"ro.service", "bad.service"} {
+	for _, name := range []string{"ro.service", "bad.service", "anon.service"} {
 		if a := call(t, f.unixClient(), "GET", "http://sock/fleet/v1/units/"+name, testAdminToken, ""); a.code != 404 {
 			t.Errorf("refused unit %s stored: %d %s", name, a.code, a.body)
 		}

@@ -2,8 +2,6 @@ package lb
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,8 +16,7 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	"github.com/fleetd/fleet/internal/clusterauth"
 )
 
 const usageText = `Usage: fleetd lb --listen ADDR --service NAME [flags]
@@ -71,6 +68,8 @@ type options struct {
 	etcdKeyFile    string
 	etcdUsername   string
 	etcdPassword   string
+	tokenFile      string
+	etcdInsecure   bool
 	prefix         string
 	drainTimeout   time.Duration
 	connectTimeout time.Duration
@@ -113,6 +112,8 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.etcdCertFile, "etcd-certfile", envOr("FLEET_ETCD_CERTFILE", ""), "client certificate `file` for TLS to etcd (env FLEET_ETCD_CERTFILE)")
 	fs.StringVar(&o.etcdKeyFile, "etcd-keyfile", envOr("FLEET_ETCD_KEYFILE", ""), "client key `file` for TLS to etcd (env FLEET_ETCD_KEYFILE)")
 	fs.StringVar(&o.etcdUsername, "etcd-username", envOr("FLEET_ETCD_USERNAME", ""), "etcd `user` name (env FLEET_ETCD_USERNAME; password from FLEET_ETCD_PASSWORD)")
+	fs.StringVar(&o.tokenFile, "cluster-token-file", envOr("FLEET_CLUSTER_TOKEN_FILE", ""), "`file` holding the cluster token (the cluster-token file in the data dir of the fleetd that started etcd; env FLEET_CLUSTER_TOKEN_FILE)")
+	fs.BoolVar(&o.etcdInsecure, "etcd-insecure", envOr("FLEET_ETCD_INSECURE", "") == "true", "allow plain-HTTP etcd URLs beyond loopback (env FLEET_ETCD_INSECURE)")
 	fs.StringVar(&o.prefix, "services-prefix", "/services/", "etcd `prefix` of service registrations")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", DefaultDrainTimeout, "how long removed backends' in-flight work, and everything at shutdown, may run before it is cut (`duration`)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", DefaultConnectTimeout, "`timeout` of one connect to a backend; on failure the next backend is tried")
@@ -254,20 +255,25 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger) error {
-	tlsCfg, err := etcdTLS(o)
-	if err != nil {
-		return err
+	// Like the first read, connecting waits for etcd, up to --etcd-timeout.
+	dctx := ctx
+	if o.etcdTimeout > 0 {
+		var dcancel context.CancelFunc
+		dctx, dcancel = context.WithTimeout(ctx, o.etcdTimeout)
+		defer dcancel()
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   o.etcdServers,
-		DialTimeout: 5 * time.Second,
-		TLS:         tlsCfg,
-		Username:    o.etcdUsername,
-		Password:    o.etcdPassword,
-		Logger:      zap.NewNop(),
-	})
+	cli, err := clusterauth.Dial(dctx, clusterauth.Credentials{
+		Endpoints: o.etcdServers, TokenFile: o.tokenFile,
+		Username: o.etcdUsername, Password: o.etcdPassword,
+		CAFile: o.etcdCAFile, CertFile: o.etcdCertFile, KeyFile: o.etcdKeyFile,
+		Insecure: o.etcdInsecure,
+	}, clusterauth.DialOptions{ProbeKey: o.prefix, Logger: logger, Wait: true})
 	if err != nil {
-		return fmt.Errorf("etcd client for %s: %w", strings.Join(o.etcdServers, ","), err)
+		if o.etcdTimeout > 0 && dctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("etcd at %s not reachable within --etcd-timeout %v (%v); check --etcd-servers and that etcd is up",
+				strings.Join(o.etcdServers, ","), o.etcdTimeout, err)
+		}
+		return err
 	}
 	defer cli.Close()
 
@@ -354,32 +360,6 @@ func drainOrForever(d time.Duration) time.Duration {
 		return time.Nanosecond
 	}
 	return d
-}
-
-func etcdTLS(o options) (*tls.Config, error) {
-	if o.etcdCAFile == "" && o.etcdCertFile == "" {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.etcdCAFile != "" {
-		pem, err := os.ReadFile(o.etcdCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("--etcd-cafile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--etcd-cafile %s: no PEM certificate found", o.etcdCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if o.etcdCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.etcdCertFile, o.etcdKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--etcd-certfile/--etcd-keyfile: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
 
 // Status is the JSON document of GET /status.

@@ -12,6 +12,7 @@
 //	P states/<machine>/<unit>       fleet.UnitState                             lease of that machine
 //	P reasons/<unit>                fleet.Reason (why it is not placed)         written by the leader only
 //	P engine/leader/<lease>         machine ID (concurrency.Election)           leader's lease
+//	P auth/tokens/<sha256 hex>      TokenRecord (role of an API token)          no lease; the token itself is never stored
 //
 // Contract:
 //  1. Every engine write (schedule/, placements/, reasons/) is made by Apply in
@@ -64,6 +65,8 @@
 //	(*Leadership) Key, Rev, MachineID; Done() <-chan struct{}; Resign(ctx) error
 //	(*Store) Leader(ctx) (machineID string, err error)
 //	(*Store) Apply(ctx, *Leadership, Changes) error                    // chunked fenced txns (MaxTxnOps = 120 each), up to ApplyPipeline in flight, deletes first; ErrNotLeader
+//	(*Store) RegisterToken(ctx, hash, TokenRecord) (bool, error)       // create-only; false if the hash is registered already
+//	(*Store) Token(ctx, hash) (TokenRecord, bool, error)
 //	(*Store) Notify(ctx, sub string) <-chan struct{}                  // coalesced wake-ups for changes under P+sub ("" = everything); closed when ctx ends
 //
 // Every single etcd request gets its own deadline (WithRequestTimeout) under

@@ -64,14 +64,22 @@ type Cluster struct {
 	opts     Options
 	EtcdURL  string
 	Machines []*Machine
+	// TokenFile is the cluster token file machine 0 generated: the other
+	// machines join with it (--cluster-token-file), and so must any
+	// other etcd client (fleetd lb, fleetd confd).
+	TokenFile string
+	// Admin is the admin API token machine 0 wrote; Fleetctl sends it.
+	Admin string
 }
 
 // Machine is one fleetd process.
 type Machine struct {
-	Index    int
-	ID       string
-	DataDir  string
-	APIURL   string
+	Index   int
+	ID      string
+	DataDir string
+	APIURL  string
+	// Socket is the path of its API's unix socket.
+	Socket   string
 	Metadata string
 	// Proxy stands between this machine and etcd (Options.EtcdProxy).
 	Proxy *Proxy
@@ -91,13 +99,14 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 	becomeSubreaper()
 	c := &Cluster{t: t, bin: bin, opts: opts}
 	c.EtcdURL = "http://" + freeAddr(t)
-	peerURL := "http://" + freeAddr(t)
+	peerURL := "https://" + freeAddr(t) // certificates derived from the cluster token
 	for i := range n {
 		m := &Machine{
 			Index:   i,
 			ID:      randomID(t),
 			DataDir: t.TempDir(),
 			APIURL:  "http://" + apiAddr(t, opts.APIHost),
+			Socket:  filepath.Join(shortTempDir(t), "fleet.sock"),
 		}
 		if i < len(opts.Metadata) {
 			m.Metadata = opts.Metadata[i]
@@ -105,7 +114,9 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 		m.args = []string{
 			"--machine-id", m.ID,
 			"--data-dir", m.DataDir,
-			"--api-addr", strings.TrimPrefix(m.APIURL, "http://"),
+			// The unix socket is the trusted local channel: units reach
+			// fleetd through it (fleetctl kv set in ExecStartPost=).
+			"--api-addr", strings.TrimPrefix(m.APIURL, "http://") + ",unix://" + m.Socket,
 			"--public-ip", fmt.Sprintf("127.0.0.%d", i+1),
 			"--agent-ttl", opts.AgentTTL.String(),
 			"--engine-reconcile-interval", "1s",
@@ -117,15 +128,17 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 			m.args = append(m.args, "--etcd-listen-client", c.EtcdURL, "--etcd-listen-peer", peerURL)
 		} else if opts.EtcdProxy {
 			m.Proxy = NewProxy(t, strings.TrimPrefix(c.EtcdURL, "http://"))
-			m.args = append(m.args, "--etcd-servers", "http://"+m.Proxy.Addr())
+			m.args = append(m.args, "--etcd-servers", "http://"+m.Proxy.Addr(), "--cluster-token-file", c.TokenFile)
 		} else {
-			m.args = append(m.args, "--etcd-servers", c.EtcdURL)
+			m.args = append(m.args, "--etcd-servers", c.EtcdURL, "--cluster-token-file", c.TokenFile)
 		}
 		m.args = append(m.args, opts.ExtraArgs...)
 		c.Machines = append(c.Machines, m)
 		c.start(m)
 		if i == 0 {
 			c.awaitAPI(m)
+			c.TokenFile = filepath.Join(m.DataDir, "cluster-token")
+			c.Admin = c.readSecret(filepath.Join(m.DataDir, "admin-token"))
 		}
 	}
 	for _, m := range c.Machines[1:] {
@@ -270,10 +283,23 @@ func (c *Cluster) FleetctlOn(i int, args ...string) (string, string, int) {
 // FleetctlCtx runs fleetctl with a context (for journal -f).
 func (c *Cluster) FleetctlCtx(ctx context.Context, i int, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
-	full := append([]string{"--endpoint", c.Machines[i].APIURL}, c.opts.FleetctlArgs...)
+	full := append([]string{"--endpoint", c.Machines[i].APIURL, "--token", c.Admin}, c.opts.FleetctlArgs...)
 	full = append(full, args...)
 	code := cli.Main(ctx, full, nil, strings.NewReader(""), &out, &errb)
 	return out.String(), errb.String(), code
+}
+
+// readSecret waits for a token file fleetd writes at start and returns its
+// content.
+func (c *Cluster) readSecret(path string) string {
+	c.t.Helper()
+	var b []byte
+	c.Await(path, 30*time.Second, func() (bool, string) {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil && len(bytes.TrimSpace(b)) > 0, fmt.Sprint(err)
+	})
+	return string(bytes.TrimSpace(b))
 }
 
 // MustFleetctl runs fleetctl and fails the test on a non-zero exit.
@@ -397,4 +423,16 @@ func randomID(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// shortTempDir is a temporary directory with a short path: a unix socket's
+// path must stay under 108 bytes, and t.TempDir's carry the test's name.
+func shortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	"github.com/fleetd/fleet/internal/clusterauth"
 )
 
 // StatusHandler serves GET /status (and GET /): a JSON object
@@ -91,6 +90,12 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		logLevel    = fset.String("log-level", "info", "log `level`: debug, info, warn or error")
 		backend     = fset.String("backend", "etcdv3", "backend; only etcd (v3) is supported")
 		dialTimeout = fset.Duration("dial-timeout", 5*time.Second, "etcd dial timeout")
+		tokenFile   = fset.String("cluster-token-file", lookup(env, "FLEET_CLUSTER_TOKEN_FILE"), "`file` holding the cluster token (the cluster-token file in the data dir of the fleetd that started etcd; env FLEET_CLUSTER_TOKEN_FILE)")
+		caFile      = fset.String("etcd-cafile", lookup(env, "FLEET_ETCD_CAFILE"), "CA certificate `file` for TLS to etcd (env FLEET_ETCD_CAFILE)")
+		certFile    = fset.String("etcd-certfile", lookup(env, "FLEET_ETCD_CERTFILE"), "client certificate `file` for TLS to etcd (env FLEET_ETCD_CERTFILE)")
+		keyFile     = fset.String("etcd-keyfile", lookup(env, "FLEET_ETCD_KEYFILE"), "client key `file` for TLS to etcd (env FLEET_ETCD_KEYFILE)")
+		username    = fset.String("etcd-username", lookup(env, "FLEET_ETCD_USERNAME"), "etcd `user` name (env FLEET_ETCD_USERNAME; password from FLEET_ETCD_PASSWORD)")
+		insecure    = fset.Bool("etcd-insecure", lookup(env, "FLEET_ETCD_INSECURE") == "true", "allow plain-HTTP etcd URLs beyond loopback (env FLEET_ETCD_INSECURE)")
 	)
 	fset.Var(&nodes, "node", "etcd client `URL`; repeatable or comma-separated (confd's name for --etcd-servers)")
 	fset.Usage = func() {
@@ -161,13 +166,16 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
 		return 1
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   nodes,
-		DialTimeout: *dialTimeout,
-		Logger:      zap.NewNop(),
-	})
+	dctx, dcancel := context.WithTimeout(ctx, *dialTimeout+5*time.Second)
+	cli, err := clusterauth.Dial(dctx, clusterauth.Credentials{
+		Endpoints: nodes, TokenFile: *tokenFile,
+		Username: *username, Password: lookup(env, "FLEET_ETCD_PASSWORD"),
+		CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile,
+		Insecure: *insecure,
+	}, clusterauth.DialOptions{ProbeKey: "/", Logger: lg})
+	dcancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "fleetd confd: etcd %v: %v\n", []string(nodes), err)
+		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
 		return 1
 	}
 	defer cli.Close()
@@ -223,4 +231,15 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		return 1
 	}
 	return 0
+}
+
+// lookup returns the last value of key in env ("" if absent).
+func lookup(env []string, key string) string {
+	v := ""
+	for _, e := range env {
+		if val, ok := strings.CutPrefix(e, key+"="); ok {
+			v = val
+		}
+	}
+	return v
 }

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/fleetd/fleet/internal/auth"
 )
 
 // Authorizer decides who may look at the dashboard and who may change the
@@ -73,23 +75,29 @@ func validToken(s string) bool {
 	return err == nil && len(b) == tokenBytes
 }
 
-// checkCSRF explains why a POST is refused ("" if it is acceptable).
-func checkCSRF(r *http.Request) string {
+// checkCSRF explains why a POST is refused ("" if it is acceptable). The
+// request must come from one of fleetd's own pages: Sec-Fetch-Site, when
+// the browser sends it, is same-origin; the Origin (or, without it, the
+// Referer) names a host on the allowlist (never compared with the
+// request's own Host, which a DNS-rebinding page chooses), with the
+// request's scheme and port; and the form or X-CSRF-Token header repeats
+// the CSRF cookie.
+//
+// The port is compared with the Host header's: the browser sets both from
+// the URL it talks to, so they differ only for a page of another origin
+// on an allowed host (another local web application on another port),
+// which may not act here. The Host itself is checked against the same
+// allowlist by the API before the dashboard sees the request.
+func checkCSRF(r *http.Request, hosts auth.HostAllowlist) string {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		return "cross-site request refused (Sec-Fetch-Site: " + site + ")"
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	self := scheme + "://" + r.Host
 	if o := r.Header.Get("Origin"); o != "" {
-		if !strings.EqualFold(o, self) {
+		if !sameOrigin(o, r, hosts) {
 			return "cross-origin request refused (Origin " + o + ")"
 		}
 	} else if ref := r.Header.Get("Referer"); ref != "" {
-		u, err := url.Parse(ref)
-		if err != nil || !strings.EqualFold(u.Scheme+"://"+u.Host, self) {
+		if !sameOrigin(ref, r, hosts) {
 			return "cross-origin request refused (Referer)"
 		}
 	} else {
@@ -107,4 +115,33 @@ func checkCSRF(r *http.Request) string {
 		return "invalid CSRF token: reload the page"
 	}
 	return ""
+}
+
+// sameOrigin reports whether origin (an Origin or Referer value) is one of
+// fleetd's own pages for r: the request's scheme, a host on the
+// allowlist, the port of r's Host.
+func sameOrigin(origin string, r *http.Request, hosts auth.HostAllowlist) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if !strings.EqualFold(u.Scheme, scheme) || !hosts.Allowed(u.Host) {
+		return false
+	}
+	return portOf(u.Host, scheme) == portOf(r.Host, scheme)
+}
+
+// portOf is the port of a host[:port] value, the scheme's default if none.
+func portOf(hostport, scheme string) string {
+	if _, port, err := net.SplitHostPort(hostport); err == nil && port != "" {
+		return port
+	}
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
 }

@@ -14,15 +14,19 @@
 //     "fleet" events, id = revision, Last-Event-ID resumes), GET
 //     /units/{name}/journal (text/event-stream: "reset", then one "line"
 //     per journal line; "status" when the journal is not available yet),
-//     GET /static/..., POST /units/{name}/{start|stop|destroy}.
+//     GET /static/..., POST /units/{name}/{start|stop|destroy}, GET
+//     /login?code=... (login.go).
 //  2. Reading needs Authorizer.CanRead, posting Authorizer.CanAdmin (403
-//     otherwise). The default authorizer lets everyone read (the API is as
-//     open) and lets only loopback (and unix-socket) callers post.
+//     otherwise); /login and /static/ need neither. The default authorizer
+//     lets everyone read and lets only loopback (and unix-socket) callers
+//     post; fleetd's (internal/auth) makes a valid session cookie admin.
+//     Pages a caller may not act on show how to log in.
 //  3. Every POST must carry the CSRF token (form field "csrf" or header
 //     X-CSRF-Token) equal to the "fleet_csrf" cookie (random, HttpOnly,
-//     SameSite=Strict, Path=/ui/), and its Origin (else Referer) must be this
-//     host; Sec-Fetch-Site, when sent, must be same-origin. Any failure is
-//     403 and changes nothing.
+//     SameSite=Strict, Path=/ui/), and its Origin (else Referer) must name
+//     a host of Config.Hosts (never compared with the request's own Host)
+//     with the request's scheme and its Host's port; Sec-Fetch-Site, when
+//     sent, must be same-origin. Any failure is 403 and changes nothing.
 //  4. Mutations are the store operations the API uses: start =
 //     SetDesiredState(launched), stop = SetDesiredState(loaded), destroy =
 //     DestroyUnit. A template cannot be started (400); a missing unit
@@ -34,4 +38,9 @@
 //     middleware.
 //  6. Pages send a strict Content-Security-Policy (no inline script or
 //     style), X-Frame-Options DENY and Referrer-Policy same-origin.
+//  7. GET /ui/login?code=X redeems a code of Config.Sessions (from POST
+//     /fleet/v1/ui-login) once: it sets the "fleet_session" cookie
+//     (HttpOnly, SameSite=Strict, Path=/, Secure over TLS, 12 h) and
+//     redirects to /ui/; a used, expired or unknown code is a 403 page
+//     that says to run `fleetctl dashboard` again.
 package web

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetd/fleet/internal/auth"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
 )
@@ -42,15 +43,23 @@ type Config struct {
 	// Heartbeat is the interval of keep-alive comments on event streams
 	// (15 s if zero).
 	Heartbeat time.Duration
+	// Hosts are the host names the dashboard's own pages may be loaded
+	// from: a POST's Origin (or Referer) must name one (nil: loopback
+	// names and addresses only).
+	Hosts *auth.HostAllowlist
+	// Sessions redeems the login codes of `fleetctl dashboard` at
+	// /ui/login (nil: no login page).
+	Sessions *auth.Sessions
 }
 
 // Handler serves the dashboard under /ui/.
 type Handler struct {
-	cfg  Config
-	auth Authorizer
-	log  *slog.Logger
-	tmpl *template.Template
-	mux  *http.ServeMux
+	cfg   Config
+	auth  Authorizer
+	log   *slog.Logger
+	tmpl  *template.Template
+	mux   *http.ServeMux
+	hosts auth.HostAllowlist
 }
 
 // New returns the dashboard handler. Mount it at "/ui/" (and "/ui") on the
@@ -66,6 +75,9 @@ func New(cfg Config) *Handler {
 	if h.cfg.Heartbeat <= 0 {
 		h.cfg.Heartbeat = 15 * time.Second
 	}
+	if cfg.Hosts != nil {
+		h.hosts = *cfg.Hosts
+	}
 	h.tmpl = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 	static, _ := fs.Sub(staticFS, "static")
 
@@ -77,6 +89,7 @@ func New(cfg Config) *Handler {
 	mux.HandleFunc("GET /ui/events", h.events)
 	mux.HandleFunc("GET /ui/units/{name}/journal", h.journal)
 	mux.HandleFunc("POST /ui/units/{name}/{action}", h.act)
+	mux.HandleFunc("GET "+auth.LoginPath, h.login)
 	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
 	mux.HandleFunc("/ui", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
@@ -94,12 +107,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")
-	if r.Method == http.MethodPost {
+	switch {
+	case isPublic(r):
+		// The login page and the static files need no credential.
+	case r.Method == http.MethodPost:
 		if !h.auth.CanAdmin(r) {
-			h.fail(w, r, http.StatusForbidden, "changing the cluster needs the admin credential")
+			h.fail(w, r, http.StatusForbidden, "changing the cluster needs the admin credential: log in with `fleetctl dashboard`")
 			return
 		}
-	} else if !h.auth.CanRead(r) {
+	case !h.auth.CanRead(r):
 		h.fail(w, r, http.StatusForbidden, "reading the dashboard needs a credential")
 		return
 	}
@@ -152,6 +168,8 @@ type page struct {
 	Version   string
 	Events    string // event stream URL
 	Error     string
+	// ReadOnly: the caller may look but not act (shown in the header).
+	ReadOnly bool
 	*Overview
 	Unit *UnitView
 }
@@ -172,7 +190,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string, co
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) page {
 	return page{
 		Title: title, CSRF: csrfToken(w, r), MachineID: h.cfg.MachineID,
-		Version: h.cfg.Version, Events: "/ui/events",
+		Version: h.cfg.Version, Events: "/ui/events", ReadOnly: !h.auth.CanAdmin(r),
 	}
 }
 
@@ -234,7 +252,7 @@ func (h *Handler) unitFragment(w http.ResponseWriter, r *http.Request) {
 // act runs start, stop or destroy (auth was checked in ServeHTTP).
 func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if msg := checkCSRF(r); msg != "" {
+	if msg := checkCSRF(r, h.hosts); msg != "" {
 		h.log.Warn("web: refused request", "path", r.URL.Path, "remote", r.RemoteAddr, "why", msg)
 		h.fail(w, r, http.StatusForbidden, msg)
 		return

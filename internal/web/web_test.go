@@ -3,16 +3,19 @@ package web
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetd/fleet/internal/auth"
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
@@ -37,7 +40,7 @@ type env struct {
 // newEnv is the dashboard on a real store (real embedded etcd) with two
 // machines, a placed running unit and an unplaced one. api answers the
 // journal requests.
-func newEnv(t *testing.T, api http.Handler) *env {
+func newEnv(t *testing.T, api http.Handler, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -76,7 +79,11 @@ func newEnv(t *testing.T, api http.Handler) *env {
 			}
 		}
 	}
-	e.h = New(Config{Store: st, API: api, MachineID: mA, Version: "test", Heartbeat: 50 * time.Millisecond})
+	cfg := Config{Store: st, API: api, MachineID: mA, Version: "test", Heartbeat: 50 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.h = New(cfg)
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
 	e.jar, _ = cookiejar.New(nil)
@@ -278,7 +285,8 @@ func TestActionsFromLoopback(t *testing.T) {
 }
 
 func TestNonLoopbackMutationRefused(t *testing.T) {
-	e := newEnv(t, nil)
+	hosts := auth.NewHostAllowlist([]string{"fleet.example"}, nil)
+	e := newEnv(t, nil, func(c *Config) { c.Hosts = &hosts })
 	tok := e.token()
 	form := url.Values{"csrf": {tok}}
 	req := httptest.NewRequest("POST", "http://fleet.example:49153/ui/units/web.service/stop", strings.NewReader(form.Encode()))
@@ -294,7 +302,7 @@ func TestNonLoopbackMutationRefused(t *testing.T) {
 	if e.desired("web.service") != fleet.JobStateLaunched {
 		t.Fatal("desired state changed")
 	}
-	// Reading is allowed from anywhere by default.
+	// Reading is allowed from anywhere by the default authorizer.
 	req = httptest.NewRequest("GET", "http://fleet.example:49153/ui/", nil)
 	req.RemoteAddr = "10.1.2.3:40000"
 	rec = httptest.NewRecorder()
@@ -315,6 +323,137 @@ func TestNonLoopbackMutationRefused(t *testing.T) {
 	}
 }
 
+// The Origin (or Referer) must name a host of the allowlist with the
+// request's scheme and its Host's port; the request's own Host is no
+// proof (a DNS-rebinding page chooses it).
+func TestCSRFOriginAllowlist(t *testing.T) {
+	hosts := auth.NewHostAllowlist([]string{"node1.example"}, []netip.Addr{netip.MustParseAddr("10.0.0.5")})
+	for _, tc := range []struct {
+		name, host, origin, referer string
+		tls                         bool
+		ok                          bool
+	}{
+		{name: "loopback origin", host: "127.0.0.1:49153", origin: "http://127.0.0.1:49153", ok: true},
+		{name: "localhost origin", host: "localhost:49153", origin: "http://localhost:49153", ok: true},
+		{name: "IPv6 loopback", host: "[::1]:49153", origin: "http://[::1]:49153", ok: true},
+		{name: "allowed name", host: "node1.example:49153", origin: "http://node1.example:49153", ok: true},
+		{name: "allowed IP", host: "10.0.0.5:49153", origin: "http://10.0.0.5:49153", ok: true},
+		{name: "default port", host: "node1.example", origin: "http://node1.example:80", ok: true},
+		{name: "https", host: "node1.example:443", origin: "https://node1.example", tls: true, ok: true},
+		{name: "referer", host: "127.0.0.1:49153", referer: "http://127.0.0.1:49153/ui/units/x.service", ok: true},
+		{name: "rebinding: Host and Origin agree but are not ours", host: "attacker.example:49153", origin: "http://attacker.example:49153"},
+		{name: "rebinding referer", host: "attacker.example:49153", referer: "http://attacker.example:49153/"},
+		{name: "another port of an allowed host", host: "127.0.0.1:49153", origin: "http://127.0.0.1:8080"},
+		{name: "another port, default", host: "127.0.0.1:49153", origin: "http://127.0.0.1"},
+		{name: "scheme downgrade", host: "node1.example:443", origin: "http://node1.example:443", tls: true},
+		{name: "https origin to http", host: "127.0.0.1:49153", origin: "https://127.0.0.1:49153"},
+		{name: "user info", host: "127.0.0.1:49153", referer: "http://u:p@127.0.0.1:49153/ui/"},
+		{name: "null origin", host: "127.0.0.1:49153", origin: "null"},
+		{name: "not a URL", host: "127.0.0.1:49153", origin: "http://%zz"},
+	} {
+		r := httptest.NewRequest("POST", "/ui/units/x.service/start", strings.NewReader("csrf="+strings.Repeat("A", 43)))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Host = tc.host
+		if tc.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if tc.referer != "" {
+			r.Header.Set("Referer", tc.referer)
+		}
+		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: strings.Repeat("A", 43)})
+		msg := checkCSRF(r, hosts)
+		if (msg == "") != tc.ok {
+			t.Errorf("%s: %q (ok %v)", tc.name, msg, tc.ok)
+		}
+		if !tc.ok && !strings.Contains(msg, "cross-origin") {
+			t.Errorf("%s: message %q", tc.name, msg)
+		}
+	}
+}
+
+// /ui/login exchanges a code for an HttpOnly, SameSite=Strict session
+// cookie once; a second use, an unknown or an expired code get a page
+// that says to run fleetctl dashboard again.
+func TestLogin(t *testing.T) {
+	sessions := auth.NewSessions()
+	e := newEnv(t, nil, func(c *Config) { c.Sessions = sessions })
+	code, _, err := sessions.NewCode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.hc.Get(e.srv.URL + "/ui/login?code=" + code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/" {
+		t.Fatalf("login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var c *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == auth.SessionCookie {
+			c = k
+		}
+	}
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Secure || c.MaxAge != 12*3600 {
+		t.Fatalf("session cookie %+v", c)
+	}
+	if !sessions.Valid(c.Value) {
+		t.Fatal("the cookie is not a valid session")
+	}
+	if resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("Referrer-Policy %q", resp.Header.Get("Referrer-Policy"))
+	}
+	for _, bad := range []string{code, "", strings.Repeat("A", 43)} {
+		got, body := e.get("/ui/login?code=" + bad)
+		if got != http.StatusForbidden || !strings.Contains(body, "Run `fleetctl dashboard` again") {
+			t.Errorf("code %q: %d\n%s", bad, got, body)
+		}
+	}
+	// Over TLS the cookie is Secure.
+	code, _, _ = sessions.NewCode()
+	r := httptest.NewRequest("GET", "https://127.0.0.1/ui/login?code="+code, nil)
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, r)
+	if cs := (&http.Response{Header: rec.Header()}).Cookies(); rec.Code != http.StatusSeeOther || len(cs) != 1 || !cs[0].Secure {
+		t.Errorf("TLS login: %d %v", rec.Code, rec.Header())
+	}
+	// Without Sessions there is no login.
+	none := newEnv(t, nil)
+	if got, _ := none.get("/ui/login?code=x"); got != http.StatusNotFound {
+		t.Errorf("no sessions: %d", got)
+	}
+}
+
+// The login page and static files need no credential, the rest does; a
+// reader who may not act is told how to log in.
+func TestPublicPagesAndReadOnlyBanner(t *testing.T) {
+	h := New(Config{Authorizer: denyAll{}, Sessions: auth.NewSessions()})
+	for path, want := range map[string]int{"/ui/": 403, "/ui/events": 403, "/ui/static/app.js": 200, "/ui/login?code=x": 403} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", path, rec.Code, want)
+		}
+	}
+	ro := newEnv(t, nil, func(c *Config) { c.Authorizer = readOnly{} })
+	if _, body := ro.get("/ui/"); !strings.Contains(body, `id="readonly"`) || !strings.Contains(body, "fleetctl dashboard") {
+		t.Errorf("read-only page has no login hint")
+	}
+	admin := newEnv(t, nil)
+	if _, body := admin.get("/ui/"); strings.Contains(body, `id="readonly"`) {
+		t.Errorf("admin page has the read-only hint")
+	}
+}
+
+type readOnly struct{}
+
+func (readOnly) CanRead(*http.Request) bool  { return true }
+func (readOnly) CanAdmin(*http.Request) bool { return false }
+
 type denyAll struct{}
 
 func (denyAll) CanRead(*http.Request) bool  { return false }
@@ -322,7 +461,7 @@ func (denyAll) CanAdmin(*http.Request) bool { return false }
 
 func TestAuthorizerHook(t *testing.T) {
 	h := New(Config{Authorizer: denyAll{}})
-	for _, path := range []string{"/ui/", "/ui/events", "/ui/static/app.js"} {
+	for _, path := range []string{"/ui/", "/ui/events", "/ui/units/x.service"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 		if rec.Code != 403 {

@@ -47,7 +47,10 @@
       credentials: "same-origin", headers: { "X-Fleet-UI": "1" }
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (j) {
-        if (!r.ok) { throw new Error(j.error || ("HTTP " + r.status)); }
+        // The dashboard answers {"error":"..."}, the API's middleware
+        // fleet's envelope {"error":{"code":N,"message":"..."}}.
+        var msg = j.error && (j.error.message || j.error);
+        if (!r.ok) { throw new Error(typeof msg === "string" ? msg : ("HTTP " + r.status)); }
         if (f.dataset.after && unit) { window.location.assign(f.dataset.after); return; }
         refresh();
       });

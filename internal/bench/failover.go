@@ -94,7 +94,7 @@ func failoverOnce(ctx context.Context, e *env, bin, dir string, n int, ttl, free
 		return true
 	}
 	if _, ok := aw.await(ctx, 60*time.Second, allActive); !ok {
-		return res, errors.New("units never all active")
+		return res, fmt.Errorf("units never all active; end of fleetd logs:\n%s", c.logTails(1500))
 	}
 	time.Sleep(time.Second) // settle
 

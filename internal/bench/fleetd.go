@@ -259,6 +259,15 @@ func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdC
 	return c, nil
 }
 
+// logTails is the last n bytes of every fleetd's output, for errors.
+func (c *fleetdCluster) logTails(n int) string {
+	var b strings.Builder
+	for _, p := range c.procs {
+		fmt.Fprintf(&b, "=== fleetd %d:\n%s\n", p.idx, tail(p.logText(), n))
+	}
+	return b.String()
+}
+
 func (c *fleetdCluster) stop() {
 	var wg sync.WaitGroup
 	for _, p := range c.procs {

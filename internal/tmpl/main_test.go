@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 )
@@ -134,17 +135,24 @@ func TestMainRuns(t *testing.T) {
 		if url == nil {
 			t.Fatalf("no status url logged: %s", stderr.String())
 		}
-		resp, err := http.Get(url[1])
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The status is updated once the render's commands ran, just
+		// after the file changed: poll it.
 		var body struct{ Resources []ResourceStatus }
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
+		ok := false
+		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get(url[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			body.Resources = nil
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok = len(body.Resources) == 1 && body.Resources[0].Changes == 2 && body.Resources[0].ReloadOutput == "reloaded"
 		}
-		if len(body.Resources) != 1 || body.Resources[0].Changes != 2 || body.Resources[0].ReloadOutput != "reloaded" {
+		if !ok {
 			t.Errorf("status %+v", body)
 		}
 

@@ -329,3 +329,24 @@ func TestSecurityHTTPSMembersShareTheToken(t *testing.T) {
 		t.Fatalf("the impostor's machine record: %v %v", gr.Kvs, err)
 	}
 }
+
+// TestSecurityEtcdInsecureIsExplicit: etcd_insecure=true is fleet's old
+// behaviour (no etcd authentication, no cluster token), and fleetd says so.
+func TestSecurityEtcdInsecureIsExplicit(t *testing.T) {
+	dir := t.TempDir()
+	etcdURL := "http://" + freePort(t)
+	cmd := exec.Command(fleetdBin, "--data-dir", dir, "--machine-id", strings.Repeat("b", 32),
+		"--api-addr", freePort(t), "--etcd-listen-client", etcdURL, "--etcd-listen-peer", "http://"+freePort(t), "--etcd-insecure")
+	log, done := startFleetdProcess(t, cmd, "fleetd (etcd_insecure)", nil)
+	awaitFile(t, filepath.Join(dir, "admin-token"), done, log)
+	if _, err := os.Stat(filepath.Join(dir, "cluster-token")); err == nil {
+		t.Error("etcd_insecure wrote a cluster token")
+	}
+	code, body := gatewayCall(t, http.DefaultClient, etcdURL+"/v3/kv/put", `{"key":"`+b64("/open")+`","value":"`+b64("v")+`"}`)
+	if code != http.StatusOK || strings.Contains(body, "error") {
+		t.Errorf("anonymous put with etcd_insecure: %d %s", code, body)
+	}
+	if !strings.Contains(log.String(), "etcd_insecure=true: etcd has no authentication") {
+		t.Errorf("no warning logged:\n%s", log)
+	}
+}

@@ -71,7 +71,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer cli.Close()
 	st := store.New(cli, cfg.EtcdKeyPrefix)
-	admin, err := adminToken(ctx, st, cfg.DataDir, cfg.MachineID, log)
+	// Every retry log names the etcd it cannot reach.
+	elog := log.With("etcd", strings.Join(endpoints, ","))
+	admin, err := adminToken(ctx, st, cfg.DataDir, cfg.MachineID, elog)
 	if err != nil {
 		return err
 	}
@@ -130,7 +132,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	var agRef atomic.Pointer[agent.Agent]
 	pres := &presence{
-		store: st, machine: machine, ttl: cfg.AgentTTL, log: log.With("component", "presence"),
+		store: st, machine: machine, ttl: cfg.AgentTTL, log: elog.With("component", "presence"),
 		leaseFile: filepath.Join(cfg.DataDir, leaseFileName),
 		// The machine's lease is gone (or surely expired while fleetd was
 		// away): its units are being placed elsewhere; stop them first.
@@ -255,7 +257,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("fleetd shutting down")
 	cancel()
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
 	if cfg.StopUnitsOnExit {
@@ -279,10 +281,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Info("leaving units running (stop_units_on_exit=false); the machine's lease expires in agent_ttl unless fleetd is back", "agent_ttl", cfg.AgentTTL)
 		pres.release()
 	}
-	wg.Wait()
+	// SIGTERM must end fleetd within its stop timeout even when a
+	// component is stuck in a call to an etcd that is gone (a Campaign or
+	// Resign blocked in gRPC): wait for them until sctx ends, no longer.
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		log.Error("some components did not stop within the stop timeout; exiting without them", "timeout", stopTimeout)
+	}
 	_ = rn.Close(sctx)
 	return runErr
 }
+
+// stopTimeout bounds fleetd's shutdown after SIGTERM.
+const stopTimeout = 30 * time.Second
 
 func startEmbeddedEtcd(ctx context.Context, cfg config.Config, token string, log *slog.Logger) (*etcdserver.Server, error) {
 	name := cfg.EtcdName

@@ -179,20 +179,21 @@ func adminToken(ctx context.Context, st *store.Store, dataDir, machineID string,
 	if warn != "" {
 		log.Warn(warn)
 	}
-	var werr error
-	for range 5 {
-		_, werr = st.RegisterToken(ctx, tokenHash(tok), store.TokenRecord{Role: "admin", Machine: machineID, Created: time.Now().UTC()})
-		if werr == nil {
+	// Like the machine's registration, this waits for etcd as long as it
+	// takes (an etcd that is not up yet, or down, is not a reason to exit).
+	backoff := 250 * time.Millisecond
+	for {
+		_, err := st.RegisterToken(ctx, tokenHash(tok), store.TokenRecord{Role: "admin", Machine: machineID, Created: time.Now().UTC()})
+		if err == nil {
 			break
 		}
+		log.Warn("registering the admin token in etcd failed; retrying", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(time.Second):
+			return "", fmt.Errorf("fleetd: registering the admin token: %w", err)
+		case <-time.After(backoff):
 		}
-	}
-	if werr != nil {
-		return "", fmt.Errorf("fleetd: registering the admin token: %w", werr)
+		backoff = min(2*backoff, 5*time.Second)
 	}
 	if created {
 		log.Info("wrote an admin API token (fleetctl --token-file, or FLEETCTL_TOKEN); every fleetd of the cluster accepts it", "file", path)

@@ -65,9 +65,12 @@ const (
 	DefaultClientURL      = "http://127.0.0.1:2379"
 	DefaultPeerURL        = "http://127.0.0.1:2380"
 	DefaultMaxTxnOps uint = 1024
-	// DefaultAutoCompactionRetention keeps an hour of history (periodic
-	// compaction), enough for watchers to resume after a short disconnect.
-	DefaultAutoCompactionRetention = "1h"
+	// DefaultAutoCompactionRetention keeps the last 10,000 revisions;
+	// etcd compacts to that every 5 minutes (revision mode). Watchers
+	// resume after a short disconnect, and a burst of writes (a crash loop,
+	// churn) does not grow the database for an hour, as with the periodic
+	// "1h" this replaced.
+	DefaultAutoCompactionRetention = "10000"
 )
 
 // Config describes one embedded etcd member. Zero fields take defaults.
@@ -101,8 +104,9 @@ type Config struct {
 	MaxTxnOps uint
 	// QuotaBackendBytes caps the database size; etcd's default (2 GiB) if 0.
 	QuotaBackendBytes int64
-	// AutoCompactionRetention is a periodic compaction retention ("1h",
-	// "30m"); DefaultAutoCompactionRetention if empty, "0" disables it.
+	// AutoCompactionRetention is a number of revisions to keep (revision
+	// mode, checked every 5 minutes) or a duration ("1h", "30m": periodic
+	// mode); DefaultAutoCompactionRetention if empty, "0" disables it.
 	AutoCompactionRetention string
 	// UnsafeNoFsync disables fsync. Only for tests: data is lost on a crash.
 	UnsafeNoFsync bool
@@ -194,10 +198,13 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if c.QuotaBackendBytes != 0 {
 		cfg.QuotaBackendBytes = c.QuotaBackendBytes
 	}
-	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = c.AutoCompactionRetention
 	if cfg.AutoCompactionRetention == "" {
 		cfg.AutoCompactionRetention = DefaultAutoCompactionRetention
+	}
+	cfg.AutoCompactionMode = embed.CompactorModeRevision
+	if _, err := strconv.Atoi(cfg.AutoCompactionRetention); err != nil {
+		cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	}
 	cfg.UnsafeNoFsync = c.UnsafeNoFsync
 	if c.RootPassword != "" {

@@ -133,7 +133,22 @@ func campaignUntilLost(ctx context.Context, el *concurrency.Election, machineID 
 		case <-cctx.Done():
 		}
 	}()
-	err := el.Campaign(cctx, machineID)
+	// When its context ends, etcd's Campaign resigns with the client's
+	// own context, which blocks for as long as etcd is unreachable (and so
+	// held up fleetd's exit on SIGTERM). Do not wait for that: the caller
+	// ends the lease anyway, and the resign finishes, or fails, later.
+	errc := make(chan error, 1)
+	go func() { errc <- el.Campaign(cctx, machineID) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-cctx.Done():
+		select {
+		case err = <-errc: // it finished just then
+		default:
+			err = cctx.Err()
+		}
+	}
 	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
 		return errSessionLost
 	}

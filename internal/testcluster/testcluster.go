@@ -228,6 +228,21 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// Terminate sends SIGTERM to machine i's fleetd and reports whether it
+// exited within d (it is killed after that either way).
+func (c *Cluster) Terminate(i int, d time.Duration) bool {
+	m := c.Machines[i]
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+		return true
+	case <-time.After(d):
+		_ = m.cmd.Process.Signal(syscall.SIGKILL)
+		<-m.done
+		return false
+	}
+}
+
 // PauseEtcd cuts machine i off etcd (Options.EtcdProxy): nothing flows
 // until ResumeEtcd.
 func (c *Cluster) PauseEtcd(i int) { c.Machines[i].Proxy.Pause() }

@@ -49,9 +49,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -126,6 +129,37 @@ type Config struct {
 	// Logger receives etcd's own error-level logs (warnings and info are
 	// dropped: etcd is chatty). Nil discards everything.
 	Logger *slog.Logger
+}
+
+// MinFreeBytes is the free space Start wants on the data dir's file system:
+// etcd preallocates 64 MB for each log segment, and with less it fails with
+// "failed to read WAL" or exits mid-write.
+const MinFreeBytes = 128 << 20
+
+// checkFreeSpace refuses to start etcd on a file system with less than min
+// bytes free (for an unprivileged user), naming the numbers.
+func checkFreeSpace(dir string, min uint64) error {
+	probe := dir
+	for {
+		if _, err := os.Stat(probe); err == nil {
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			return nil
+		}
+		probe = parent
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(probe, &st); err != nil {
+		return nil // not knowable: let etcd try
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free < min {
+		return fmt.Errorf("only %d MB free on the file system of %s: etcd needs at least %d MB to write its log; free some space and start again (the data is kept)",
+			free>>20, dir, min>>20)
+	}
+	return nil
 }
 
 // Server is a running embedded etcd member.
@@ -224,10 +258,13 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.LogLevel = "error"
 	lg := zap.NewNop()
 	if c.Logger != nil {
-		lg = zap.New(&slogCore{lg: c.Logger.With("component", "etcd"), quiet: quiet})
+		lg = zap.New(&slogCore{lg: c.Logger.With("component", "etcd"), quiet: quiet, dataDir: c.DataDir})
 	}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 
+	if err := checkFreeSpace(c.DataDir, MinFreeBytes); err != nil {
+		return nil, fmt.Errorf("etcdserver: start %s: %w", cfg.Name, err)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("etcdserver: start %s: %w", cfg.Name, err)

@@ -13,6 +13,8 @@ type slogCore struct {
 	lg    *slog.Logger
 	attrs []slog.Attr
 	quiet *atomic.Bool
+	// dataDir is named when etcd stops the process (a fatal entry).
+	dataDir string
 }
 
 func (c *slogCore) Enabled(l zapcore.Level) bool {
@@ -39,6 +41,14 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	}
 	// zap entries carry no context.
 	c.lg.LogAttrs(context.Background(), slog.LevelError, e.Message, attrs...)
+	if e.Level >= zapcore.DPanicLevel {
+		// etcd exits the process after a fatal entry: say what it means
+		// in our own words first.
+		c.lg.LogAttrs(context.Background(), slog.LevelError,
+			"the embedded etcd hit a fatal error and is stopping fleetd; if the file system of its data dir is full, free space "+
+				"(etcd needs about 64 MB for a new log segment) and start fleetd again: the data is kept",
+			slog.String("data_dir", c.dataDir), slog.String("etcd_error", e.Message))
+	}
 	return nil
 }
 

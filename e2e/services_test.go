@@ -24,7 +24,6 @@ type kappaStory struct {
 	dir      string
 	kappa    string // the server binary
 	fleetctl string // fleetctl binary, for ExecStartPost
-	hostname string
 }
 
 // buildHelper builds a main package of this module into dir.
@@ -50,7 +49,6 @@ func newKappaStory(t *testing.T) *kappaStory {
 		kappa:    buildHelper(t, bin, "kappa", "./testdata/kappa"),
 		fleetctl: buildHelper(t, bin, "fleetctl", "../cmd/fleetctl"),
 	}
-	s.hostname, _ = os.Hostname()
 	s.c = testcluster.New(t, fleetdBin, 3, testcluster.Options{AgentTTL: 3 * time.Second})
 	// ExecStartPost uses fleetctl kv through FLEETCTL_ENDPOINT, set by fleetd.
 	writeUnit(t, s.dir, "kappa-test@.service", fmt.Sprintf(`[Unit]
@@ -79,8 +77,11 @@ func (s *kappaStory) unitPath(i int) string {
 	return filepath.Join(s.dir, fmt.Sprintf("kappa-test@%d.service", i))
 }
 
-func (s *kappaStory) key(i int) string {
-	return fmt.Sprintf("/services/kappa-test/%s:kappa-test@%d.service:800%d", s.hostname, i, i)
+// key is instance i's endpoint key when it runs on machine (a full machine
+// ID): registrator's layout with the machine ID in the <host> slot, so that
+// the three fleetd of one host never write the same key.
+func (s *kappaStory) key(i int, machine string) string {
+	return fmt.Sprintf("/services/kappa-test/%s:kappa-test@%d.service:800%d", machine, i, i)
 }
 
 // endpoints reads /services/kappa-test through fleetctl kv: key -> value.
@@ -120,11 +121,12 @@ func TestServiceDiscovery(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		m := c.MachineIndex(where[fmt.Sprintf("kappa-test@%d.service", i)])
 		want := fmt.Sprintf("127.0.0.%d:800%d", m+1, i)
-		if got := eps[s.key(i)]; got != want {
-			t.Errorf("%s = %q, want %q (the public IP of machine %d)", s.key(i), got, want, m)
+		key := s.key(i, c.Machines[m].ID)
+		if got := eps[key]; got != want {
+			t.Errorf("%s = %q, want %q (the public IP of machine %d); endpoints: %v", key, got, want, m, eps)
 		}
 		// The endpoint answers with its instance.
-		resp, err := http.Get("http://" + eps[s.key(i)] + "/")
+		resp, err := http.Get("http://" + eps[key] + "/")
 		if err != nil {
 			t.Fatalf("GET endpoint %d: %v", i, err)
 		}
@@ -141,14 +143,17 @@ func TestServiceDiscovery(t *testing.T) {
 
 	t.Run("stop deregisters before the process dies", func(t *testing.T) {
 		c := c.T(t)
+		key := s.key(2, where["kappa-test@2.service"])
 		c.MustFleetctl("stop", "kappa-test@2.service")
 		eps, _ := s.endpoints()
-		if _, ok := eps[s.key(2)]; ok || len(eps) != 2 {
+		if _, ok := eps[key]; ok || len(eps) != 2 {
 			t.Fatalf("after stop: %v", eps)
 		}
 		c.MustFleetctl("start", "kappa-test@2.service")
+		back := c.AwaitActive(60*time.Second, "kappa-test@2.service")
+		key = s.key(2, back["kappa-test@2.service"])
 		s.awaitEndpoints("kappa-test@2 back", func(eps map[string]string) bool {
-			_, ok := eps[s.key(2)]
+			_, ok := eps[key]
 			return ok && len(eps) == 3
 		})
 	})

@@ -88,6 +88,10 @@ type Config struct {
 	// units keep running and a fleetd restarted within agent_ttl adopts
 	// them.
 	StopUnitsOnExit bool
+	// DockerRegistration (docker_registration) publishes the published
+	// ports of the Docker containers running here (registry/docker), when
+	// the Docker socket exists. Default true.
+	DockerRegistration bool
 	// Verbosity (verbosity) > 0 enables debug logging.
 	Verbosity int
 	// DataDir (data_dir) holds fleetd's state (embedded etcd, machine ID).
@@ -183,6 +187,7 @@ func Defaults() Config {
 		APIAddr:                 []string{DefaultAPITCPAddr, DefaultAPIUnixAddr},
 		LogFormat:               DefaultLogFormat,
 		APIAnonymousRead:        "auto",
+		DockerRegistration:      true,
 	}
 }
 

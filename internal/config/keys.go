@@ -254,6 +254,8 @@ func keyDefs() []keyDef {
 			func(c *Config) *bool { return &c.DisableEngine }),
 		boolKey("stop_units_on_exit", "false", "stop this machine's units when fleetd exits (fleet's behaviour); by default they keep running and a restarted fleetd adopts them",
 			func(c *Config) *bool { return &c.StopUnitsOnExit }),
+		boolKey("docker_registration", "true", "register the published ports of this host's Docker containers in /services (when /var/run/docker.sock exists); false leaves them to another fleetd on the same host, or to nobody",
+			func(c *Config) *bool { return &c.DockerRegistration }),
 		intKey("verbosity", "0", "log verbosity; >0 enables debug logging",
 			func(c *Config) *int { return &c.Verbosity }, 0, 1<<20),
 		stringKey("data_dir", DefaultDataDir, "directory for fleetd's state (embedded etcd, generated machine ID)",

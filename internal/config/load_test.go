@@ -206,6 +206,7 @@ func TestEveryKeyHasFlagAndEnv(t *testing.T) {
 		"api_addr":                   ":4000,unix:///tmp/f.sock",
 		"log_format":                 "json",
 		"stop_units_on_exit":         "true",
+		"docker_registration":        "false",
 		"api_tls_cert":               "/api.pem",
 		"api_tls_key":                "/api-key.pem",
 		"api_tls_client_ca":          "/clients.pem",

@@ -55,12 +55,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		go warnInsecureEtcd(ctx, log, time.Minute)
 	}
 	endpoints := cfg.EtcdServers
+	var etcdSrv *etcdserver.Server
 	if len(endpoints) == 0 {
 		srv, err := startEmbeddedEtcd(ctx, cfg, token, log)
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
+		etcdSrv = srv
 		endpoints = srv.ClientURLs()
 		log.Info("embedded etcd ready", "client_urls", strings.Join(endpoints, ","), "authentication", token != "")
 	}
@@ -129,6 +131,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
+	if etcdSrv != nil {
+		// The embedded member stopped on its own (a full disk, a corrupt
+		// database): say so and exit, rather than serve without it.
+		go func() {
+			select {
+			case err, ok := <-etcdSrv.Err():
+				if ok && err != nil && ctx.Err() == nil {
+					errc <- fmt.Errorf("fleetd: the embedded etcd stopped: %w (data dir %s)", err, filepath.Join(cfg.DataDir, "etcd"))
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
 
 	var agRef atomic.Pointer[agent.Agent]
 	pres := &presence{
@@ -211,7 +226,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		DeregisterDelay: registry.DefaultDeregisterDelay,
 	})
 	wg.Go(func() { _ = reg.Run(ctx) })
-	if _, err := os.Stat(docker.DefaultSocket); err == nil {
+	if _, err := os.Stat(docker.DefaultSocket); err == nil && cfg.DockerRegistration {
 		dw := docker.New(docker.Config{
 			Sink:   func(eps []registry.Endpoint) { reg.SetExternal("docker", eps) },
 			Logger: log,

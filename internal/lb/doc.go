@@ -1,7 +1,7 @@
 // Package lb is "fleetd lb": a load balancer for one service, fed by the
 // endpoints registered in etcd v3 under registrator's layout
 //
-//	/services/<name>/<host>:<unit-or-container>:<port> = ip:port
+//	/services/<name>/<machine-id>:<unit-or-container>:<port> = ip:port
 //
 // (values are the plain string "ip:port", on the owning machine's lease, so
 // endpoints vanish when a unit stops or its machine dies).
@@ -49,6 +49,13 @@
 //     `no backend available for service "<name>"`; other backend failures
 //     answer 502. X-Forwarded-For (appended), -Host and -Proto are set; the
 //     client's Host header is kept.
+//   - Limits (both paths): a client that sends no byte of its request body
+//     for HTTPConfig.BodyTimeout (progress-based; 30 s by default) gets 408
+//     if nothing was answered yet and is closed, and the backend connection
+//     is closed; a malformed chunked request body gets 400 and the
+//     connection is closed. With HTTPConfig/TCPConfig.MaxConns connections
+//     open, Serve stops accepting (HAProxy's maxconn): new connections wait
+//     in the kernel's accept queue until one closes.
 //   - TCPProxy accepts, picks, dials with the connect timeout (moving on to
 //     another backend on failure) and copies both ways with io.Copy (splice
 //     on Linux), propagating half-closes. With no backend the client

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ const (
 	connActive                   = 1
 	connClosed                   = 2
 	badRequestResponse           = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+	requestTimeoutResponse       = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + requestTimeoutBody
 	badGatewayHead               = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
 	serviceUnavailableHeadPrefix = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: "
 )
@@ -59,8 +61,9 @@ func (h *HTTPProxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	fbDone := make(chan struct{})
 	go func() { defer close(fbDone); s.fb.Serve(s.fbLn) }()
-	serveErr := acceptLoop(ctx, ln, func(c net.Conn) {
-		fc := h.newFastConn(s, c)
+	limit := newConnLimit(h.cfg.MaxConns)
+	serveErr := acceptLoop(ctx, ln, limit, h.log, h.cfg.Service, func(c net.Conn, release func()) {
+		fc := h.newFastConn(s, c, release)
 		s.mu.Lock()
 		s.conns[fc] = struct{}{}
 		s.mu.Unlock()
@@ -133,8 +136,14 @@ type fastConn struct {
 	clientIP string
 	state    atomic.Int32
 	up       atomic.Pointer[upConn] // the backend connection in use, for the shutdown's cut
+	done     func()                 // frees the connection's --max-conns slot, once closed
+
+	// A streamed request body's progress deadline (see clientReader).
+	bodyTimeout atomic.Int64 // nanoseconds; 0 while no body is streamed
+	bodyStop    atomic.Bool  // the body is being stopped: no new deadline
 
 	// Pooled with the fastConn.
+	src     *clientReader // br's source: c, with the body deadline
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	req     reqHead
@@ -144,13 +153,16 @@ type fastConn struct {
 	bodyErr chan error
 }
 
-func (h *HTTPProxy) newFastConn(s *fastServer, c net.Conn) *fastConn {
+func (h *HTTPProxy) newFastConn(s *fastServer, c net.Conn, done func()) *fastConn {
 	fc := h.conns.Get().(*fastConn)
-	fc.s, fc.c = s, c
+	fc.s, fc.c, fc.done = s, c, done
+	if fc.src == nil {
+		fc.src = &clientReader{fc: fc}
+	}
 	if fc.br == nil {
-		fc.br = bufio.NewReaderSize(c, fastBufSize)
+		fc.br = bufio.NewReaderSize(fc.src, fastBufSize)
 	} else {
-		fc.br.Reset(c)
+		fc.br.Reset(fc.src)
 	}
 	fc.bw.Reset(c)
 	fc.state.Store(connActive)
@@ -173,7 +185,11 @@ func (fc *fastConn) release(handedOff bool) {
 	} else {
 		fc.c.Close()
 		fc.br.Reset(nil)
+		if fc.done != nil {
+			fc.done()
+		}
 	}
+	fc.done = nil
 	fc.bw.Reset(nil)
 	fc.s, fc.c = nil, nil
 	clear(fc.req.fields[:cap(fc.req.fields)]) // drop references to the buffer
@@ -268,7 +284,12 @@ func (fc *fastConn) readHead() (int, error) {
 // fallback server.
 func (fc *fastConn) handOff() bool {
 	fc.c.SetReadDeadline(time.Time{})
-	return fc.s.fbLn.hand(&bufferedConn{Conn: fc.c, r: fc.br})
+	done := fc.done
+	fc.done = nil // the fallback server closes the connection: bufferedConn.Close frees the slot
+	if done == nil {
+		done = func() {}
+	}
+	return fc.s.fbLn.hand(&bufferedConn{Conn: fc.c, r: fc.br, onClose: done})
 }
 
 // forward proxies the request whose head (n bytes) is buffered and parsed
@@ -366,6 +387,10 @@ func (fc *fastConn) exchange(t *Target, up *upConn, n, bodyLen int, buffered, ma
 		fc.br.Discard(n)
 		fc.c.SetReadDeadline(time.Time{})
 		streaming = true
+		fc.bodyStop.Store(false)
+		if d := h.cfg.BodyTimeout; d > 0 {
+			fc.bodyTimeout.Store(int64(d))
+		}
 		go fc.sendBody(up, req.chunked, req.contentLength)
 	}
 	// Everything up to here is replayable; req's slices stay valid while
@@ -388,13 +413,13 @@ func (fc *fastConn) exchange(t *Target, up *upConn, n, bodyLen int, buffered, ma
 				return false, true
 			}
 			if streaming {
-				if fc.stopBody(up) {
-					// The client's body failed (gone, malformed):
-					// nothing to blame the backend for.
+				if berr := fc.stopBody(up); berr != bodyOK {
+					// The client's body failed (stalled, malformed,
+					// gone): nothing to blame the backend for.
 					stopAbort()
 					up.close()
 					if !sent1xx {
-						fc.badGateway(false)
+						fc.bodyFailed(berr, method, path)
 					}
 					return false, false
 				}
@@ -486,6 +511,7 @@ func (fc *fastConn) exchange(t *Target, up *upConn, n, bodyLen int, buffered, ma
 			// the body's last write is just finishing): stop it.
 			upReusable = false
 			up.c.Close()
+			fc.bodyStop.Store(true)
 			fc.c.SetReadDeadline(time.Unix(1, 0))
 			if berr := <-fc.bodyErr; berr != nil {
 				keep = false
@@ -533,17 +559,77 @@ func (fc *fastConn) sendBody(up *upConn, chunked bool, n int64) {
 	}
 	bw.Reset(nil)
 	fc.h.writers.Put(bw)
+	fc.bodyTimeout.Store(0)
 	fc.bodyErr <- err
 }
 
 // stopBody ends a streamed body early (the request failed) and reports
-// whether the client's side of it had failed (then the client, not the
-// backend, is to blame).
-func (fc *fastConn) stopBody(up *upConn) (clientFailed bool) {
+// how the client's side of it had failed (bodyOK: it had not, or the
+// backend's side failed; otherwise the client, not the backend, is to
+// blame).
+func (fc *fastConn) stopBody(up *upConn) int {
 	up.c.Close()
+	fc.bodyStop.Store(true)
 	fc.c.SetReadDeadline(time.Unix(1, 0))
 	err := <-fc.bodyErr
-	return err != nil && !isWriteErr(err) && !errors.Is(err, net.ErrClosed)
+	switch {
+	case errors.Is(err, errBodyStalled):
+		return bodyStalled
+	case errors.Is(err, errBadChunk):
+		return bodyMalformed
+	case err == nil || isWriteErr(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded):
+		return bodyOK // the backend's side failed, or our own stop
+	}
+	return classifyBodyErr(err)
+}
+
+// errBodyStalled is a streamed request body's read that hit the body
+// timeout (not a deadline set to stop the body).
+const errBodyStalled = constError("no request body data within the body timeout")
+
+// bodyFailed answers a request whose streamed body failed on the client's
+// side (nothing was sent to the client yet): 408 when it stalled, 400 when
+// it was malformed; the connection is closed either way.
+func (fc *fastConn) bodyFailed(how int, method, path string) {
+	h := fc.h
+	switch how {
+	case bodyStalled:
+		h.log.Debug("lb: client stalled sending the request body, closing", "service", h.cfg.Service,
+			"client", fc.clientIP, "method", method, "path", path, "body_timeout", h.cfg.BodyTimeout)
+		fc.bw.WriteString(requestTimeoutResponse)
+	case bodyMalformed:
+		h.log.Debug("lb: malformed request body, answering 400", "service", h.cfg.Service,
+			"client", fc.clientIP, "method", method, "path", path)
+		fc.bw.WriteString(badRequestResponse)
+	default:
+		fc.badGateway(false) // the client went away: nobody reads this
+		return
+	}
+	fc.bw.Flush()
+}
+
+// clientReader is the source of a client connection's bufio.Reader. While
+// a request body is streamed (bodyTimeout set) every read first moves the
+// read deadline bodyTimeout ahead: a client that sends nothing for that
+// long fails the read, whatever the body's total duration.
+type clientReader struct{ fc *fastConn }
+
+func (r *clientReader) Read(p []byte) (int, error) {
+	fc := r.fc
+	if d := fc.bodyTimeout.Load(); d > 0 {
+		fc.c.SetReadDeadline(time.Now().Add(time.Duration(d)))
+		if fc.bodyStop.Load() {
+			// stopBody's past deadline may have been overwritten.
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+	n, err := fc.c.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && fc.bodyTimeout.Load() > 0 && !fc.bodyStop.Load() {
+		// Checked before sendBody reacts to the error (closing the
+		// backend connection, which leads to stopBody).
+		err = errBodyStalled
+	}
+	return n, err
 }
 
 // failed logs a failed backend exchange, as the ReverseProxy path does,
@@ -821,7 +907,14 @@ func (l *handoffListener) hand(c net.Conn) bool {
 // the connection.
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r       *bufio.Reader
+	onClose func() // frees the --max-conns slot; idempotent
+}
+
+func (c *bufferedConn) Close() error {
+	err := c.Conn.Close()
+	c.onClose()
+	return err
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) {

@@ -457,11 +457,12 @@ func TestFastBadChunkedBodyIsNotForwarded(t *testing.T) {
 	c := dialRaw(t, front)
 	c.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcZZZ\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(c.br, nil)
-	if err == nil {
-		io.ReadAll(resp.Body)
-		if resp.StatusCode == 200 {
-			t.Fatalf("malformed chunked body answered 200; backend read %v", got.Load())
-		}
+	if err != nil {
+		t.Fatalf("no response to a malformed chunked body: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed chunked body answered %d, want 400; backend read %v", resp.StatusCode, got.Load())
 	}
 	if !c.closed() {
 		t.Fatal("connection kept after a malformed chunked body")

@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -50,7 +52,22 @@ type HTTPConfig struct {
 	// ReadHeaderTimeout bounds the reading of a request head; zero means
 	// 30s.
 	ReadHeaderTimeout time.Duration
+	// MaxConns caps concurrent client connections; beyond it Serve stops
+	// accepting and new connections wait in the kernel's accept queue
+	// (HAProxy's maxconn). Zero or negative: no cap.
+	MaxConns int
+
+	// BodyTimeout applies to Serve and to ServeHTTP: a client that sends
+	// no byte of its request body for this long gets 408 Request Timeout
+	// (when no response was sent yet) and is closed, and the backend
+	// connection is closed. It is progress-based: a slow upload that keeps
+	// sending is not cut. Zero means DefaultBodyTimeout, negative means no
+	// limit.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is HTTPConfig.BodyTimeout's default (--body-timeout).
+const DefaultBodyTimeout = 30 * time.Second
 
 // HTTPProxy balances HTTP requests over a Pool. Serve runs it on a
 // listener with its own HTTP/1.1 forwarding (the fast path, fast.go),
@@ -88,6 +105,8 @@ type reqState struct {
 	cancel    context.CancelCauseFunc
 	stopAbort func() bool
 	lastErr   error
+	rc        *http.ResponseController // sets the client's read deadline
+	body      *replayBody              // the client's body, if any
 }
 
 // NewHTTPProxy returns a proxy over cfg.Pool.
@@ -106,6 +125,9 @@ func NewHTTPProxy(cfg HTTPConfig) *HTTPProxy {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	h := &HTTPProxy{cfg: cfg, log: cfg.Logger}
 	if h.log == nil {
@@ -132,7 +154,7 @@ func NewHTTPProxy(cfg HTTPConfig) *HTTPProxy {
 
 // ServeHTTP proxies one request.
 func (h *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{}
+	st := &reqState{rc: http.NewResponseController(w)}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	st.cancel = cancel
 	// Deferred: the ReverseProxy panics with http.ErrAbortHandler when a
@@ -175,6 +197,10 @@ func (h *HTTPProxy) roundTrip(req *http.Request) (*http.Response, error) {
 	var body *replayBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &replayBody{rc: req.Body}
+		if h.cfg.BodyTimeout > 0 && st.rc != nil {
+			body.timeout, body.setDeadline = h.cfg.BodyTimeout, st.rc.SetReadDeadline
+		}
+		st.body = body
 		req.Body = body
 	}
 	for {
@@ -216,6 +242,26 @@ func (h *HTTPProxy) errorHandler(w http.ResponseWriter, r *http.Request, err err
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "no backend available for service %q\n", h.cfg.Service)
 		return
+	}
+	if st != nil && st.body != nil && context.Cause(r.Context()) != errDrainTimeout {
+		switch st.body.failure() {
+		case bodyStalled:
+			h.log.Debug("lb: client stalled sending the request body, closing", "service", h.cfg.Service,
+				"method", r.Method, "path", r.URL.Path, "body_timeout", h.cfg.BodyTimeout)
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusRequestTimeout)
+			io.WriteString(w, requestTimeoutBody)
+			return
+		case bodyMalformed:
+			h.log.Debug("lb: malformed request body, answering 400", "service", h.cfg.Service,
+				"method", r.Method, "path", r.URL.Path, "err", err)
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, badRequestBody)
+			return
+		}
 	}
 	backend := ""
 	if st != nil && st.target != nil {
@@ -297,15 +343,83 @@ func (e *dialError) Unwrap() error { return e.err }
 
 // replayBody lets a request body be offered to another backend after a
 // failed connect: the transport's Close is ignored (the ReverseProxy closes
-// the real body), and used records whether any of it was read.
+// the real body), and used records whether any of it was read. With a
+// timeout, each Read first moves the client's read deadline that far
+// ahead (a progress-based body deadline); err keeps the first failure of
+// the client's side.
 type replayBody struct {
-	rc   io.ReadCloser
-	used atomic.Bool
+	rc          io.ReadCloser
+	used        atomic.Bool
+	timeout     time.Duration
+	setDeadline func(time.Time) error
+	deadline    atomic.Int64 // unix nanos, while a Read with a deadline runs
+	mu          sync.Mutex
+	err         error
 }
 
 func (b *replayBody) Read(p []byte) (int, error) {
 	b.used.Store(true)
-	return b.rc.Read(p)
+	if b.setDeadline != nil {
+		d := time.Now().Add(b.timeout)
+		if b.setDeadline(d) == nil {
+			b.deadline.Store(d.UnixNano())
+		}
+	}
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	b.deadline.Store(0)
+	return n, err
+}
+
+// Failures of the client's side of a request body.
+const (
+	bodyOK        = iota
+	bodyStalled   // no byte for the body timeout
+	bodyMalformed // bad framing (a malformed chunked body)
+	bodyGone      // the client went away
+)
+
+const (
+	requestTimeoutBody = "408 Request Timeout: no request body data for too long\n"
+	badRequestBody     = "400 Bad Request: malformed request body\n"
+)
+
+// failure classifies how reading the client's body failed. A Read still
+// blocked past its deadline counts as stalled: the request's context is
+// canceled by the failing read before the error reaches Read's caller.
+func (b *replayBody) failure() int {
+	b.mu.Lock()
+	err := b.err
+	b.mu.Unlock()
+	if err == nil {
+		if d := b.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			return bodyStalled
+		}
+		return bodyOK
+	}
+	return classifyBodyErr(err)
+}
+
+// classifyBodyErr tells a stalled client from a malformed body and from a
+// client that went away.
+func classifyBodyErr(err error) int {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return bodyOK
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return bodyStalled
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, http.ErrBodyReadAfterClose):
+		return bodyGone
+	}
+	return bodyMalformed
 }
 
 func (b *replayBody) Close() error { return nil }

@@ -74,6 +74,8 @@ type options struct {
 	drainTimeout   time.Duration
 	connectTimeout time.Duration
 	etcdTimeout    time.Duration
+	bodyTimeout    time.Duration
+	maxConns       int
 	statusAddr     string
 	logFormat      string
 	debug          bool
@@ -117,6 +119,8 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.prefix, "services-prefix", "/services/", "etcd `prefix` of service registrations")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", DefaultDrainTimeout, "how long removed backends' in-flight work, and everything at shutdown, may run before it is cut (`duration`)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", DefaultConnectTimeout, "`timeout` of one connect to a backend; on failure the next backend is tried")
+	fs.DurationVar(&o.bodyTimeout, "body-timeout", DefaultBodyTimeout, "HTTP: close a client that sends no byte of its request body for this `duration` (408 if nothing was answered yet), releasing the backend connection; 0: no limit")
+	fs.IntVar(&o.maxConns, "max-conns", DefaultMaxConns, "at most this many client connections at once (`N`); beyond, new ones wait in the kernel's accept queue, as with HAProxy's maxconn; 0: no cap")
 	fs.DurationVar(&o.etcdTimeout, "etcd-timeout", 0, "exit 1 if the first read from etcd has not succeeded within this `duration` (0: keep retrying)")
 	fs.StringVar(&o.statusAddr, "status-addr", "", "`ADDR` serving GET /status: JSON of the backends with in-flight counts (off when empty)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
@@ -182,6 +186,12 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	}
 	if o.connectTimeout <= 0 {
 		return o, fmt.Errorf("--connect-timeout %v: must be positive", o.connectTimeout)
+	}
+	if o.bodyTimeout < 0 {
+		return o, fmt.Errorf("--body-timeout %v: must not be negative", o.bodyTimeout)
+	}
+	if o.maxConns < 0 {
+		return o, fmt.Errorf("--max-conns %d: must not be negative", o.maxConns)
 	}
 	if o.etcdTimeout < 0 {
 		return o, fmt.Errorf("--etcd-timeout %v: must not be negative", o.etcdTimeout)
@@ -330,17 +340,22 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 
 	logger.Info("lb: listening", "addr", ln.Addr().String(), "service", o.service, "mode", o.mode, "balance", o.balance,
+		"max_conns", o.maxConns, "body_timeout", o.bodyTimeout,
 		"prefix", o.prefix+o.service+"/", "etcd", strings.Join(o.etcdServers, ","))
 
 	var serveErr error
 	switch o.mode {
 	case "tcp":
 		tp := NewTCPProxy(TCPConfig{Service: o.service, Pool: pool, ConnectTimeout: o.connectTimeout,
-			DrainTimeout: drainOrForever(o.drainTimeout), Logger: logger})
+			DrainTimeout: drainOrForever(o.drainTimeout), Logger: logger, MaxConns: o.maxConns})
 		serveErr = tp.Serve(ctx, ln)
 	default:
+		bodyTimeout := o.bodyTimeout
+		if bodyTimeout == 0 {
+			bodyTimeout = -1 // no limit
+		}
 		hp := NewHTTPProxy(HTTPConfig{Service: o.service, Pool: pool, ConnectTimeout: o.connectTimeout, Logger: logger,
-			DrainTimeout: drainOrForever(o.drainTimeout)})
+			DrainTimeout: drainOrForever(o.drainTimeout), BodyTimeout: bodyTimeout, MaxConns: o.maxConns})
 		serveErr = hp.Serve(ctx, ln)
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {

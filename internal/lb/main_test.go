@@ -35,6 +35,8 @@ func TestMainBadFlags(t *testing.T) {
 		{[]string{"--listen", ":0", "--service", "web", "--drain-timeout", "soon"}, "--drain-timeout"},
 		{[]string{"--listen", ":0", "--service", "web", "--connect-timeout", "0s"}, "--connect-timeout"},
 		{[]string{"--listen", ":0", "--service", "web", "--status-addr", "x"}, "--status-addr"},
+		{[]string{"--listen", ":0", "--service", "web", "--body-timeout", "-1s"}, "--body-timeout"},
+		{[]string{"--listen", ":0", "--service", "web", "--max-conns", "-1"}, "--max-conns"},
 		{[]string{"--listen", ":0", "--service", "web", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--bogus"}, "flag provided but not defined: --bogus"},
 	}
@@ -52,7 +54,8 @@ func TestMainHelp(t *testing.T) {
 		t.Fatalf("--help exit %d", code)
 	}
 	for _, want := range []string{"Usage: fleetd lb", "-listen", "-service", "-mode", "-balance", "-etcd-servers",
-		"-services-prefix", "-drain-timeout", "-connect-timeout", "-status-addr", "-etcd-timeout", "FLEET_ETCD_SERVERS"} {
+		"-services-prefix", "-drain-timeout", "-connect-timeout", "-status-addr", "-etcd-timeout", "FLEET_ETCD_SERVERS",
+		"-body-timeout", "-max-conns"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("--help lacks %q", want)
 		}

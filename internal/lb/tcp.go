@@ -24,6 +24,10 @@ type TCPConfig struct {
 	DrainTimeout time.Duration
 	// Logger receives connection errors; nil discards them.
 	Logger *slog.Logger
+	// MaxConns caps concurrent client connections; beyond it Serve stops
+	// accepting and new connections wait in the kernel's accept queue
+	// (HAProxy's maxconn). Zero or negative: no cap.
+	MaxConns int
 }
 
 // TCPProxy balances TCP connections over a Pool: it accepts, picks a
@@ -72,8 +76,12 @@ func NewTCPProxy(cfg TCPConfig) *TCPProxy {
 // ends it closes ln, waits up to the drain timeout for live connections to
 // finish, closes the rest and returns nil.
 func (p *TCPProxy) Serve(ctx context.Context, ln net.Listener) error {
-	serveErr := acceptLoop(ctx, ln, func(c net.Conn) {
-		p.wg.Go(func() { p.handle(ctx, c) })
+	limit := newConnLimit(p.cfg.MaxConns)
+	serveErr := acceptLoop(ctx, ln, limit, p.log, p.cfg.Service, func(c net.Conn, release func()) {
+		p.wg.Go(func() {
+			defer release() // handle has closed c
+			p.handle(ctx, c)
+		})
 	})
 	ln.Close()
 	p.shutdown()

@@ -15,7 +15,7 @@ func TestDeregisterDelay(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.DeregisterDelay = time.Hour })
 	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=80\n")
 	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
-	key := "/services/web/host1:web.service:80"
+	key := "/services/web/m1:web.service:80"
 	e.await("published", key, "127.0.0.1:80", 10*time.Second)
 
 	wctx, wcancel := context.WithCancel(context.Background())

@@ -3,9 +3,14 @@
 // other sources (Docker containers, see registry/docker) in etcd, in
 // registrator's layout:
 //
-//	<prefix><name>/<hostname>:<unit-or-container>:<port> = <public_ip>:<port>
+//	<prefix><name>/<machine-id>:<unit-or-container>:<port> = <public_ip>:<port>
 //
-// with the prefix "/services/" by default.
+// with the prefix "/services/" by default. registrator put the hostname in
+// the first slot; it only has to be unique per machine, and a hostname is
+// not (several fleetd on one host, as in the README tour, would write the
+// same key with different values). The full machine ID is: it is the
+// identity fleet itself keys machines by, and an 8-character prefix would
+// only be probably unique (and not at all for chosen IDs sharing one).
 //
 // Contract:
 //  1. Every key is written on the machine's lease (Config.Lease), so the
@@ -29,8 +34,9 @@
 //  5. Every ResyncInterval the registry reads its keys back and repairs
 //     what differs (a key deleted or overwritten by someone else, a key on
 //     its lease it does not want).
-//  6. Without a public IP nothing is published (a warning is logged): the
-//     registry never guesses an address.
+//  6. Without a public IP, or without a machine ID, nothing is published
+//     (a warning is logged): the registry never guesses an address or an
+//     identity.
 package registry
 
 import (
@@ -83,13 +89,14 @@ type Config struct {
 	Client *clientv3.Client
 	// Prefix of the keys (DefaultPrefix if empty; a trailing '/' is added).
 	Prefix string
-	// MachineID is this machine's ID (for logs).
+	// MachineID is this machine's ID: the first part of every key's last
+	// segment. Without it nothing is published.
 	MachineID string
 	// PublicIP is the advertised address: the value of every key, and the
 	// address health checks connect to.
 	PublicIP string
-	// Hostname is the first part of every key's last segment (os.Hostname
-	// if empty).
+	// Hostname is informational (logged); it is not part of the keys,
+	// since several machines may share a host.
 	Hostname string
 	// Lease returns the machine's current lease (0 while there is none:
 	// nothing is written then).
@@ -149,6 +156,7 @@ type Registry struct {
 	pubLease  clientv3.LeaseID
 	closed    bool
 	warnedIP  bool
+	warnedID  bool
 }
 
 // pubEntry is a key as the registry last wrote it.
@@ -186,9 +194,6 @@ func New(cfg Config) *Registry {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
-		if cfg.Hostname == "" {
-			cfg.Hostname = fleet.ShortMachineID(cfg.MachineID)
-		}
 	}
 	if cfg.Lease == nil {
 		cfg.Lease = func() clientv3.LeaseID { return 0 }
@@ -208,7 +213,7 @@ func New(cfg Config) *Registry {
 	}
 	return &Registry{
 		cfg:       cfg,
-		log:       log.With("component", "registry"),
+		log:       log.With("component", "registry", "machine", cfg.MachineID, "host", cfg.Hostname),
 		wake:      make(chan struct{}, 1),
 		writer:    make(chan struct{}, 1),
 		units:     map[string]*unitState{},
@@ -220,9 +225,10 @@ func New(cfg Config) *Registry {
 // Prefix returns the key prefix, with its trailing '/'.
 func (r *Registry) Prefix() string { return r.cfg.Prefix }
 
-// Key returns the key of an endpoint.
+// Key returns the key of an endpoint:
+// <prefix><name>/<machine-id>:<instance>:<port>.
 func (r *Registry) Key(name, instance string, port int) string {
-	return r.cfg.Prefix + name + "/" + r.cfg.Hostname + ":" + instance + ":" + strconv.Itoa(port)
+	return r.cfg.Prefix + name + "/" + r.cfg.MachineID + ":" + instance + ":" + strconv.Itoa(port)
 }
 
 func (r *Registry) value(port int) string {
@@ -481,7 +487,7 @@ func (r *Registry) stopChecksLocked(st *unitState) {
 // and owner.
 func (r *Registry) desiredLocked() map[string]pubEntry {
 	want := map[string]pubEntry{}
-	if r.closed || r.cfg.PublicIP == "" {
+	if r.closed || r.cfg.PublicIP == "" || r.cfg.MachineID == "" {
 		return want
 	}
 	for name, st := range r.units {
@@ -511,6 +517,10 @@ func (r *Registry) sync(ctx context.Context) error {
 	if r.cfg.PublicIP == "" && !r.warnedIP && len(r.units) > 0 {
 		r.warnedIP = true
 		r.log.Warn("no public IP configured: service endpoints are not published")
+	}
+	if r.cfg.MachineID == "" && !r.warnedID && len(r.units)+len(r.external) > 0 {
+		r.warnedID = true
+		r.log.Warn("no machine ID configured: service endpoints are not published")
 	}
 	if lease == 0 {
 		r.mu.Unlock()

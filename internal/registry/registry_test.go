@@ -125,9 +125,9 @@ func TestPublishWithoutCheckAndDeregister(t *testing.T) {
 	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=80%i\n[X-Service]\nName=web-admin\nPort=900%i\n")
 	t0 := time.Now()
 	e.reg.SetUnits([]Unit{{Name: "web@1.service", Options: opts, Active: true, Since: t0}})
-	key := "/services/web/host1:web@1.service:801"
+	key := "/services/web/m1:web@1.service:801"
 	e.await("published", key, "127.0.0.1:801", 10*time.Second)
-	e.await("second endpoint", "/services/web-admin/host1:web@1.service:9001", "127.0.0.1:9001", 10*time.Second)
+	e.await("second endpoint", "/services/web-admin/m1:web@1.service:9001", "127.0.0.1:9001", 10*time.Second)
 	if _, l := e.get(key); l != clientv3.LeaseID(e.lease.Load()) {
 		t.Errorf("key on lease %x, want %x", l, e.lease.Load())
 	}
@@ -158,7 +158,7 @@ func TestPublishWithoutCheckAndDeregister(t *testing.T) {
 	// Unloaded (gone from the set): removed.
 	e.reg.SetUnits(nil)
 	e.await("unloaded", key, "", 10*time.Second)
-	e.await("unloaded", "/services/web-admin/host1:web@1.service:9001", "", 10*time.Second)
+	e.await("unloaded", "/services/web-admin/m1:web@1.service:9001", "", 10*time.Second)
 }
 
 // flakyServer is a real HTTP and TCP endpoint whose health can be toggled.
@@ -191,7 +191,7 @@ func TestHTTPCheck(t *testing.T) {
 	f := newFlakyServer(t)
 	opts := unitOpts(t, fmt.Sprintf("[Service]\nExecStart=/x\n[X-Service]\nName=api\nPort=%d\nCheckHTTP=/health\nCheckInterval=100ms\nCheckTimeout=100ms\nCheckThreshold=2\n", f.port))
 	e.reg.SetUnits([]Unit{{Name: "api.service", Options: opts, Active: true, Since: time.Now()}})
-	key := fmt.Sprintf("/services/api/host1:api.service:%d", f.port)
+	key := fmt.Sprintf("/services/api/m1:api.service:%d", f.port)
 	want := fmt.Sprintf("127.0.0.1:%d", f.port)
 	e.stays("failing from the start", key, "", time.Second)
 	f.healthy.Store(true)
@@ -224,8 +224,8 @@ func TestTCPAndExecChecks(t *testing.T) {
 		"[X-Service]\nName=exec\nPort=%d\nCheckExec=test -f %s && test \"$SERVICE_PORT\" = %d\nCheckInterval=100ms\nCheckThreshold=1\n",
 		port, port, flag, port))
 	e.reg.SetUnits([]Unit{{Name: "db.service", Options: opts, Active: true, Since: time.Now()}})
-	tcpKey := fmt.Sprintf("/services/tcp/host1:db.service:%d", port)
-	execKey := fmt.Sprintf("/services/exec/host1:db.service:%d", port)
+	tcpKey := fmt.Sprintf("/services/tcp/m1:db.service:%d", port)
+	execKey := fmt.Sprintf("/services/exec/m1:db.service:%d", port)
 	want := fmt.Sprintf("127.0.0.1:%d", port)
 	e.await("tcp check passes", tcpKey, want, 5*time.Second)
 	e.stays("exec check fails", execKey, "", 500*time.Millisecond)
@@ -244,8 +244,8 @@ func TestLeaseChangeAndRevoke(t *testing.T) {
 	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=8080\n")
 	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
 	e.reg.SetExternal("docker", []Endpoint{{Name: "redis", Instance: "cache", Port: 6379, HostPort: 32768}})
-	key := "/services/web/host1:web.service:8080"
-	dkey := "/services/redis/host1:cache:6379"
+	key := "/services/web/m1:web.service:8080"
+	dkey := "/services/redis/m1:cache:6379"
 	e.await("published", key, "127.0.0.1:8080", 10*time.Second)
 	e.await("external published", dkey, "127.0.0.1:32768", 10*time.Second)
 
@@ -273,7 +273,7 @@ func TestResyncRepairsAndRespectsOthers(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.ResyncInterval = 200 * time.Millisecond })
 	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=8080\n")
 	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
-	key := "/services/web/host1:web.service:8080"
+	key := "/services/web/m1:web.service:8080"
 	e.await("published", key, "127.0.0.1:8080", 10*time.Second)
 
 	// Deleted behind our back: written again.
@@ -283,7 +283,7 @@ func TestResyncRepairsAndRespectsOthers(t *testing.T) {
 	e.await("repaired", key, "127.0.0.1:8080", 10*time.Second)
 
 	// A stray key on our lease goes; another machine's key stays.
-	stray := "/services/web/host1:gone.service:1"
+	stray := "/services/web/m1:gone.service:1"
 	if _, err := e.cli.Put(context.Background(), stray, "127.0.0.1:1", clientv3.WithLease(clientv3.LeaseID(e.lease.Load()))); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestDeregisterAll(t *testing.T) {
 	e := newEnv(t, nil)
 	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=8080\n")
 	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
-	key := "/services/web/host1:web.service:8080"
+	key := "/services/web/m1:web.service:8080"
 	e.await("published", key, "127.0.0.1:8080", 10*time.Second)
 	if err := e.reg.DeregisterAll(context.Background()); err != nil {
 		t.Fatal(err)
@@ -338,4 +338,59 @@ func TestDeregisterAll(t *testing.T) {
 	}
 	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
 	e.stays("closed", key, "", 300*time.Millisecond)
+}
+
+// Two fleetd on one host (same hostname, different machine IDs and public
+// IPs) publish the same unit and the same container under distinct keys,
+// and their resyncs do not overwrite each other.
+func TestKeysUseMachineIDNotHostname(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ResyncInterval = 100 * time.Millisecond })
+	lease2 := grant(t, e.cli, 30)
+	r2 := New(Config{
+		Client: e.cli, MachineID: "m2", PublicIP: "127.0.0.2", Hostname: "host1",
+		Lease:          func() clientv3.LeaseID { return lease2 },
+		ResyncInterval: 100 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r2.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=8080\n")
+	for _, r := range []*Registry{e.reg, r2} {
+		r.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
+		r.SetExternal("docker", []Endpoint{{Name: "redis", Instance: "cache", Port: 6379, HostPort: 32768}})
+	}
+	if got, want := r2.Key("web", "web.service", 8080), "/services/web/m2:web.service:8080"; got != want {
+		t.Fatalf("Key = %q, want %q", got, want)
+	}
+	e.await("m1 unit", "/services/web/m1:web.service:8080", "127.0.0.1:8080", 10*time.Second)
+	e.await("m2 unit", "/services/web/m2:web.service:8080", "127.0.0.2:8080", 10*time.Second)
+	e.await("m1 container", "/services/redis/m1:cache:6379", "127.0.0.1:32768", 10*time.Second)
+	e.await("m2 container", "/services/redis/m2:cache:6379", "127.0.0.2:32768", 10*time.Second)
+	// Several resyncs of both: no key changes hands.
+	e.stays("m1 unit", "/services/web/m1:web.service:8080", "127.0.0.1:8080", 500*time.Millisecond)
+	e.stays("m2 unit", "/services/web/m2:web.service:8080", "127.0.0.2:8080", 100*time.Millisecond)
+	resp, err := e.cli.Get(context.Background(), "/services/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 4 {
+		t.Errorf("%d keys under /services/, want 4: %v", len(resp.Kvs), resp.Kvs)
+	}
+}
+
+// Without a machine ID there is no key to write: nothing is published.
+func TestNoMachineIDPublishesNothing(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MachineID = "" })
+	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=8080\n")
+	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
+	e.stays("unpublished", "/services/web/:web.service:8080", "", 300*time.Millisecond)
+	resp, err := e.cli.Get(context.Background(), "/services/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 {
+		t.Fatalf("%d keys published without a machine ID", resp.Count)
+	}
 }

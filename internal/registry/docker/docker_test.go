@@ -280,7 +280,7 @@ func TestRealDocker(t *testing.T) {
 	}
 	first := strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 	_, hostPort, _ := net.SplitHostPort(strings.TrimSpace(first))
-	key := "/services/" + tag + "/host1:" + tag + ":8080"
+	key := "/services/" + tag + "/m1:" + tag + ":8080"
 	awaitKey(t, cli, key, "127.0.0.1:"+hostPort)
 
 	if out, err := exec.Command("docker", "rm", "-f", tag).CombinedOutput(); err != nil {

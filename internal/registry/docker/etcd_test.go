@@ -30,7 +30,7 @@ func newRegistry(t *testing.T, cli *clientv3.Client) *registry.Registry {
 		}
 	}()
 	reg := registry.New(registry.Config{
-		Client: cli, PublicIP: "127.0.0.1", Hostname: "host1",
+		Client: cli, MachineID: "m1", PublicIP: "127.0.0.1", Hostname: "host1",
 		Lease: func() clientv3.LeaseID { return l.ID },
 	})
 	done := make(chan struct{})

@@ -302,6 +302,11 @@ func (s *Server) putUnit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusNoContent, nil)
 }
 
+// WarningHeader carries, once per warning, what a unit submitted with PUT
+// /units/{name} contains that systemd would ignore, e.g.
+// "x.service: Unknown key name 'ExecStrat' in section 'Service', ignoring.".
+const WarningHeader = "X-Fleet-Warning"
+
 func (s *Server) createUnit(w http.ResponseWriter, r *http.Request, u fleet.Unit) {
 	if err := unitfile.ValidateOptions(u.Name, u.Options); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -317,6 +322,11 @@ func (s *Server) createUnit(w http.ResponseWriter, r *http.Request, u fleet.Unit
 	if _, err := s.store.CreateUnit(r.Context(), u); err != nil {
 		s.storeError(w, r, err)
 		return
+	}
+	// The unit is accepted, but keys systemd would ignore are named (one
+	// header per warning; see docs/api-extensions.md).
+	for _, warning := range unitfile.UnknownKeyWarnings(u.Name, u.Options) {
+		w.Header().Add(WarningHeader, warning)
 	}
 	writeJSON(w, http.StatusCreated, nil)
 }

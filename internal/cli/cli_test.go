@@ -450,8 +450,8 @@ func TestCatStatusJournal(t *testing.T) {
 }
 
 func TestMiscCommands(t *testing.T) {
-	r := runCLI(t, context.Background(), nil, "verify", "x")
-	wantResult(t, r, 2, "", "WARNING: The signed/verified units feature is DEPRECATED and cannot be used.\n")
+	r := runCLI(t, context.Background(), nil, "verify")
+	wantResult(t, r, 1, "", "One or more unit files must be provided.\n")
 	r = runCLI(t, context.Background(), nil, "ssh", "x")
 	if r.code != 1 || !strings.Contains(r.stderr, "without SSH") || !strings.Contains(r.stderr, "fleetctl journal") {
 		t.Fatalf("ssh: %+v", r)

@@ -45,6 +45,12 @@ type fakeCluster struct {
 	// (called locked, with the number of such requests so far).
 	stateHook func(n int, states []client.UnitState) []client.UnitState
 	stateGets int
+	// statusHook, if set, answers GET /status/{name} instead of statuses
+	// (called locked, with the number of such requests so far).
+	statusHook func(n int, name string) []client.StatusEntry
+	statusGets int
+	// putWarnings are sent (X-Fleet-Warning) when a unit is created.
+	putWarnings map[string][]string
 }
 
 const (
@@ -249,7 +255,12 @@ func (f *fakeCluster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var out []client.StatusEntry
-		for _, e := range f.statuses[name] {
+		entries := f.statuses[name]
+		f.statusGets++
+		if f.statusHook != nil {
+			entries = f.statusHook(f.statusGets, name)
+		}
+		for _, e := range entries {
 			if m := r.URL.Query().Get("machineID"); m == "" || m == e.MachineID {
 				out = append(out, e)
 			}
@@ -320,6 +331,9 @@ func (f *fakeCluster) serveUnit(w http.ResponseWriter, r *http.Request, name str
 			delete(f.states, name)
 			if nu.DesiredState != "inactive" {
 				f.schedule(nu)
+			}
+			for _, warning := range f.putWarnings[name] {
+				w.Header().Add(client.WarningHeader, warning)
 			}
 			w.WriteHeader(201)
 			return

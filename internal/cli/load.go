@@ -47,6 +47,10 @@ func (a *app) runLoadOrStart(_ *cobra.Command, args []string, command string, cf
 		return 1
 	}
 	args = dedupArgs(args)
+	var baseline map[string]map[string]string
+	if command == "start" && !bf.noBlock {
+		baseline = a.oneshotBaseline(c, unitNames(args))
+	}
 	if _, err := a.lazyCreateUnits(c, command, args, cf.replace); err != nil {
 		a.errf("Error creating units: %v", err)
 		return 1
@@ -68,7 +72,7 @@ func (a *app) runLoadOrStart(_ *cobra.Command, args []string, command string, cf
 		return exit
 	}
 	if command == "start" {
-		return a.waitForSystemdActive(c, wait, bf.blockAttempts)
+		return a.waitForSystemdActive(c, wait, bf.blockAttempts, baseline)
 	}
 	return 0
 }

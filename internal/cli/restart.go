@@ -83,6 +83,7 @@ func (a *app) restartUnit(c *client.Client, u client.Unit, attempts int) int {
 		a.errf("Unable to restart unit %s in state %s", u.Name, dash(u.CurrentState))
 		return 1
 	}
+	baseline := a.oneshotBaseline(c, []string{u.Name})
 	if err := c.SetUnitTargetState(a.ctx, u.Name, "launched"); err != nil {
 		a.errf("Error restarting unit %s: %v", u.Name, err)
 		return 1
@@ -90,5 +91,5 @@ func (a *app) restartUnit(c *client.Client, u client.Unit, attempts int) int {
 	if e := a.waitForJobStates(c, []string{u.Name}, "launched", attempts); e != 0 {
 		return e
 	}
-	return a.waitForSystemdActive(c, []string{u.Name}, attempts)
+	return a.waitForSystemdActive(c, []string{u.Name}, attempts, baseline)
 }

@@ -261,11 +261,30 @@ func (a *app) createUnit(c *client.Client, name string, opts []fleet.UnitOption)
 		}
 	}
 	u := &client.Unit{Name: name, Options: client.FromFleetOptions(opts)}
-	if err := c.CreateUnit(a.ctx, u); err != nil {
+	warnings, err := c.CreateUnitWarnings(a.ctx, u)
+	if err != nil {
 		return fmt.Errorf("failed creating unit %s: %v", name, err)
 	}
 	a.debugf("Created Unit(%s) in Registry", name)
+	// The server names keys systemd would ignore; an older fleetd does
+	// not, so the local check is printed too (each warning once).
+	seen := map[string]bool{}
+	for _, w := range append(unitfile.UnknownKeyWarnings(name, opts), warnings...) {
+		if seen[w] {
+			continue
+		}
+		seen[w] = true
+		a.errf("WARNING: %s", unitWarning(name, w))
+	}
 	return nil
+}
+
+// unitWarning turns "x.service: text" into fleetctl's "Unit x.service: text".
+func unitWarning(name, w string) string {
+	if strings.HasPrefix(w, name+": ") {
+		return "Unit " + w
+	}
+	return "Unit " + name + ": " + w
 }
 
 // targetResult is a unit whose desired state was looked at by

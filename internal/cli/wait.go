@@ -102,15 +102,22 @@ func (a *app) showReason(c *client.Client, name string, shown map[string]string)
 // loaded and active on their machine. Unlike fleet (which gave up after
 // one 2 s window), it honours attempts like the job-state wait. A unit
 // that stays failed for a while is reported as an error.
-func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts int) int {
+//
+// A Type=oneshot unit without RemainAfterExit=yes is waited for until it
+// has run (see oneshot.go): "Unit X ran on M (exit status 0)", or an
+// error naming the failure. baseline holds, per such unit and machine,
+// an earlier run that does not count (from oneshotBaseline; may be nil).
+func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts int, baseline map[string]map[string]string) int {
 	pending := append([]string(nil), names...)
 	deadline := a.deadline(attempts)
 	failedSince := map[string]time.Time{}
 	last := map[string]client.UnitState{}
 	hashes := map[string]string{}
+	runOnce := map[string]bool{}
 	for _, name := range names {
 		if u, err := c.Unit(a.ctx, name); err == nil && u != nil {
 			hashes[name] = unitHash(*u)
+			runOnce[name] = isRunOnce(*u)
 		}
 	}
 	exit := 0
@@ -126,6 +133,17 @@ func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts in
 			s, ok := pickState(states, hashes[name])
 			if ok {
 				last[name] = s
+			}
+			if ok && runOnce[name] && s.SystemdLoadState == "loaded" {
+				switch v, e := a.oneshotOutcome(c, name, s, baseline[name]); v {
+				case oneshotDone:
+					exit = max(exit, e)
+					continue
+				case oneshotEarlier:
+					delete(failedSince, name)
+					still = append(still, name)
+					continue
+				}
 			}
 			switch {
 			case ok && s.SystemdLoadState == "loaded" && s.SystemdActiveState == "active":
@@ -154,7 +172,11 @@ func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts in
 				if s, ok := last[name]; ok {
 					now = fmt.Sprintf("%s/%s/%s", s.SystemdLoadState, s.SystemdActiveState, s.SystemdSubState)
 				}
-				a.errf("Error waiting for systemd unit states: timed out waiting for unit %s to become active (now %s)", name, now)
+				what := fmt.Sprintf("timed out waiting for unit %s to become active", name)
+				if runOnce[name] {
+					what = describeRunOnce(name)
+				}
+				a.errf("Error waiting for systemd unit states: %s (now %s)", what, now)
 			}
 			return 1
 		}

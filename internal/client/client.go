@@ -405,10 +405,30 @@ func (c *Client) Unit(ctx context.Context, name string) (*Unit, error) {
 // CreateUnit creates u (or overwrites it when its options differ from the
 // stored ones: fleet's --replace).
 func (c *Client) CreateUnit(ctx context.Context, u *Unit) error {
+	_, err := c.CreateUnitWarnings(ctx, u)
+	return err
+}
+
+// WarningHeader is the header in which fleetd names what a submitted unit
+// contains that systemd would ignore (one header per warning).
+const WarningHeader = "X-Fleet-Warning"
+
+// CreateUnitWarnings is CreateUnit returning the server's warnings about
+// the accepted unit (X-Fleet-Warning headers, e.g. "x.service: Unknown key
+// name 'ExecStrat' in section 'Service', ignoring."); none from a fleetd
+// that does not send them.
+func (c *Client) CreateUnitWarnings(ctx context.Context, u *Unit) ([]string, error) {
 	if u == nil || u.Name == "" {
-		return errors.New("unit without a name")
+		return nil, errors.New("unit without a name")
 	}
-	return c.call(ctx, request{method: http.MethodPut, path: unitPath(u.Name), body: u}, nil)
+	resp, cancel, err := c.do(ctx, request{method: http.MethodPut, path: unitPath(u.Name), body: u})
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.Header.Values(WarningHeader), nil
 }
 
 // SetUnitTargetState sets the desired state of an existing unit.

@@ -382,3 +382,42 @@ func TestUserAgentAndTimeout(t *testing.T) {
 		t.Fatal("slow request did not time out")
 	}
 }
+
+func TestCreateUnitWarnings(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers []string
+		code    int
+		want    []string
+		wantErr bool
+	}{
+		{"one warning", []string{"x.service: Unknown key name 'ExecStrat' in section 'Service', ignoring."}, 201,
+			[]string{"x.service: Unknown key name 'ExecStrat' in section 'Service', ignoring."}, false},
+		{"several warnings in order", []string{"a", "b"}, 201, []string{"a", "b"}, false},
+		{"none (also an older fleetd)", nil, 201, nil, false},
+		{"refused", nil, 400, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, c := newFake(t)
+			f.routes["PUT /fleet/v1/units/x.service"] = func(w http.ResponseWriter, r *http.Request) {
+				for _, h := range tt.headers {
+					w.Header().Add(WarningHeader, h)
+				}
+				if tt.code >= 400 {
+					writeErr(w, tt.code, "bad unit")
+					return
+				}
+				w.WriteHeader(tt.code)
+			}
+			got, err := c.CreateUnitWarnings(context.Background(), &Unit{Name: "x.service",
+				Options: []*UnitOption{{Section: "Service", Name: "ExecStrat", Value: "/bin/true"}}})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("warnings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +25,9 @@ const (
 const (
 	defaultTimeout    = 90 * time.Second
 	defaultRestartSec = 100 * time.Millisecond
+	// systemd's DefaultStartLimitIntervalSec= and DefaultStartLimitBurst=.
+	defaultStartLimitInterval = 10 * time.Second
+	defaultStartLimitBurst    = 5
 )
 
 // execLine is one Exec*= line, continuation-joined, prefixes parsed.
@@ -63,6 +67,12 @@ type config struct {
 	killMode     string
 	killSignal   syscall.Signal
 	sendSIGKILL  bool
+
+	// StartLimitIntervalSec=, StartLimitBurst=: more than startLimitBurst
+	// starts within startLimitInterval fail the unit (start-limit-hit).
+	// Either at 0 disables the limit.
+	startLimitInterval time.Duration
+	startLimitBurst    int
 }
 
 func parseBool(s string) (bool, error) {
@@ -119,6 +129,9 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 		killMode:     "control-group",
 		killSignal:   syscall.SIGTERM,
 		sendSIGKILL:  true,
+
+		startLimitInterval: defaultStartLimitInterval,
+		startLimitBurst:    defaultStartLimitBurst,
 	}
 	if !strings.HasSuffix(name, ".service") {
 		return nil, fmt.Errorf("unit type of %s is not supported by the exec runner (only .service)", name)
@@ -133,8 +146,49 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 		return nil
 	}
 	list := func(v string) []string { return strings.Fields(v) }
+	// The start limit lives in [Unit] since systemd 230; [Service]
+	// StartLimitInterval= and StartLimitBurst= are the older spellings,
+	// still accepted by systemd.
+	startLimit := func(name, v string) (bool, error) {
+		switch name {
+		case "StartLimitIntervalSec", "StartLimitInterval":
+			if v == "" {
+				c.startLimitInterval = defaultStartLimitInterval
+				return true, nil
+			}
+			d, inf, err := ParseTimespan(v)
+			if err != nil {
+				return true, fmt.Errorf("%s=%s: %w", name, v, err)
+			}
+			if inf {
+				d = math.MaxInt64
+			}
+			c.startLimitInterval = d
+			return true, nil
+		case "StartLimitBurst":
+			if v == "" {
+				c.startLimitBurst = defaultStartLimitBurst
+				return true, nil
+			}
+			n, err := strconv.ParseUint(v, 10, 31)
+			if err != nil {
+				return true, fmt.Errorf("%s=%s: invalid number", name, v)
+			}
+			c.startLimitBurst = int(n)
+			return true, nil
+		}
+		return false, nil
+	}
 	for _, o := range opts {
 		v := joinContinuations(o.Value)
+		if o.Section == "Unit" || o.Section == "Service" {
+			if ok, err := startLimit(o.Name, v); ok {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		switch o.Section {
 		case "Unit":
 			switch o.Name {

@@ -88,7 +88,21 @@
 //     killed. Control processes (ExecStartPre= ...), oneshot and forking
 //     ExecStart= still run as the runner's children (a forking daemon is
 //     adopted, but its output after the restart is lost).
-//   - Options.Heartbeat: a shim stops its unit (KillSignal=, SIGKILL after
-//     TimeoutStopSec=) when that file is older than HeartbeatTTL: fleetd
-//     is gone or cut off etcd, and the machine's units are being moved.
+//   - Options.Heartbeat: a shim stops its unit when that file is older
+//     than HeartbeatTTL, or missing for that long: fleetd is gone or cut
+//     off etcd, and the machine's units are being moved. It runs the stop
+//     as the runner would (shimstop.go): ExecStop= ($MAINPID, the unit's
+//     environment, user and directory, specifiers expanded by the runner
+//     in spec.json), KillSignal= per KillMode=, SIGKILL after
+//     TimeoutStopSec= (each wait at most 90 s), ExecStopPost=. A runner
+//     still watching sees the unit stopped ("inactive"), without running
+//     ExecStop=/ExecStopPost= again or restarting it.
+//   - Start limit: StartLimitIntervalSec= (default 10 s) and
+//     StartLimitBurst= (default 5) in [Unit] (or the older [Service]
+//     StartLimitInterval=/StartLimitBurst=) count every start, automatic
+//     restarts included; one too many fails the unit ("Start request
+//     repeated too quickly.", result 'start-limit-hit'). Either at 0
+//     disables it. Start of a unit that is down resets the count
+//     (reset-failed + start: the agent calls Start only on explicit
+//     requests).
 package exec

@@ -233,6 +233,14 @@ func (r *Runner) Load(ctx context.Context, ru runner.Unit) error {
 }
 
 // Start enqueues a start job. Starting an active unit is a no-op.
+//
+// The agent calls Start once per explicit start (fleetctl start, or a
+// launched unit loaded here), never to retry. So a start of a unit that is
+// down (inactive or failed) acts as `systemctl reset-failed` + `systemctl
+// start`: it resets the start-limit counter (StartLimitBurst=), as an
+// operator would to bring back a unit that hit its limit. Automatic
+// restarts (Restart=) and starts pulled in by Requires=/Wants= count
+// against the limit and never reset it.
 func (r *Runner) Start(ctx context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -242,6 +250,9 @@ func (r *Runner) Start(ctx context.Context, name string) error {
 	u := r.units[name]
 	if u == nil {
 		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	}
+	if u.phase == phaseIdle && !u.startReq {
+		u.startLimit.reset()
 	}
 	u.requestStartLocked()
 	return nil

@@ -592,6 +592,11 @@ ExecStart=/bin/sh -c "echo app >> %s; exec sleep 600"
 	h.start("app.service")
 	h.waitState("app.service", "active", "running")
 	h.waitState("db.service", "active", "exited")
+	// app is active once started, maybe before its echo ran.
+	h.eventually("app's line", func() bool {
+		b, _ := os.ReadFile(order)
+		return strings.Count(string(b), "\n") >= 2
+	}, "app.service")
 	if b, _ := os.ReadFile(order); string(b) != "db\napp\n" {
 		t.Fatalf("order %q", b)
 	}

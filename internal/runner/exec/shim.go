@@ -36,20 +36,24 @@ import (
 // reports one line, "ok PID" or "err ERRNO MESSAGE", then closes it.
 //
 // Heartbeat: when the spec names a heartbeat file, fleetd touches it each
-// time it renews the machine's lease. If the file is older than the TTL
-// (fleetd is gone or cut off from etcd, so the machine's units are being
-// moved elsewhere) the shim stops the unit's processes itself: KillSignal,
-// then SIGKILL after TimeoutStopSec.
+// time it renews the machine's lease. If the file is older than the TTL,
+// or missing for longer than the TTL (the data directory was removed),
+// fleetd is gone or cut off from etcd, so the machine's units are being
+// moved elsewhere: the shim stops the unit itself, as the runner would
+// (shimstop.go): ExecStop=, KillSignal= as KillMode= says, SIGKILL after
+// TimeoutStopSec=, ExecStopPost=. It writes stopping.json first, so that a
+// runner still watching knows the unit was stopped by its shim.
 
 // shimSpec is spec.json.
 type shimSpec struct {
-	Unit   string   `json:"unit"`
-	Ident  string   `json:"ident"`
-	Path   string   `json:"path"`
-	Argv   []string `json:"argv"`
-	Env    []string `json:"env"`
-	Dir    string   `json:"dir"`
-	Cgroup string   `json:"cgroup,omitempty"`
+	Unit        string   `json:"unit"`
+	Description string   `json:"description,omitempty"`
+	Ident       string   `json:"ident"`
+	Path        string   `json:"path"`
+	Argv        []string `json:"argv"`
+	Env         []string `json:"env"`
+	Dir         string   `json:"dir"`
+	Cgroup      string   `json:"cgroup,omitempty"`
 	// Credentials; nil runs as the shim's user.
 	UID    *uint32  `json:"uid,omitempty"`
 	GID    uint32   `json:"gid,omitempty"`
@@ -64,6 +68,26 @@ type shimSpec struct {
 	HeartbeatTTL time.Duration `json:"heartbeatTTL,omitempty"`
 	KillSignal   int           `json:"killSignal,omitempty"`
 	TimeoutStop  time.Duration `json:"timeoutStop,omitempty"`
+	// KillMode= ("" is control-group) and SendSIGKILL=no.
+	KillMode  string `json:"killMode,omitempty"`
+	NoSIGKILL bool   `json:"noSIGKILL,omitempty"`
+	// ExecStop= and ExecStopPost=, run by the shim when it stops the unit
+	// itself; specifiers are expanded by the runner, environment
+	// variables ($MAINPID, $SERVICE_RESULT ...) by the shim.
+	Stop     []shimCmd `json:"stop,omitempty"`
+	StopPost []shimCmd `json:"stopPost,omitempty"`
+}
+
+// shimCmd is one Exec line for the shim.
+type shimCmd struct {
+	Line          string `json:"line"` // specifiers expanded
+	IgnoreFailure bool   `json:"ignoreFailure,omitempty"`
+	Argv0         bool   `json:"argv0,omitempty"`
+	NoEnv         bool   `json:"noEnv,omitempty"`
+}
+
+func (c shimCmd) prefix() execPrefix {
+	return execPrefix{ignoreFailure: c.IgnoreFailure, argv0: c.Argv0, noEnv: c.NoEnv}
 }
 
 // shimMain is main.json.
@@ -83,6 +107,8 @@ const (
 	shimSpecFile = "spec.json"
 	shimMainFile = "main.json"
 	shimExitFile = "exit.json"
+	// shimStoppingFile marks a unit the shim stops itself (heartbeat).
+	shimStoppingFile = "stopping.json"
 )
 
 func writeJSONAtomic(path string, v any) error {
@@ -206,102 +232,161 @@ func ShimMain(ctx context.Context, args []string, stderr io.Writer) int {
 		report.Close()
 	}
 
-	var copies sync.WaitGroup
-	copyOut := func(r *os.File, stream string) {
-		defer copies.Done()
-		defer r.Close()
-		if jr == nil {
-			io.Copy(io.Discard, r)
+	sh := &shim{
+		spec: spec, dir: dir, jr: jr, pid: pid, cg: cg,
+		mainDone: make(chan struct{}),
+		waiters:  map[int]chan syscall.WaitStatus{},
+		spawned:  make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+	}
+	sh.copies.Add(2)
+	go sh.copyOut(outR, pid, spec.Ident, journal.StreamStdout)
+	go sh.copyOut(errR, pid, spec.Ident, journal.StreamStderr)
+	go sh.reap()
+	if spec.Heartbeat != "" && spec.HeartbeatTTL > 0 {
+		go sh.watchHeartbeat(ctx)
+	}
+	<-sh.mainDone
+	// A stop the shim began (heartbeat) runs to its end: ExecStopPost=
+	// and the killing of what is left come after the main process.
+	sh.mu.Lock()
+	stopping := sh.stopping
+	sh.mu.Unlock()
+	if stopping {
+		<-sh.stopped
+	}
+	sh.copies.Wait()
+	return 0
+}
+
+// shim is the state of a running shim.
+type shim struct {
+	spec   shimSpec
+	dir    string
+	jr     *journal.Journal
+	pid    int // the main process
+	cg     *cgroup
+	copies sync.WaitGroup
+
+	mainDone chan struct{} // closed once the main process is reaped
+	mainWS   syscall.WaitStatus
+
+	mu       sync.Mutex // held across spawns, so the reaper finds the waiter of a fresh child
+	waiters  map[int]chan syscall.WaitStatus
+	spawned  chan struct{} // cap 1: a child was started (wakes an idle reaper)
+	stopping bool          // the shim is stopping the unit (heartbeat)
+	stopped  chan struct{} // closed when that stop is over
+}
+
+func (sh *shim) copyOut(r *os.File, pid int, ident, stream string) {
+	defer sh.copies.Done()
+	defer r.Close()
+	if sh.jr == nil {
+		io.Copy(io.Discard, r)
+		return
+	}
+	w := sh.jr.StreamWriter(sh.spec.Unit, ident, pid, stream)
+	io.Copy(w, r)
+	w.Close()
+}
+
+// reap reaps everything: the main process, the shim's control processes
+// and orphans of the unit (the shim is their subreaper).
+func (sh *shim) reap() {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if errors.Is(err, syscall.ECHILD) {
+			<-sh.spawned // no child now: wait for the next one
+			continue
+		}
+		if err != nil {
 			return
 		}
-		w := jr.StreamWriter(spec.Unit, spec.Ident, pid, stream)
-		io.Copy(w, r)
-		w.Close()
-	}
-	copies.Add(2)
-	go copyOut(outR, journal.StreamStdout)
-	go copyOut(errR, journal.StreamStderr)
-
-	mainDone := make(chan struct{})
-	go func() {
-		// Reap everything: the main process and orphans of the unit.
-		for {
-			var ws syscall.WaitStatus
-			got, err := syscall.Wait4(-1, &ws, 0, nil)
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if err != nil {
-				return
-			}
-			if got == pid {
-				_ = writeJSONAtomic(filepath.Join(dir, shimExitFile), shimExit{WaitStatus: uint32(ws), Time: time.Now()})
-				close(mainDone)
-			}
+		if got == sh.pid {
+			sh.mainWS = ws
+			_ = writeJSONAtomic(filepath.Join(sh.dir, shimExitFile), shimExit{WaitStatus: uint32(ws), Time: time.Now()})
+			close(sh.mainDone)
 		}
-	}()
-	if spec.Heartbeat != "" && spec.HeartbeatTTL > 0 {
-		go watchHeartbeat(ctx, spec, jr, pid, cg, mainDone)
+		sh.mu.Lock()
+		if ch, ok := sh.waiters[got]; ok {
+			delete(sh.waiters, got)
+			ch <- ws
+		}
+		sh.mu.Unlock()
 	}
-	<-mainDone
-	copies.Wait()
-	return 0
+}
+
+// log writes a lifecycle line to the unit's journal.
+func (sh *shim) log(format string, args ...any) {
+	if sh.jr != nil {
+		sh.jr.Log(sh.spec.Unit, "fleetd", os.Getpid(), fmt.Sprintf(format, args...))
+	}
+}
+
+// heartbeat is fleetd's heartbeat file as a shim watches it.
+type heartbeat struct {
+	path     string
+	lastBeat time.Time
+}
+
+// age returns how long ago fleetd last touched the heartbeat file. A
+// missing (or unreadable) file counts as untouched since it was last seen,
+// or since the shim started: the data directory was removed, or fleetd
+// never came back to write it.
+func (hb *heartbeat) age(now time.Time) time.Duration {
+	if st, err := os.Stat(hb.path); err == nil {
+		if st.ModTime().After(hb.lastBeat) {
+			hb.lastBeat = st.ModTime()
+		}
+	}
+	return now.Sub(hb.lastBeat)
 }
 
 // watchHeartbeat stops the unit when fleetd stopped renewing the machine's
 // lease for longer than its TTL.
-func watchHeartbeat(ctx context.Context, spec shimSpec, jr *journal.Journal, pid int, cg *cgroup, mainDone <-chan struct{}) {
+func (sh *shim) watchHeartbeat(ctx context.Context) {
+	spec := sh.spec
+	hb := &heartbeat{path: spec.Heartbeat, lastBeat: time.Now()}
+	if st, err := os.Stat(spec.Heartbeat); err == nil {
+		hb.lastBeat = st.ModTime()
+	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-mainDone:
+		case <-sh.mainDone:
 			return
 		case <-tick.C:
 		}
-		st, err := os.Stat(spec.Heartbeat)
-		if err != nil || time.Since(st.ModTime()) <= spec.HeartbeatTTL {
+		age := hb.age(time.Now())
+		if age <= spec.HeartbeatTTL {
 			continue
 		}
-		if jr != nil {
-			jr.Log(spec.Unit, "fleetd", os.Getpid(), fmt.Sprintf(
-				"%s: fleetd has not renewed the machine's lease for %v (agent_ttl %v); stopping the unit, it is being rescheduled.",
-				spec.Unit, time.Since(st.ModTime()).Round(time.Millisecond), spec.HeartbeatTTL))
-		}
-		sig := syscall.Signal(spec.KillSignal)
-		if sig == 0 {
-			sig = syscall.SIGTERM
-		}
-		signalUnit(pid, cg, sig)
-		if sig != syscall.SIGKILL {
-			signalUnit(pid, cg, syscall.SIGCONT)
-		}
-		wait := spec.TimeoutStop
-		if wait <= 0 || wait > 90*time.Second {
-			wait = 90 * time.Second
-		}
+		sh.mu.Lock()
 		select {
-		case <-mainDone:
-		case <-time.After(wait):
+		case <-sh.mainDone:
+			sh.mu.Unlock()
+			return // exited on its own: nothing to stop
+		default:
 		}
-		if cg != nil {
-			if len(cg.pids()) > 0 {
-				cg.kill()
-			}
+		sh.stopping = true
+		sh.mu.Unlock()
+		defer close(sh.stopped)
+		missing := ""
+		if _, err := os.Stat(spec.Heartbeat); err != nil {
+			missing = " (the heartbeat file is missing)"
 		}
-		syscall.Kill(-pid, syscall.SIGKILL)
+		sh.log("%s: fleetd has not renewed the machine's lease for %v (agent_ttl %v)%s; stopping the unit, it is being rescheduled.",
+			spec.Unit, age.Round(time.Millisecond), spec.HeartbeatTTL, missing)
+		_ = writeJSONAtomic(filepath.Join(sh.dir, shimStoppingFile), shimExit{Time: time.Now()})
+		sh.stopUnit()
 		return
-	}
-}
-
-func signalUnit(pid int, cg *cgroup, sig syscall.Signal) {
-	syscall.Kill(-pid, sig)
-	if cg != nil {
-		for _, p := range cg.pids() {
-			syscall.Kill(p, sig)
-		}
 	}
 }
 

@@ -34,7 +34,13 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 		Unit: u.name, Ident: filepath.Base(path), Path: path, Argv: argv, Env: env, Dir: rc.dir,
 		Heartbeat: r.opts.Heartbeat, HeartbeatTTL: r.opts.HeartbeatTTL,
 		KillSignal: int(rc.cfg.killSignal), TimeoutStop: rc.cfg.timeoutStop,
-		Hostname: r.opts.Hostname,
+		KillMode: rc.cfg.killMode, NoSIGKILL: !rc.cfg.sendSIGKILL,
+		Hostname: r.opts.Hostname, Description: u.desc(),
+		Stop:     shimCmds(rc, kindStop),
+		StopPost: shimCmds(rc, kindStopPost),
+	}
+	if spec.KillMode == "control-group" {
+		spec.KillMode = ""
 	}
 	if j := r.opts.Journal; j != nil {
 		o := j.Options()
@@ -122,11 +128,30 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 	return pr, nil
 }
 
+// shimCmds gives the shim a unit's ExecStop= or ExecStopPost= lines, with
+// the specifiers of this start expanded.
+func shimCmds(rc *runCtx, kind string) []shimCmd {
+	var out []shimCmd
+	for _, l := range rc.cfg.exec[kind] {
+		out = append(out, shimCmd{Line: rc.sp.expand(l.line), IgnoreFailure: l.ignoreFailure, Argv0: l.argv0, NoEnv: l.noEnv})
+	}
+	return out
+}
+
 // watchShim waits for the main process of a shim to exit, takes its wait
 // status from exit.json and completes pr. It gives up when the runner
 // closes (pr stays open: the process is left to a later runner).
 func (r *Runner) watchShim(dir string, pid int, start uint64, pr *proc, onExit func(*proc)) {
 	exitPath := filepath.Join(dir, shimExitFile)
+	var m shimMain
+	_ = readJSON(filepath.Join(dir, shimMainFile), &m)
+	var shimStart uint64
+	shimAlive := false
+	if m.Shim > 0 {
+		if st, ok := readProcStat(m.Shim); ok && st.state != 'Z' && st.state != 'X' {
+			shimStart, shimAlive = st.start, true
+		}
+	}
 	if !waitPIDExit(pid, start, r.quit) {
 		return
 	}
@@ -147,6 +172,14 @@ func (r *Runner) watchShim(dir string, pid int, start uint64, pr *proc, onExit f
 		case <-r.quit:
 			return
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, shimStoppingFile)); err == nil {
+		// The shim stops the unit itself (fleetd's heartbeat went stale):
+		// let it finish (ExecStopPost=) before the unit counts as down.
+		pr.byShim = true
+		if shimAlive && !waitPIDExit(m.Shim, shimStart, r.quit) {
+			return
 		}
 	}
 	if onExit != nil {

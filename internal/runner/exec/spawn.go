@@ -258,9 +258,17 @@ func (u *unit) prepare(rc *runCtx) error {
 // commandLine expands one Exec line into path and argv.
 func commandLine(l execLine, sp specifiers, env *environ) (display, path string, argv []string, err error) {
 	display = sp.expand(l.line)
+	path, argv, err = commandWords(display, l.execPrefix, env)
+	return display, path, argv, err
+}
+
+// commandWords splits an Exec line whose specifiers are expanded, expands
+// environment variables (unless the prefix says not to) and finds the
+// executable in $PATH.
+func commandWords(display string, l execPrefix, env *environ) (path string, argv []string, err error) {
 	words, err := SplitWords(display)
 	if err != nil {
-		return display, "", nil, &spawnError{203, err}
+		return "", nil, &spawnError{203, err}
 	}
 	if !l.noEnv {
 		var out []string
@@ -270,18 +278,18 @@ func commandLine(l execLine, sp specifiers, env *environ) (display, path string,
 		words = out
 	}
 	if len(words) == 0 {
-		return display, "", nil, &spawnError{203, errors.New("empty command line")}
+		return "", nil, &spawnError{203, errors.New("empty command line")}
 	}
 	path, argv = words[0], words
 	if l.argv0 {
 		if len(words) < 2 {
-			return display, "", nil, &spawnError{203, errors.New("@ prefix needs an executable and argv[0]")}
+			return "", nil, &spawnError{203, errors.New("@ prefix needs an executable and argv[0]")}
 		}
 		argv = words[1:]
 	}
 	if !filepath.IsAbs(path) {
 		if strings.Contains(path, "/") {
-			return display, "", nil, &spawnError{203, fmt.Errorf("executable path %q is not absolute", path)}
+			return "", nil, &spawnError{203, fmt.Errorf("executable path %q is not absolute", path)}
 		}
 		p, _ := env.lookup("PATH")
 		if p == "" {
@@ -299,11 +307,11 @@ func commandLine(l execLine, sp specifiers, env *environ) (display, path string,
 			}
 		}
 		if found == "" {
-			return display, "", nil, &spawnError{203, fmt.Errorf("failed to locate executable %s: no such file or directory", path)}
+			return "", nil, &spawnError{203, fmt.Errorf("failed to locate executable %s: no such file or directory", path)}
 		}
 		path = found
 	}
-	return display, path, argv, nil
+	return path, argv, nil
 }
 
 // proc is one process the runner started.
@@ -312,6 +320,9 @@ type proc struct {
 	ident string
 	done  chan struct{}
 	ws    syscall.WaitStatus
+	// byShim: the process's shim stopped the unit itself (stale
+	// heartbeat), ExecStop= and ExecStopPost= included.
+	byShim bool
 }
 
 func exitInfo(ws syscall.WaitStatus) (code string, status int) {

@@ -31,6 +31,7 @@ const (
 	resResources  = "resources"
 	resProtocol   = "protocol"
 	resDependency = "dependency"
+	resStartLimit = "start-limit-hit"
 )
 
 type event int
@@ -40,6 +41,7 @@ const (
 	evTimeout
 	evStop
 	evQuit
+	evShimStop // the main process's shim stopped the unit (stale heartbeat)
 )
 
 // unit is one loaded unit and its supervisor goroutine (run).
@@ -67,7 +69,30 @@ type unit struct {
 	grp         *group
 	opts        []fleet.UnitOption // the loaded definition, recorded for adoption
 	adopt       *unitRecord        // left running by an earlier runner: adopt instead of starting
+	startLimit  rateLimit          // StartLimitIntervalSec=/StartLimitBurst=
 }
+
+// rateLimit is systemd's RateLimit (ratelimit_below), for the start limit.
+type rateLimit struct {
+	begin time.Time
+	num   int
+}
+
+// below counts one start and reports whether it is within burst starts
+// per interval. Either at 0 disables the limit.
+func (rl *rateLimit) below(now time.Time, interval time.Duration, burst int) bool {
+	if interval <= 0 || burst <= 0 {
+		return true
+	}
+	if rl.begin.IsZero() || now.Sub(rl.begin) > interval {
+		rl.begin, rl.num = now, 1
+		return true
+	}
+	rl.num++
+	return rl.num <= burst
+}
+
+func (rl *rateLimit) reset() { *rl = rateLimit{} }
 
 // runCtx is what one start of a unit shares.
 type runCtx struct {
@@ -86,6 +111,8 @@ type runCtx struct {
 	hash    string
 	opts    []fleet.UnitOption
 	shimDir string // the main process's shim, if it runs under one
+	// shimStopped: the shim ran the stop (ExecStop=, ExecStopPost=).
+	shimStopped bool
 }
 
 func (u *unit) pokeLocked() {
@@ -295,13 +322,21 @@ func shouldRestart(policy, res string) bool {
 // until the unit is down for good.
 func (u *unit) lifecycle() event {
 	for {
+		if !u.startAllowed() {
+			u.logf("%s: Start request repeated too quickly.", u.name)
+			u.logf("%s: Failed with result '%s'.", u.name, resStartLimit)
+			u.logf("Failed to start %s.", u.desc())
+			u.finishJob(false)
+			u.setState("failed", "failed")
+			return evDone
+		}
 		res, ev := u.startOnce()
 		if ev == evQuit {
 			return ev
 		}
 		u.r.mu.Lock()
 		cfg := u.cfg
-		requested := ev == evStop || u.stopReq || u.unloading
+		requested := ev == evStop || ev == evShimStop || u.stopReq || u.unloading
 		u.r.mu.Unlock()
 		restart := !requested && cfg != nil && u.loadErrNil() && shouldRestart(cfg.restart, res)
 		switch {
@@ -310,7 +345,7 @@ func (u *unit) lifecycle() event {
 		case !requested:
 			u.logf("%s: Deactivated successfully.", u.name)
 		}
-		if requested {
+		if requested && ev != evShimStop { // the shim logged its own
 			u.logf("Stopped %s.", u.desc())
 		}
 		switch {
@@ -338,6 +373,18 @@ func (u *unit) lifecycle() event {
 		u.r.mu.Unlock()
 		u.logf("%s: Scheduled restart job, restart counter is at %d.", u.name, n)
 	}
+}
+
+// startAllowed counts a start (an explicit one or a restart) against the
+// unit's start limit. Adopting a unit an earlier runner started is not a
+// start.
+func (u *unit) startAllowed() bool {
+	u.r.mu.Lock()
+	defer u.r.mu.Unlock()
+	if u.adopt != nil || u.cfg == nil {
+		return true
+	}
+	return u.startLimit.below(time.Now(), u.cfg.startLimitInterval, u.cfg.startLimitBurst)
 }
 
 func (u *unit) loadErrNil() bool {
@@ -553,6 +600,18 @@ func (u *unit) supervise(rc *runCtx) (string, event) {
 		}
 		code, status := exitInfo(rc.main.ws)
 		rc.exitCode, rc.exitStatus = code, strconv.Itoa(status)
+		if rc.main.byShim {
+			// Stopped as if requested, ExecStop= and ExecStopPost= run by
+			// the shim: only release what is left.
+			rc.shimStopped = true
+			rc.main, rc.mainPID = nil, 0
+			u.setMainPID(0)
+			res, ev := u.stopSeq(rc, false, resSuccess)
+			if ev == evQuit {
+				return res, ev
+			}
+			return res, evShimStop
+		}
 		res = mainResult(cfg.typ, code, status, cfg.exec[kindStart][0].ignoreFailure)
 		if res != resSuccess {
 			u.logf("%s: Main process exited, code=%s, status=%s", u.name, code, runner.ExitStatusText(code, status))
@@ -769,7 +828,7 @@ func (u *unit) stopSeq(rc *runCtx, runExecStop bool, res string) (string, event)
 	if ev == evQuit {
 		return res, ev
 	}
-	if posts := cfg.exec[kindStopPost]; len(posts) > 0 {
+	if posts := cfg.exec[kindStopPost]; len(posts) > 0 && !rc.shimStopped {
 		u.setState("deactivating", "stop-post")
 		deadline := deadlineAfter(cfg.timeoutStop)
 		extra := map[string]string{"SERVICE_RESULT": res}

@@ -14,8 +14,10 @@ import (
 )
 
 // Restarts and etcd outages must not restart units (fleet issues #1086,
-// #1289, #1690), and a machine cut off longer than agent_ttl must stop its
-// stale copies. Every subtest prints what it measured.
+// #1289, #1690); a machine cut off longer than agent_ttl keeps its units
+// (stopping at once those with StopOnDisconnect=true) and stops the copies
+// that moved as soon as contact returns. Every subtest prints what it
+// measured.
 func TestRestartAndPartition(t *testing.T) {
 	const ttl = 4 * time.Second
 	c := testcluster.New(t, fleetdBin, 3, testcluster.Options{
@@ -25,7 +27,11 @@ func TestRestartAndPartition(t *testing.T) {
 	})
 	dir := t.TempDir()
 	unit := func(name string) string {
-		return writeUnit(t, dir, name, "[Service]\nExecStart=/bin/sh -c \"while true; do echo %n alive; sleep 0.2; done\"\n[X-Fleet]\nMachineMetadata=role=worker\n")
+		xfleet := "MachineMetadata=role=worker\n"
+		if strings.HasPrefix(name, "fenced") {
+			xfleet += "StopOnDisconnect=true\n"
+		}
+		return writeUnit(t, dir, name, "[Service]\nExecStart=/bin/sh -c \"while true; do echo %n alive; sleep 0.2; done\"\n[X-Fleet]\n"+xfleet)
 	}
 	// startOn starts a unit and returns the machine index and main PID.
 	startOn := func(c *testcluster.Cluster, name string) (int, int) {
@@ -115,16 +121,16 @@ func TestRestartAndPartition(t *testing.T) {
 		time.Sleep(ttl / 2)
 		c.ResumeEtcd(i)
 		t.Logf("machine %d cut off etcd for %v (agent_ttl %v)", i, time.Since(t0), ttl)
-		if strings.Contains(c.Machines[i].Log(), "stopping this machine's units") {
-			t.Errorf("machine %d stopped its units in a short outage:\n%s", i, c.Machines[i].Log())
+		if strings.Contains(c.Machines[i].Log(), "machine lease lost") {
+			t.Errorf("machine %d lost its lease in a short outage:\n%s", i, c.Machines[i].Log())
 		}
 		steady(t, c, "keep3.service", i, pid)
 		c.MustFleetctl("destroy", "keep3.service")
 	})
 
-	t.Run("etcd unreachable longer than agent_ttl: the isolated machine stops its copy", func(t *testing.T) {
+	t.Run("etcd unreachable longer than agent_ttl: the isolated copy of a StopOnDisconnect unit stops", func(t *testing.T) {
 		c := c.T(t)
-		const name = "moved.service"
+		const name = "fenced.service"
 		i, pid := startOn(c, name)
 		t0 := time.Now()
 		c.PauseEtcd(i)
@@ -175,6 +181,48 @@ func TestRestartAndPartition(t *testing.T) {
 		where := c.AwaitActive(30*time.Second, name)
 		if where[name] != c.Machines[j].ID {
 			t.Errorf("%s on %s, want machine %d", name, where[name], j)
+		}
+		c.MustFleetctl("destroy", name)
+	})
+
+	t.Run("etcd unreachable longer than agent_ttl: a unit keeps running, and its moved copy stops as soon as contact returns", func(t *testing.T) {
+		c := c.T(t)
+		const name = "moved.service"
+		i, pid := startOn(c, name)
+		t0 := time.Now()
+		c.PauseEtcd(i)
+		// The cluster moves the unit; the cut-off machine keeps its copy
+		// (losing etcd is not proof that the unit moved).
+		newPID, j := 0, -1
+		c.Await(name+" up on another machine", 60*time.Second, func() (bool, string) {
+			for k, m := range c.Machines {
+				if k == i {
+					continue
+				}
+				if p := mainPID(m, name); p > 0 && pidAlive(p) {
+					newPID, j = p, k
+					return true, ""
+				}
+			}
+			return false, "not yet"
+		})
+		if !pidAlive(pid) {
+			t.Fatalf("machine %d stopped its copy (PID %d) while cut off; it should keep running:\n%s", i, pid, c.Machines[i].Log())
+		}
+		t.Logf("machine %d cut off etcd: the new copy (PID %d on machine %d) was up after %v; the old one (PID %d) still runs", i, newPID, j, time.Since(t0), pid)
+		c.ResumeEtcd(i)
+		t1 := time.Now()
+		c.Await("the stale copy stopped", 60*time.Second, func() (bool, string) {
+			return !pidAlive(pid), "still running"
+		})
+		t.Logf("machine %d: its stale copy stopped %v after etcd came back", i, time.Since(t1))
+		c.AwaitMachines(3)
+		time.Sleep(2 * ttl)
+		if p := mainPID(c.Machines[i], name); p > 0 && pidAlive(p) {
+			t.Errorf("machine %d runs %s again (PID %d)", i, name, p)
+		}
+		if !pidAlive(newPID) {
+			t.Errorf("the new copy (PID %d) is gone", newPID)
 		}
 		c.MustFleetctl("destroy", name)
 	})

@@ -233,7 +233,10 @@ func failPartition(t *testing.T, c *hostCluster) {
 	const mark = "fleet-mark-part"
 	// On a machine with an etcd member (there are four), which then
 	// becomes the etcd leader: the hardest case.
-	x := startMarkedOn(t, c, "part.service", mark, "role=etcd")
+	// StopOnDisconnect=true: the isolated copy must stop before the unit
+	// starts elsewhere (never two copies). Without it, the isolated copy
+	// runs on until contact returns (the default disconnect policy).
+	x := startMarkedOn(t, c, "part.service", mark, "role=etcd\nStopOnDisconnect=true")
 	if err := c.moveEtcdLeader(x); err != nil {
 		t.Fatalf("moving the etcd leader to %s: %v", x.Name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -34,27 +35,56 @@ func (a *Agent) adoptRunning() {
 	}
 }
 
-// LeaseLost stops every unit of this machine at once: the machine's lease
-// is gone, so the engine is placing its units elsewhere and these copies
-// are stale. Until the machine has a lease again the agent starts nothing;
-// then it starts what the schedule, read afresh, says.
+// LeaseLost is called when the machine's lease is gone or about to expire
+// unrenewed: etcd cannot be reached, or the machine was cut off for
+// agent_ttl. Losing contact with etcd is not proof that a unit moved, so
+// units keep running, except those that opted into fencing with
+// [X-Fleet] StopOnDisconnect=true: they are stopped at once (never two
+// copies). Once the machine has a lease again, the next reconcile reads the
+// schedule afresh and, before anything else, stops the copies that were
+// placed elsewhere meanwhile.
 func (a *Agent) LeaseLost(ctx context.Context) {
-	names := slices.Sorted(maps.Keys(a.cfg.Runner.States()))
+	a.mu.Lock()
+	var fenced []string
+	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
+		if StopOnDisconnect(a.loaded[name].options) {
+			fenced = append(fenced, name)
+		}
+	}
+	a.mu.Unlock()
 	a.leaseLost.Store(true)
-	a.log.Warn("machine lease lost: stopping every unit here (they are being rescheduled)", "units", len(names))
-	for _, name := range names {
+	a.log.Warn("machine lease lost: units keep running until the schedule, read again once etcd answers, says otherwise; stopping those with StopOnDisconnect=true", "stopping", len(fenced))
+	for _, name := range fenced {
 		if err := a.cfg.Runner.Stop(ctx, name); err != nil {
 			a.log.Warn("stopping unit after lease loss", "unit", name, "err", err)
 		}
 	}
 }
 
-// afterLeaseLossLocked marks every unit stopped (LeaseLost stopped them),
-// so that they are started again only if the schedule says so once a lease
-// is back.
+// StopOnDisconnect reports whether a unit's options set [X-Fleet]
+// StopOnDisconnect= to a true boolean (1, yes, true, on).
+func StopOnDisconnect(opts []fleet.UnitOption) bool {
+	on := false
+	for _, o := range opts {
+		if o.Section == "X-Fleet" && o.Name == "StopOnDisconnect" {
+			switch strings.ToLower(strings.TrimSpace(o.Value)) {
+			case "1", "yes", "true", "on":
+				on = true
+			default:
+				on = false
+			}
+		}
+	}
+	return on
+}
+
+// afterLeaseLossLocked marks the units LeaseLost stopped (the fenced ones)
+// stopped, so that they start again only if the schedule says so once a
+// lease is back; the others were left running and the reconcile keeps or
+// stops them by the schedule.
 func (a *Agent) afterLeaseLossLocked(lease clientv3.LeaseID) {
 	for name, l := range a.loaded {
-		if l.jobState == fleet.JobStateLaunched {
+		if l.jobState == fleet.JobStateLaunched && StopOnDisconnect(l.options) {
 			l.jobState = fleet.JobStateLoaded
 			a.loaded[name] = l
 		}

@@ -21,7 +21,11 @@
 //  5. On start, units the runner already holds (adopted from a previous
 //     fleetd) count as loaded (launched if up), so the first reconcile
 //     leaves those still scheduled here with the same hash alone.
-//  6. LeaseLost (the machine's lease is gone or about to expire) stops every
-//     unit at once; while Lease() is 0 nothing is started; once a lease is
-//     back the schedule is re-read afresh and only what it says starts.
+//  6. LeaseLost (the machine's lease is gone or about to expire) stops only
+//     the units with [X-Fleet] StopOnDisconnect=true, at once; the others
+//     keep running (losing etcd is not proof that they moved). While Lease()
+//     is 0 nothing is started; once a lease is back the schedule is re-read
+//     afresh: copies no longer scheduled here are stopped first, and only
+//     what it says starts. Units adopted from an earlier fleetd whose
+//     options were never loaded count as not fenced.
 package agent

@@ -109,9 +109,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// Units outlive fleetd (a restart or an upgrade): main processes
 		// run under a shim (fleet-shim, or `fleetd shim`), and a
 		// restarted fleetd adopts them.
-		StateDir:     filepath.Join(cfg.DataDir, "runner"),
-		Shim:         shimCommand(),
-		Heartbeat:    filepath.Join(cfg.DataDir, leaseFileName),
+		StateDir: filepath.Join(cfg.DataDir, "runner"),
+		Shim:     shimCommand(),
+		// The shims' heartbeat says "fleetd is alive", not "etcd
+		// answers": units outlive an etcd outage, and stop when fleetd
+		// itself is gone for agent_ttl (presence.alive).
+		Heartbeat:    filepath.Join(cfg.DataDir, aliveFileName),
 		HeartbeatTTL: cfg.AgentTTL - expiryGuard(cfg.AgentTTL),
 	})
 	if err != nil {
@@ -157,8 +160,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				return
 			}
 			if wait {
-				if err := rn.StopAll(ctx); err != nil {
-					log.Warn("stopping stale units", "err", err)
+				// Before the agent runs: only the fenced units stop; the
+				// agent's first reconcile keeps or stops the rest by the
+				// schedule.
+				for name := range rn.States() {
+					if opts, _ := rn.UnitOptions(name); agent.StopOnDisconnect(opts) {
+						if err := rn.Stop(ctx, name); err != nil {
+							log.Warn("stopping a StopOnDisconnect unit", "unit", name, "err", err)
+						}
+					}
 				}
 			}
 		},
@@ -167,6 +177,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		closeAll(listeners)
 		return err
 	}
+	wg.Go(func() { pres.alive(ctx) })
 	wg.Go(func() { pres.run(ctx) })
 	wg.Go(func() { pres.heartbeat(ctx) })
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 // fleetd sets it to the time of every lease renewal, and unit shims stop
 // their unit when it is older than agent_ttl.
 const leaseFileName = "lease"
+
+// aliveFileName is <data_dir>/alive: fleetd touches it every aliveInterval
+// while it runs, whether or not etcd answers. The units' shims watch it and
+// stop their units when it is agent_ttl old (or missing): fleetd is gone.
+const aliveFileName = "alive"
+
+const aliveInterval = 500 * time.Millisecond
 
 type leaseFile struct {
 	Lease     int64  `json:"lease"`
@@ -113,7 +121,7 @@ func (p *presence) register(ctx context.Context) error {
 				// The machine was away longer than agent_ttl: its units
 				// are (being) placed elsewhere. Stop the stale copies
 				// before anything else.
-				p.log.Warn("previous machine lease is gone; stopping stale units before registering", "err", err, "away", time.Since(renewed).Round(time.Millisecond))
+				p.log.Warn("previous machine lease is gone; registering again (units moved elsewhere meanwhile stop at the first reconcile)", "err", err, "away", time.Since(renewed).Round(time.Millisecond))
 				p.stopUnits(ctx, true)
 				resume = 0
 				continue
@@ -153,7 +161,7 @@ func (p *presence) run(ctx context.Context) {
 			return // our own shutdown released the lease
 		}
 		p.leaseID.Store(0)
-		p.log.Warn("machine lease lost; stopping this machine's units and registering again", "last_renewal", pr.Renewed())
+		p.log.Warn("machine lease lost; registering again (units keep running unless StopOnDisconnect=true; copies moved elsewhere stop once the schedule is read)", "last_renewal", pr.Renewed())
 		p.stopUnits(ctx, false)
 		p.expiring.Store(false)
 		if err := p.register(ctx); err != nil {
@@ -191,7 +199,7 @@ func (p *presence) heartbeat(ctx context.Context) {
 		}
 		if age := time.Since(t); age > p.ttl-expiryGuard(p.ttl) && !p.expiring.Load() {
 			p.expiring.Store(true)
-			p.log.Warn("machine lease about to expire unrenewed; stopping this machine's units", "since_renewal", age.Round(time.Millisecond), "agent_ttl", p.ttl)
+			p.log.Warn("machine lease about to expire unrenewed (etcd unreachable?); units keep running, those with StopOnDisconnect=true stop", "since_renewal", age.Round(time.Millisecond), "agent_ttl", p.ttl)
 			p.stopUnits(ctx, false)
 		}
 	}
@@ -217,5 +225,32 @@ func (p *presence) close(ctx context.Context) {
 func (p *presence) release() {
 	if pr := p.cur.Load(); pr != nil {
 		pr.Release()
+	}
+}
+
+// alive touches <data_dir>/alive every aliveInterval until ctx ends: the
+// shims' sign that fleetd runs (see aliveFileName).
+func (p *presence) alive(ctx context.Context) {
+	path := filepath.Join(filepath.Dir(p.leaseFile), aliveFileName)
+	tick := time.NewTicker(aliveInterval)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		if err := os.Chtimes(path, now, now); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				if f, cerr := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600); cerr == nil {
+					f.Close()
+				} else {
+					p.log.Warn("writing the alive file", "err", cerr)
+				}
+			} else {
+				p.log.Warn("touching the alive file", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }

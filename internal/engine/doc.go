@@ -22,4 +22,16 @@
 //     campaigns again.
 //  4. Reconcile is level-triggered and idempotent: running it twice on the
 //     same snapshot writes nothing the second time.
+//  5. Control-plane outages do not move units (hold.go): when at least
+//     half of the machines (at least two, or all of a one- or two-machine
+//     cluster) lose their leases within agent_ttl (LeaseTTL) of each other,
+//     or a new leader's inherited schedule names such a share of missing
+//     machines, those machines are held for agent_ttl from when the engine
+//     noticed: their schedule entries stay, nothing new is placed on them,
+//     and a held machine that registers again just carries on. After the
+//     grace their units move as for any gone machine. A lone lost machine
+//     is kept only for a settle time (agent_ttl/20, at most 200 ms), in
+//     case others follow it. The decision is the pure function holds; the
+//     loop also wakes when a hold or settle time ends. Holds start and end
+//     with a Warn log.
 package engine

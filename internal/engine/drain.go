@@ -28,16 +28,22 @@ func dropDrained(in *schedule.Snapshot) []string {
 // explainDrained adds the draining machines to the reasons of units left
 // without a machine.
 func explainDrained(res schedule.Result, drained []string) {
-	if len(drained) == 0 {
+	explainMachines(res, drained, reasonDraining)
+}
+
+// explainMachines sets why each of ids rejected the units left without a
+// machine.
+func explainMachines(res schedule.Result, ids []string, why string) {
+	if len(ids) == 0 {
 		return
 	}
 	for name, r := range res.Reasons {
-		pm := make(map[string]string, len(r.PerMachine)+len(drained))
+		pm := make(map[string]string, len(r.PerMachine)+len(ids))
 		for k, v := range r.PerMachine {
 			pm[k] = v
 		}
-		for _, id := range drained {
-			pm[id] = reasonDraining
+		for _, id := range ids {
+			pm[id] = why
 		}
 		r.PerMachine = pm
 		res.Reasons[name] = r

@@ -21,7 +21,8 @@ type Config struct {
 	Store     *store.Store
 	MachineID string
 	// LeaseTTL is the leader session's TTL: how long a dead leader blocks
-	// scheduling.
+	// scheduling. It is agent_ttl, and also the grace period during which
+	// machines lost together with many others keep their units (hold.go).
 	LeaseTTL time.Duration
 	// Interval is the periodic reconcile interval (a safety net; changes
 	// are handled as they happen).
@@ -46,6 +47,8 @@ type Engine struct {
 
 	mu   sync.Mutex
 	reqs map[string]parsedReq // requirements by unit name, valid for hash
+	hold holdState            // machines lost together with many others (hold.go); under mu
+	now  func() time.Time     // the clock (tests replace it)
 }
 
 type parsedReq struct {
@@ -70,7 +73,7 @@ func New(cfg Config) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: log.With("component", "engine"), reqs: map[string]parsedReq{}}
+	return &Engine{cfg: cfg, log: log.With("component", "engine"), reqs: map[string]parsedReq{}, now: time.Now}
 }
 
 // Run campaigns and schedules until ctx ends.
@@ -110,6 +113,14 @@ func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 	defer view.Close()
 	tick := time.NewTicker(e.cfg.Interval)
 	defer tick.Stop()
+	// A new leader decides afresh which machines to hold (from the
+	// schedule it inherits).
+	e.mu.Lock()
+	e.hold = holdState{}
+	e.mu.Unlock()
+	holdTimer := time.NewTimer(time.Hour)
+	holdTimer.Stop()
+	defer holdTimer.Stop()
 	for {
 		start := time.Now()
 		if err := e.reconcile(ctx, lead, view); err != nil {
@@ -122,6 +133,11 @@ func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 			e.log.Warn("reconcile failed", "err", err)
 		}
 		took := time.Since(start)
+		// Wake when a hold's settle or grace period ends.
+		holdTimer.Stop()
+		if at := e.holdWake(); !at.IsZero() {
+			holdTimer.Reset(max(at.Sub(e.now()), 0) + time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -132,6 +148,7 @@ func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 			if d := min(took/4, maxDebounce); d > time.Millisecond {
 				sleep(ctx, d)
 			}
+		case <-holdTimer.C:
 		case <-tick.C:
 			// The periodic round re-reads everything: a safety net against
 			// a view that drifted.
@@ -161,9 +178,12 @@ func (e *Engine) reconcile(ctx context.Context, lead *store.Leadership, view *st
 		return fmt.Errorf("engine: snapshot: %w", err)
 	}
 	in, byName := e.input(snap)
+	keep := e.updateHolds(snap)
+	held := holdUnits(&in, keep)
 	drained := dropDrained(&in)
 	res := schedule.Schedule(in)
 	explainDrained(res, drained)
+	applyHeld(&res, held, keep)
 	ch := Changes(snap, byName, res)
 	if !ch.Empty() {
 		if err := e.cfg.Store.Apply(ctx, lead, ch); err != nil {
@@ -232,6 +252,49 @@ func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet
 		in.Current[s.Unit] = append(in.Current[s.Unit], s.Machine)
 	}
 	return in, byName
+}
+
+// updateHolds advances the engine's hold state with the snapshot's machines
+// and schedule, logs holds starting and ending, and returns the machines
+// whose units stay in place this round.
+func (e *Engine) updateHolds(snap store.Snapshot) map[string]bool {
+	live := make([]string, 0, len(snap.Machines))
+	for _, m := range snap.Machines {
+		live = append(live, m.ID)
+	}
+	var scheduled []string
+	seen := make(map[string]bool)
+	for _, s := range snap.Schedule {
+		if !seen[s.Machine] {
+			seen[s.Machine] = true
+			scheduled = append(scheduled, s.Machine)
+		}
+	}
+	now := e.now()
+	ttl := e.cfg.LeaseTTL
+	e.mu.Lock()
+	next, ev := holds(e.hold, now, live, scheduled, ttl)
+	e.hold = next
+	keep := next.keep(now, ttl)
+	e.mu.Unlock()
+	if len(ev.Started) > 0 {
+		e.log.Warn(fmt.Sprintf("%d of %d machines lost their leases at once; keeping their units in place for agent_ttl", ev.Lost, ev.Total),
+			"held", ev.Started, "agent_ttl", ttl)
+	}
+	if len(ev.Returned) > 0 {
+		e.log.Warn("held machines registered again; hold ended, their units stay", "machines", ev.Returned)
+	}
+	if len(ev.Expired) > 0 {
+		e.log.Warn("held machines did not return within agent_ttl; hold ended, their units move", "machines", ev.Expired, "agent_ttl", ttl)
+	}
+	return keep
+}
+
+// holdWake returns when the hold state next changes on its own, or zero.
+func (e *Engine) holdWake() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hold.next(e.now(), e.cfg.LeaseTTL)
 }
 
 // Changes computes the store writes that turn the snapshot's schedule and

@@ -120,6 +120,11 @@ type Requirements struct {
 	Replaces []string `json:"replaces,omitempty"`
 	// Global units run on every machine that matches Metadata and Conflicts.
 	Global bool `json:"global,omitempty"`
+	// StopOnDisconnect asks the agent to stop the unit when its machine
+	// loses contact with etcd for agent_ttl (fleet's old behaviour). By
+	// default a unit keeps running while etcd is unreachable. It does not
+	// affect scheduling.
+	StopOnDisconnect bool `json:"stopOnDisconnect,omitempty"`
 }
 
 // Reason says why a unit could not be placed.

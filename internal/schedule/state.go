@@ -200,6 +200,9 @@ func canonical(u Unit) string {
 	if r.Global {
 		b.WriteString("global")
 	}
+	if r.StopOnDisconnect {
+		b.WriteString("|stop-on-disconnect")
+	}
 	return b.String()
 }
 

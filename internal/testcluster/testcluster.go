@@ -243,6 +243,13 @@ func (c *Cluster) Terminate(i int, d time.Duration) bool {
 	}
 }
 
+// Freeze stops machine i's fleetd with SIGSTOP (and, for machine 0, the
+// embedded etcd it holds) until Thaw; its units run on.
+func (c *Cluster) Freeze(i int) { _ = c.Machines[i].cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen fleetd (SIGCONT).
+func (c *Cluster) Thaw(i int) { _ = c.Machines[i].cmd.Process.Signal(syscall.SIGCONT) }
+
 // PauseEtcd cuts machine i off etcd (Options.EtcdProxy): nothing flows
 // until ResumeEtcd.
 func (c *Cluster) PauseEtcd(i int) { c.Machines[i].Proxy.Pause() }

@@ -92,8 +92,10 @@
 //  26. Conflicts (after X-Conflicts values) and Replaces: each value split
 //     on white space into path.Match glob patterns; a malformed pattern is
 //     an error.
-//  27. Global: the last value, true if it is true, yes, 1, on or t (any
-//     case).
+//  27. Global and StopOnDisconnect (each): the last value, true if it is
+//     true, yes, 1, on or t (any case); false when absent. StopOnDisconnect
+//     does not affect scheduling: the agent stops such a unit when its
+//     machine loses contact with etcd for agent_ttl.
 //  28. Lists drop empty values and duplicates (fleet kept them: an empty
 //     MachineOf or MachineID made a unit unschedulable).
 //  29. Any other [X-Fleet] key gives the warning

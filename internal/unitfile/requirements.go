@@ -26,6 +26,7 @@ const (
 	keyConflicts                = "Conflicts"
 	keyGlobal                   = "Global"
 	keyReplaces                 = "Replaces"
+	keyStopOnDisconnect         = "StopOnDisconnect"
 	keyLegacyMachineID          = "X-ConditionMachineID"
 	keyLegacyMachineBootID      = "X-ConditionMachineBootID"
 	keyLegacyMachineOf          = "X-ConditionMachineOf"
@@ -37,7 +38,7 @@ const (
 // isRequirementKey reports whether key is a known [X-Fleet] key.
 func isRequirementKey(key string) bool {
 	switch key {
-	case keyMachineID, keyMachineOf, keyMachineMetadata, keyConflicts, keyGlobal, keyReplaces,
+	case keyMachineID, keyMachineOf, keyMachineMetadata, keyConflicts, keyGlobal, keyReplaces, keyStopOnDisconnect,
 		keyLegacyMachineID, keyLegacyMachineBootID, keyLegacyMachineOf, keyLegacyMachineMetadata,
 		keyLegacyConflicts:
 		return true
@@ -168,6 +169,9 @@ func Requirements(name string, opts []fleet.UnitOption) (fleet.Requirements, []s
 
 	if g := values[keyGlobal]; len(g) > 0 {
 		req.Global = isTruthy(g[len(g)-1])
+	}
+	if v := values[keyStopOnDisconnect]; len(v) > 0 {
+		req.StopOnDisconnect = isTruthy(v[len(v)-1])
 	}
 
 	for _, p := range req.Conflicts {

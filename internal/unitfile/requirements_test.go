@@ -196,6 +196,30 @@ func TestRequirements(t *testing.T) {
 			want: fleet.Requirements{},
 		},
 		{
+			name: "rule 27: StopOnDisconnect defaults to false",
+			unit: "a.service",
+			file: "[X-Fleet]\nGlobal=true\n",
+			want: fleet.Requirements{Global: true},
+		},
+		{
+			name: "rule 27: StopOnDisconnect truthy values",
+			unit: "a.service",
+			file: "[X-Fleet]\nStopOnDisconnect=yes\n",
+			want: fleet.Requirements{StopOnDisconnect: true},
+		},
+		{
+			name: "rule 27: StopOnDisconnect last value wins",
+			unit: "a.service",
+			file: "[X-Fleet]\nStopOnDisconnect=true\n[X-Fleet]\nStopOnDisconnect=false\n",
+			want: fleet.Requirements{},
+		},
+		{
+			name: "rule 27: StopOnDisconnect unknown value is false, and no warning",
+			unit: "a.service",
+			file: "[X-Fleet]\nStopOnDisconnect=maybe\nConflicts=b.service\n",
+			want: fleet.Requirements{Conflicts: []string{"b.service"}},
+		},
+		{
 			name: "rule 28: empty values and duplicates dropped",
 			unit: "a.service",
 			file: "[X-Fleet]\nMachineID=\nMachineID=abc\nMachineOf=\nMachineOf=b.service\nMachineOf=b.service\nConflicts=\nConflicts=x y x\n",

@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +18,7 @@ import (
 )
 
 // kappaStory is seed 004's setup: kappa-test@.service, a tiny HTTP server
-// answering its instance name on port 800%i, declared in [X-Service], on
+// answering its instance name on port <prefix>%i (free ports), declared in [X-Service], on
 // a 3-machine cluster. Later steps (the load balancer) extend it.
 type kappaStory struct {
 	t        *testing.T
@@ -24,6 +26,38 @@ type kappaStory struct {
 	dir      string
 	kappa    string // the server binary
 	fleetctl string // fleetctl binary, for ExecStartPost
+	// prefix makes instance i's port prefix*10+i ("<prefix>%i" in the
+	// unit): free on every machine's address when the story starts.
+	prefix int
+}
+
+// port is instance i's port.
+func (s *kappaStory) port(i int) int { return s.prefix*10 + i }
+
+// freePortPrefix finds a 4-digit p such that ports p1..p3 are free on
+// 127.0.0.1-3 (the test machines' public IPs): instance ports are written
+// as "<p>%i" in a template, so they must share their leading digits.
+func freePortPrefix(t *testing.T) int {
+	t.Helper()
+	for p := 2000 + rand.IntN(4000); ; p++ {
+		if p > 6552 {
+			p = 2000
+		}
+		free := true
+		for i := 1; i <= 3 && free; i++ {
+			for m := 1; m <= 3 && free; m++ {
+				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", m, p*10+i))
+				if err != nil {
+					free = false
+					break
+				}
+				l.Close()
+			}
+		}
+		if free {
+			return p
+		}
+	}
 }
 
 // buildHelper builds a main package of this module into dir.
@@ -48,22 +82,23 @@ func newKappaStory(t *testing.T) *kappaStory {
 		dir:      t.TempDir(),
 		kappa:    buildHelper(t, bin, "kappa", "./testdata/kappa"),
 		fleetctl: buildHelper(t, bin, "fleetctl", "../cmd/fleetctl"),
+		prefix:   freePortPrefix(t),
 	}
 	s.c = testcluster.New(t, fleetdBin, 3, testcluster.Options{AgentTTL: 3 * time.Second})
 	// ExecStartPost uses fleetctl kv through FLEETCTL_ENDPOINT, set by fleetd.
 	writeUnit(t, s.dir, "kappa-test@.service", fmt.Sprintf(`[Unit]
 Description=kappa test %%i
 [Service]
-ExecStart=%s -listen :800%%i -name %%n -delay 50ms -health-file %s
+ExecStart=%s -listen ${FLEET_PUBLIC_IP}:%d%%i -name %%n -delay 50ms -health-file %s
 ExecStartPost=%s kv set /kappa/%%i/unit %%n --ttl 600
 [X-Service]
 Name=kappa-test
-Port=800%%i
+Port=%d%%i
 CheckHTTP=/health
 CheckInterval=1s
 [X-Fleet]
 Conflicts=kappa-test@*.service
-`, s.kappa, filepath.Join(s.dir, "unhealthy-%i"), s.fleetctl))
+`, s.kappa, s.prefix, filepath.Join(s.dir, "unhealthy-%i"), s.fleetctl, s.prefix))
 	return s
 }
 
@@ -81,7 +116,7 @@ func (s *kappaStory) unitPath(i int) string {
 // ID): registrator's layout with the machine ID in the <host> slot, so that
 // the three fleetd of one host never write the same key.
 func (s *kappaStory) key(i int, machine string) string {
-	return fmt.Sprintf("/services/kappa-test/%s:kappa-test@%d.service:800%d", machine, i, i)
+	return fmt.Sprintf("/services/kappa-test/%s:kappa-test@%d.service:%d", machine, i, s.port(i))
 }
 
 // endpoints reads /services/kappa-test through fleetctl kv: key -> value.
@@ -120,7 +155,7 @@ func TestServiceDiscovery(t *testing.T) {
 	eps := s.awaitEndpoints("3 kappa-test endpoints", func(eps map[string]string) bool { return len(eps) == 3 })
 	for i := 1; i <= 3; i++ {
 		m := c.MachineIndex(where[fmt.Sprintf("kappa-test@%d.service", i)])
-		want := fmt.Sprintf("127.0.0.%d:800%d", m+1, i)
+		want := fmt.Sprintf("127.0.0.%d:%d", m+1, s.port(i))
 		key := s.key(i, c.Machines[m].ID)
 		if got := eps[key]; got != want {
 			t.Errorf("%s = %q, want %q (the public IP of machine %d); endpoints: %v", key, got, want, m, eps)

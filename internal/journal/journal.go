@@ -390,6 +390,33 @@ func (j *Journal) Remove(unit string) error {
 	return errors.Join(errs...)
 }
 
+// Release closes unit's open file and lock, kept open between appends; the
+// next append or read opens them again. A journal that saw many unit names
+// then holds open files only for those still in use.
+func (j *Journal) Release(unit string) error {
+	if err := ValidUnitName(unit); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	u := j.units[unit]
+	j.mu.Unlock()
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var errs []error
+	if u.f != nil {
+		errs = append(errs, u.f.Close())
+		u.f = nil
+	}
+	if u.lock != nil {
+		errs = append(errs, u.lock.Close())
+		u.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
 // Close closes open files. Later appends fail with ErrClosed; followers'
 // channels are closed when their contexts end.
 func (j *Journal) Close() error {

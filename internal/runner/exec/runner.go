@@ -305,6 +305,13 @@ func (r *Runner) Unload(ctx context.Context, name string) error {
 	if path != "" {
 		os.Remove(path)
 	}
+	if r.opts.Journal != nil {
+		// Its log stays on disk for status and journal; the open file
+		// and lock go, so fds do not grow with every unit name ever run.
+		if rerr := r.opts.Journal.Release(name); rerr != nil {
+			r.opts.Logger.Debug("releasing the journal of an unloaded unit", "unit", name, "err", rerr)
+		}
+	}
 	return err
 }
 

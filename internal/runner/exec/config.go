@@ -47,6 +47,11 @@ type config struct {
 	after       []string
 	requires    []string
 	wants       []string
+	// bindsTo and partOf name units whose stop (or failure, for bindsTo
+	// and partOf) stops this one; requires also stops it when the required
+	// unit goes inactive (see Runner's stop propagation).
+	bindsTo []string
+	partOf  []string
 
 	typ             string // simple, exec, oneshot, forking
 	remainAfterExit bool
@@ -196,8 +201,13 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 				c.description = v
 			case "After":
 				c.after = appendOrReset(c.after, list(v))
-			case "Requires", "BindsTo", "Requisite":
+			case "Requires", "Requisite":
 				c.requires = appendOrReset(c.requires, list(v))
+			case "BindsTo":
+				c.requires = appendOrReset(c.requires, list(v))
+				c.bindsTo = appendOrReset(c.bindsTo, list(v))
+			case "PartOf":
+				c.partOf = appendOrReset(c.partOf, list(v))
 			case "Wants":
 				c.wants = appendOrReset(c.wants, list(v))
 			}

@@ -65,6 +65,10 @@
 //     for After= units with a start job in flight; a Requires=+After= unit
 //     that did not come up (or a Requires= unit that is not loaded) fails
 //     X with "Dependency failed for ...". Ordering cycles are not detected.
+//     Specifiers are expanded in every dependency (BindsTo=web@%i.service).
+//   - Stop propagation: when X goes inactive or failed, units with
+//     BindsTo=X or PartOf=X that are running are stopped; units with
+//     Requires=X too, unless X failed (a crash does not stop them).
 //   - Lifecycle lines ("Starting X...", "Started X.", "Stopped X.",
 //     "x.service: Main process exited, code=exited, status=1/FAILURE",
 //     "x.service: Failed with result 'exit-code'.", ...) go to the journal

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -216,14 +217,23 @@ func (r *Runner) Load(ctx context.Context, ru runner.Unit) error {
 	u.cfg, u.loadErr, u.unitPath, u.opts = cfg, loadErr, unitPath, ru.Options
 	u.st.LoadState, u.st.Hash = loadState, ru.Hash
 	u.description = ru.Name
-	if cfg != nil && cfg.description != "" {
-		// systemd expands specifiers in Description= too.
-		u.description = specifiers{
+	if cfg != nil {
+		// systemd expands specifiers in Description= and in every
+		// dependency (BindsTo=web@%i.service).
+		sp := specifiers{
 			name:      ru.Name,
 			hostname:  r.opts.Hostname,
 			machineID: r.opts.MachineID,
 			bootID:    r.opts.BootID,
-		}.expand(cfg.description)
+		}
+		if cfg.description != "" {
+			u.description = sp.expand(cfg.description)
+		}
+		for _, deps := range []*[]string{&cfg.after, &cfg.requires, &cfg.wants, &cfg.bindsTo, &cfg.partOf} {
+			for i, d := range *deps {
+				(*deps)[i] = sp.expand(d)
+			}
+		}
 	}
 	r.notifyLocked()
 	if fresh {
@@ -313,6 +323,30 @@ func (r *Runner) Unload(ctx context.Context, name string) error {
 		}
 	}
 	return err
+}
+
+// propagateStopLocked requests a stop of every running unit that depends on
+// name with BindsTo= or PartOf= (always), or Requires= (when name stopped
+// rather than failed: a crash of a required unit does not stop its
+// dependents, as in systemd), and returns them (r.mu held).
+func (r *Runner) propagateStopLocked(name string, failed bool) []*unit {
+	var out []*unit
+	for _, v := range r.units {
+		if v.name == name || v.cfg == nil {
+			continue
+		}
+		bound := slices.Contains(v.cfg.bindsTo, name) || slices.Contains(v.cfg.partOf, name) ||
+			(!failed && slices.Contains(v.cfg.requires, name))
+		if !bound {
+			continue
+		}
+		switch v.st.ActiveState {
+		case "active", "activating", "reloading":
+			v.requestStopLocked()
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // States reports every loaded unit.

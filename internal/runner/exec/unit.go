@@ -168,12 +168,20 @@ func (u *unit) setPhase(p string) {
 
 func (u *unit) setState(active, sub string) {
 	u.r.mu.Lock()
-	if u.st.ActiveState != active {
+	was := u.st.ActiveState
+	if was != active {
 		u.st.Since = u.r.opts.Now()
 	}
 	u.st.ActiveState, u.st.SubState = active, sub
+	var stopped []*unit
+	if was != active && (active == "inactive" || active == "failed") && was != "inactive" && was != "failed" {
+		stopped = u.r.propagateStopLocked(u.name, active == "failed")
+	}
 	u.r.notifyLocked()
 	u.r.mu.Unlock()
+	for _, d := range stopped {
+		d.logf("Stopping %s: it is bound to %s, which %s.", d.desc(), u.name, map[bool]string{true: "failed", false: "stopped"}[active == "failed"])
+	}
 }
 
 func (u *unit) setMainPID(pid int) {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/unitfile"
 )
 
 // adoptRunning takes over what the runner already holds when the agent
@@ -62,20 +62,10 @@ func (a *Agent) LeaseLost(ctx context.Context) {
 }
 
 // StopOnDisconnect reports whether a unit's options set [X-Fleet]
-// StopOnDisconnect= to a true boolean (1, yes, true, on).
+// StopOnDisconnect= to true (unitfile's rule, as for Global=).
 func StopOnDisconnect(opts []fleet.UnitOption) bool {
-	on := false
-	for _, o := range opts {
-		if o.Section == "X-Fleet" && o.Name == "StopOnDisconnect" {
-			switch strings.ToLower(strings.TrimSpace(o.Value)) {
-			case "1", "yes", "true", "on":
-				on = true
-			default:
-				on = false
-			}
-		}
-	}
-	return on
+	req, _, err := unitfile.Requirements("", opts)
+	return err == nil && req.StopOnDisconnect
 }
 
 // afterLeaseLossLocked marks the units LeaseLost stopped (the fenced ones)

@@ -164,38 +164,10 @@ ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo "hello tick $i"; slee
 		t.Fatalf("no element matches %s", sel)
 		return ""
 	}
-	// poll evaluates expr until it is true, from Go, so a page navigation
-	// in between (the target's context changes) is just another retry.
-	poll := func(what, expr string) {
-		t.Helper()
-		var lastErr error
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](expr))
-			if err == nil && ok {
-				return
-			}
-			lastErr = err
-		}
-		t.Fatalf("waiting for %s: timed out (last error: %v)", what, lastErr)
-	}
-
-	// click finds and clicks an enabled element in one script evaluation,
-	// retrying while the live page re-renders it (a node found by one CDP
-	// call may be gone by the next).
-	click := func(what, sel string) {
-		t.Helper()
-		q, _ := json.Marshal(sel)
-		expr := `(function(){var e=document.querySelector(` + string(q) + `);if(!e||e.disabled){return false;}e.click();return true;})()`
-		for attempt := 0; attempt < 100; attempt++ {
-			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](expr))
-			must(what, err)
-			if ok {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("%s: no enabled element matches %s", what, sel)
-	}
+	// poll and click retry over navigations and live re-renders
+	// (browserPoll, browserClick).
+	poll := func(what, expr string) { t.Helper(); browserPoll(t, bctx, what, expr) }
+	click := func(what, sel string) { t.Helper(); browserClick(t, bctx, what, sel) }
 	visible := func(sel string) string {
 		q, _ := json.Marshal(sel)
 		return `!!document.querySelector(` + string(q) + `)`

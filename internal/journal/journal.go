@@ -405,6 +405,12 @@ func (j *Journal) Release(unit string) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return u.closeFilesLocked()
+}
+
+// closeFilesLocked closes the unit's active file and lock (u.mu held); the
+// next append or read opens them again.
+func (u *unitLog) closeFilesLocked() error {
 	var errs []error
 	if u.f != nil {
 		errs = append(errs, u.f.Close())
@@ -434,14 +440,7 @@ func (j *Journal) Close() error {
 	var errs []error
 	for _, u := range units {
 		u.mu.Lock()
-		if u.f != nil {
-			errs = append(errs, u.f.Close())
-			u.f = nil
-		}
-		if u.lock != nil {
-			errs = append(errs, u.lock.Close())
-			u.lock = nil
-		}
+		errs = append(errs, u.closeFilesLocked())
 		u.mu.Unlock()
 	}
 	return errors.Join(errs...)

@@ -45,7 +45,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := r.Context()
-	ch := events.Stream(ctx, s.store.Client(), s.store.Prefix(), since)
+	ch := events.Stream(ctx, s.store.KV(), s.store.Prefix(), since)
 
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{})

@@ -1,8 +1,9 @@
 // Package bench holds fleet-bench's scenarios (cmd/fleet-bench): scale,
-// start, failover, footprint and lb. Every scenario prints a human summary
-// and, as its last line, one JSON object with its figures, including a
-// baseline measured in the same run (so results from noisy machines can be
-// compared by their ratio to the baseline) and the load average.
+// start, failover, footprint, soak and lb. Every scenario prints a human
+// summary and, as its last line, one JSON object with its figures,
+// including a baseline measured in the same run (so results from noisy
+// machines can be compared by their ratio to the baseline) and the load
+// average.
 package bench
 
 import (
@@ -40,6 +41,7 @@ func scenarios() []scenario {
 		{name: "start", usage: "one fleetd with the exec runner; K sequential starts through the API; start-to-active latency", run: runStart},
 		{name: "failover", usage: "three fleetd, 30 units; kill -9 one; time until its units are active elsewhere", run: runFailover},
 		{name: "footprint", usage: "idle fleetd RSS and CPU with embedded etcd; then with 1,000 units", run: runFootprint},
+		{name: "soak", usage: "N fleetd under unit churn (start, stop, destroy) for a long time; RSS, fds, threads, goroutines, etcd db size must stay flat", run: runSoak},
 		{name: "lb", usage: "fleetd lb vs haproxy under wrk, HTTP and TCP, steady and with backend churn", run: runLB},
 		{name: "_engine", hidden: true, run: runEngineChild},
 		{name: "_etcd", hidden: true, run: runEtcdChild},

@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	local := &localUnits{machineID: cfg.MachineID, runner: rn, journal: jr, hostname: hostname}
 	mx.CollectRunner(rn)
-	mx.CollectEtcd(cli, cfg.MachineID, st.Leader)
+	mx.CollectEtcd(st.KV(), cfg.MachineID, st.Leader)
 	var apiHandler http.Handler // set below; the dashboard reads journals through it
 	// The API accepts every admin token registered in etcd (each fleetd's
 	// <data_dir>/admin-token).

@@ -23,6 +23,7 @@ import (
 	"github.com/fleetd/fleet/internal/config"
 	"github.com/fleetd/fleet/internal/etcdserver"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // AdminTokenFileName is the admin API token's file under the data dir.
@@ -141,11 +142,11 @@ func tokenFlagName(cfg config.Config) string {
 // credentials are accepted: a missing or wrong token fails here, at start,
 // with a message naming the flag.
 func newEtcdClient(ctx context.Context, creds clusterauth.Credentials, prefix string, dialOpts []grpc.DialOption, log *slog.Logger) (*clientv3.Client, error) {
-	cli, err := clusterauth.Dial(ctx, creds, clusterauth.DialOptions{ProbeKey: prefix, GRPC: dialOpts, Logger: log, Wait: true})
+	kc, err := etcdkv.Dial(ctx, creds, etcdkv.DialOptions{ProbeKey: prefix, GRPC: dialOpts, Logger: log, Wait: true})
 	if err != nil {
 		return nil, fmt.Errorf("fleetd: %w", err)
 	}
-	return cli, nil
+	return kc.Raw(), nil
 }
 
 // warnInsecureEtcd logs, every interval until ctx ends, that etcd is open

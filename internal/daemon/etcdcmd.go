@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/clusterauth"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 const etcdUsage = `Usage: fleetd etcd COMMAND [flags]
@@ -262,10 +263,14 @@ func (f *etcdCmdFlags) client() (*clientv3.Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return clusterauth.Dial(ctx, clusterauth.Credentials{
+	kc, err := etcdkv.Dial(ctx, clusterauth.Credentials{
 		Endpoints: eps, TokenFile: f.tokenFile,
 		Username: f.username, Password: f.password,
 		CAFile: f.caFile, CertFile: f.certFile, KeyFile: f.keyFile,
 		Insecure: f.insecure,
-	}, clusterauth.DialOptions{ProbeKey: "/"})
+	}, etcdkv.DialOptions{ProbeKey: "/"})
+	if err != nil {
+		return nil, err
+	}
+	return kc.Raw(), nil
 }

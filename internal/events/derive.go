@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
-
-	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+	"github.com/fleetd/fleet/internal/store/keys"
 )
 
 // schedValue is the part of a schedule/ value events need.
@@ -16,33 +15,24 @@ type schedValue struct {
 	DesiredState fleet.JobState `json:"desiredState"`
 }
 
-// Derive returns the events that one etcd change under prefix means. kv is
-// the new key-value (for a delete only its Key and ModRevision are set);
-// prev is the previous one (nil if none or unknown).
-func Derive(prefix string, typ mvccpb.Event_EventType, kv, prev *mvccpb.KeyValue) []fleet.Event {
-	if kv == nil {
-		return nil
-	}
-	rest, ok := strings.CutPrefix(string(kv.Key), prefix)
+// Derive returns the events that one etcd change under layout's prefix
+// means. For a delete, e.KV holds only the key and the revision; e.Prev is
+// the previous value (nil if none or unknown).
+func Derive(layout keys.Layout, e etcdkv.Event) []fleet.Event {
+	k, ok := layout.Parse(e.KV.Key)
 	if !ok {
 		return nil
 	}
-	dir, rel, ok := strings.Cut(rest, "/")
-	if !ok || rel == "" {
-		return nil
-	}
-	ev := fleet.Event{Rev: kv.ModRevision}
-	del := typ == mvccpb.DELETE
-	switch dir {
-	case "units":
-		return deriveUnit(ev, rel, del, kv, prev)
-	case "machines":
-		return deriveMachine(ev, rel, del, kv, prev)
-	case "schedule":
-		machine, unit, ok := strings.Cut(rel, "/")
-		if !ok || machine == "" || unit == "" {
-			return nil
-		}
+	kv, prev := &e.KV, e.Prev
+	ev := fleet.Event{Rev: kv.ModRev}
+	del := e.Type == etcdkv.EventDelete
+	switch k.Kind {
+	case keys.Unit:
+		return deriveUnit(ev, k.Unit, del, kv, prev)
+	case keys.Machine:
+		return deriveMachine(ev, k.Machine, del, kv, prev)
+	case keys.Schedule:
+		machine, unit := k.Machine, k.Unit
 		ev.Unit, ev.Machine = unit, machine
 		if del {
 			ev.Type = fleet.EventUnitUnscheduled
@@ -58,13 +48,13 @@ func Derive(prefix string, typ mvccpb.Event_EventType, kv, prev *mvccpb.KeyValue
 		ev.State = string(v.DesiredState)
 		ev.Message = fmt.Sprintf("%s scheduled on %s", unit, fleet.ShortMachineID(machine))
 		return []fleet.Event{ev}
-	case "states":
-		machine, unit, ok := strings.Cut(rel, "/")
-		if !ok || machine == "" || unit == "" || del {
+	case keys.State:
+		if del {
 			return nil
 		}
-		return deriveState(ev, unit, machine, kv, prev)
-	case "reasons":
+		return deriveState(ev, k.Unit, k.Machine, kv, prev)
+	case keys.Reason:
+		rel := k.Unit
 		if del {
 			return nil
 		}
@@ -84,7 +74,7 @@ func Derive(prefix string, typ mvccpb.Event_EventType, kv, prev *mvccpb.KeyValue
 	return nil
 }
 
-func deriveUnit(ev fleet.Event, name string, del bool, kv, prev *mvccpb.KeyValue) []fleet.Event {
+func deriveUnit(ev fleet.Event, name string, del bool, kv, prev *etcdkv.KV) []fleet.Event {
 	ev.Unit = name
 	if del {
 		ev.Type = fleet.EventUnitDestroyed
@@ -118,7 +108,7 @@ func deriveUnit(ev fleet.Event, name string, del bool, kv, prev *mvccpb.KeyValue
 	return out
 }
 
-func deriveMachine(ev fleet.Event, id string, del bool, kv, prev *mvccpb.KeyValue) []fleet.Event {
+func deriveMachine(ev fleet.Event, id string, del bool, kv, prev *etcdkv.KV) []fleet.Event {
 	ev.Machine = id
 	if del {
 		var m fleet.Machine
@@ -139,7 +129,7 @@ func deriveMachine(ev fleet.Event, id string, del bool, kv, prev *mvccpb.KeyValu
 	return []fleet.Event{ev}
 }
 
-func deriveState(ev fleet.Event, unit, machine string, kv, prev *mvccpb.KeyValue) []fleet.Event {
+func deriveState(ev fleet.Event, unit, machine string, kv, prev *etcdkv.KV) []fleet.Event {
 	var st, old fleet.UnitState
 	if json.Unmarshal(kv.Value, &st) != nil {
 		return nil

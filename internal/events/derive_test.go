@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
-
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+	"github.com/fleetd/fleet/internal/store/keys"
 )
 
 const pfx = "/_coreos.com/fleet/"
 
-func kv(key string, rev int64, v any) *mvccpb.KeyValue {
+func kv(key string, rev int64, v any) *etcdkv.KV {
 	var b []byte
 	switch x := v.(type) {
 	case nil:
@@ -21,7 +21,7 @@ func kv(key string, rev int64, v any) *mvccpb.KeyValue {
 	default:
 		b, _ = json.Marshal(x)
 	}
-	return &mvccpb.KeyValue{Key: []byte(pfx + key), Value: b, ModRevision: rev}
+	return &etcdkv.KV{Key: pfx + key, Value: b, ModRev: rev}
 }
 
 const (
@@ -30,7 +30,7 @@ const (
 )
 
 func TestDerive(t *testing.T) {
-	put, del := mvccpb.PUT, mvccpb.DELETE
+	put, del := etcdkv.EventPut, etcdkv.EventDelete
 	unit := func(hash string, ds fleet.JobState) fleet.Unit {
 		return fleet.Unit{Name: "web.service", Hash: hash, DesiredState: ds}
 	}
@@ -39,8 +39,8 @@ func TestDerive(t *testing.T) {
 	}
 	cases := []struct {
 		name       string
-		typ        mvccpb.Event_EventType
-		kv, prev   *mvccpb.KeyValue
+		typ        etcdkv.EventType
+		kv, prev   *etcdkv.KV
 		want       []string // types
 		wantUnit   string
 		wantMach   string
@@ -88,13 +88,13 @@ func TestDerive(t *testing.T) {
 		{"same reason ignored", put, kv("reasons/web.service", 19, fleet.Reason{Summary: "x"}), kv("reasons/web.service", 18, fleet.Reason{Summary: "x"}), nil, "", "", "", ""},
 		{"leader key ignored", put, kv("engine/leader/694d", 20, m1), nil, nil, "", "", "", ""},
 		{"metadata ignored", put, kv("metadata/"+m1+"/az", 21, "a"), nil, nil, "", "", "", ""},
-		{"outside prefix", put, &mvccpb.KeyValue{Key: []byte("/other/units/x.service"), Value: []byte("{}")}, nil, nil, "", "", "", ""},
+		{"outside prefix", put, &etcdkv.KV{Key: "/other/units/x.service", Value: []byte("{}")}, nil, nil, "", "", "", ""},
 		{"bad json", put, kv("units/web.service", 22, "{"), nil, nil, "", "", "", ""},
 		{"dir only", put, kv("units/", 23, "{}"), nil, nil, "", "", "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Derive(pfx, tc.typ, tc.kv, tc.prev)
+			got := Derive(keys.New(pfx), etcdkv.Event{Type: tc.typ, KV: *tc.kv, Prev: tc.prev})
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %d events %+v, want types %v", len(got), got, tc.want)
 			}
@@ -102,8 +102,8 @@ func TestDerive(t *testing.T) {
 				if e.Type != tc.want[i] {
 					t.Errorf("event %d type %q, want %q", i, e.Type, tc.want[i])
 				}
-				if e.Rev != tc.kv.ModRevision {
-					t.Errorf("rev %d, want %d", e.Rev, tc.kv.ModRevision)
+				if e.Rev != tc.kv.ModRev {
+					t.Errorf("rev %d, want %d", e.Rev, tc.kv.ModRev)
 				}
 			}
 			if len(got) == 0 {

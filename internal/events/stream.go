@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+	"github.com/fleetd/fleet/internal/store/keys"
 )
 
 // HoldBack is how long Stream holds an unscheduled event back, waiting for
@@ -16,12 +16,12 @@ const HoldBack = 300 * time.Millisecond
 // Stream watches prefix from fromRev (0 = from now) and sends the derived
 // events until ctx ends; then the channel is closed (see the package
 // contract).
-func Stream(ctx context.Context, cli *clientv3.Client, prefix string, fromRev int64) <-chan fleet.Event {
+func Stream(ctx context.Context, c *etcdkv.Client, prefix string, fromRev int64) <-chan fleet.Event {
 	out := make(chan fleet.Event, 64)
 	go func() {
 		defer close(out)
-		s := &streamer{ctx: ctx, out: out}
-		s.run(cli, prefix, fromRev)
+		s := &streamer{ctx: ctx, out: out, layout: keys.New(prefix)}
+		s.run(c, prefix, fromRev)
 	}()
 	return out
 }
@@ -31,6 +31,7 @@ type streamer struct {
 	out     chan<- fleet.Event
 	pending []fleet.Event
 	lastRev int64
+	layout  keys.Layout
 }
 
 // send delivers evs; false when ctx ended.
@@ -66,19 +67,15 @@ func (s *streamer) flush() bool {
 	return ok
 }
 
-func (s *streamer) run(cli *clientv3.Client, prefix string, next int64) {
+func (s *streamer) run(c *etcdkv.Client, prefix string, next int64) {
 	ctx := s.ctx
 	backoff := 50 * time.Millisecond
 	hold := time.NewTimer(time.Hour)
 	hold.Stop()
 	defer hold.Stop()
 	for ctx.Err() == nil {
-		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
-		if next > 0 {
-			opts = append(opts, clientv3.WithRev(next))
-		}
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := cli.Watch(wctx, prefix, opts...)
+		wctx, cancel := context.WithCancel(ctx)
+		wch := c.Watch(wctx, prefix, etcdkv.WatchOptions{Prefix: true, FromRev: next, PrevKV: true})
 	watch:
 		for {
 			select {
@@ -90,15 +87,15 @@ func (s *streamer) run(cli *clientv3.Client, prefix string, next int64) {
 					cancel()
 					return
 				}
-			case resp, ok := <-wch:
+			case b, ok := <-wch:
 				if !ok {
 					break watch
 				}
-				if resp.CompactRevision != 0 {
+				if b.Compacted != 0 {
 					// Missed changes: tell the consumer to re-read.
-					next = resp.CompactRevision
+					next = b.Compacted
 					if !s.flush() || !s.send([]fleet.Event{{
-						Rev: resp.CompactRevision, Time: time.Now(), Type: fleet.EventStreamResync,
+						Rev: b.Compacted, Time: time.Now(), Type: fleet.EventStreamResync,
 						Message: "events were compacted away; re-read the cluster state",
 					}}) {
 						cancel()
@@ -106,18 +103,18 @@ func (s *streamer) run(cli *clientv3.Client, prefix string, next int64) {
 					}
 					break watch
 				}
-				if resp.Err() != nil || resp.Canceled {
+				if b.Err != nil {
 					break watch
 				}
 				backoff = 50 * time.Millisecond
 				now := time.Now()
-				for _, e := range resp.Events {
-					for _, d := range Derive(prefix, e.Type, e.Kv, e.PrevKv) {
+				for _, e := range b.Events {
+					for _, d := range Derive(s.layout, e) {
 						d.Time = now
 						s.pending = append(s.pending, d)
 					}
-					next = e.Kv.ModRevision + 1
-					s.lastRev = e.Kv.ModRevision
+					next = e.KV.ModRev + 1
+					s.lastRev = e.KV.ModRev
 				}
 				s.pending = Coalesce(s.pending)
 				if !s.release() {
@@ -136,7 +133,7 @@ func (s *streamer) run(cli *clientv3.Client, prefix string, next int64) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-cli.Ctx().Done():
+		case <-c.Done():
 			return
 		case <-time.After(backoff):
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/fleetd/fleet/internal/events"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 const prefix = "/test/fleet/"
@@ -50,7 +51,7 @@ func TestStreamAgainstRealStore(t *testing.T) {
 	startRev := resp.Header.Revision
 
 	sctx, scancel := context.WithCancel(ctx)
-	ch := events.Stream(sctx, cli, prefix, 0)
+	ch := events.Stream(sctx, etcdkv.New(cli), prefix, 0)
 	time.Sleep(200 * time.Millisecond) // let the watch start
 
 	pr, err := st.Register(ctx, fleet.Machine{ID: "m1aaaaaaaaaaaaaa", PublicIP: "10.0.0.1"}, 5*time.Second)
@@ -143,14 +144,14 @@ func TestStreamAgainstRealStore(t *testing.T) {
 
 	// From a revision: the history is replayed, including the unit made
 	// before the first stream started.
-	ch = events.Stream(ctx, cli, prefix, startRev+1)
+	ch = events.Stream(ctx, etcdkv.New(cli), prefix, startRev+1)
 	first := next(t, ch)
 	if first.Type != fleet.EventMachineJoined {
 		t.Fatalf("replay starts with %+v, want machine.joined", first)
 	}
 	for e := first; e.Rev < lastRev; e = next(t, ch) {
 	}
-	ch = events.Stream(ctx, cli, prefix, startRev)
+	ch = events.Stream(ctx, etcdkv.New(cli), prefix, startRev)
 	if e := next(t, ch); e.Type != fleet.EventUnitSubmitted || e.Unit != "old.service" {
 		t.Fatalf("replay from before: %+v", e)
 	}

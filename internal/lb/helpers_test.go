@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 const waitLong = 15 * time.Second
@@ -107,7 +108,7 @@ func newHarness(t *testing.T, balance string) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{etcdKV: etcdKV{t, cli}, pool: pool, prefix: "/services/web/"}
-	h.watcher = NewWatcher(WatcherConfig{Client: cli, Prefix: h.prefix, Update: pool.Update, Logger: log})
+	h.watcher = NewWatcher(WatcherConfig{Client: etcdkv.New(cli), Prefix: h.prefix, Update: pool.Update, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.watcher.Run(ctx) }()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleet/internal/clusterauth"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 const usageText = `Usage: fleetd lb --listen ADDR --service NAME [flags]
@@ -272,12 +273,13 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		dctx, dcancel = context.WithTimeout(ctx, o.etcdTimeout)
 		defer dcancel()
 	}
-	cli, err := clusterauth.Dial(dctx, clusterauth.Credentials{
+	kc, err := etcdkv.Dial(dctx, clusterauth.Credentials{
 		Endpoints: o.etcdServers, TokenFile: o.tokenFile,
 		Username: o.etcdUsername, Password: o.etcdPassword,
 		CAFile: o.etcdCAFile, CertFile: o.etcdCertFile, KeyFile: o.etcdKeyFile,
 		Insecure: o.etcdInsecure,
-	}, clusterauth.DialOptions{ProbeKey: o.prefix, Logger: logger, Wait: true})
+	}, etcdkv.DialOptions{ProbeKey: o.prefix, Logger: logger, Wait: true,
+		ClientOptions: []etcdkv.Option{etcdkv.WithTimeout(requestTimeout(o.etcdTimeout))}})
 	if err != nil {
 		if o.etcdTimeout > 0 && dctx.Err() != nil && ctx.Err() == nil {
 			return fmt.Errorf("etcd at %s not reachable within --etcd-timeout %v (%v); check --etcd-servers and that etcd is up",
@@ -285,7 +287,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		}
 		return err
 	}
-	defer cli.Close()
+	defer kc.Close()
 
 	pool, err := NewPool(PoolConfig{Service: o.service, Balance: o.balance, DrainTimeout: drainOrForever(o.drainTimeout), Logger: logger})
 	if err != nil {
@@ -300,12 +302,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	reqTimeout := 3 * time.Second
-	if o.etcdTimeout > 0 {
-		reqTimeout = min(reqTimeout, max(o.etcdTimeout/3, 100*time.Millisecond))
-	}
-	watcher := NewWatcher(WatcherConfig{Client: cli, Prefix: o.prefix + o.service + "/", Update: pool.Update,
-		RequestTimeout: reqTimeout, Logger: logger})
+	watcher := NewWatcher(WatcherConfig{Client: kc, Prefix: o.prefix + o.service + "/", Update: pool.Update, Logger: logger})
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); watcher.Run(ctx) }()
 	defer func() { cancel(nil); <-watchDone }()
@@ -407,4 +404,14 @@ func statusHandler(o options, pool *Pool, w *Watcher) http.Handler {
 		enc.Encode(st)
 	})
 	return mux
+}
+
+// requestTimeout bounds each etcd request: 3 s, less under a short
+// --etcd-timeout.
+func requestTimeout(etcdTimeout time.Duration) time.Duration {
+	d := 3 * time.Second
+	if etcdTimeout > 0 {
+		d = min(d, max(etcdTimeout/3, 100*time.Millisecond))
+	}
+	return d
 }

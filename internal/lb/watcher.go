@@ -2,8 +2,6 @@ package lb
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -11,13 +9,13 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // WatcherConfig configures a Watcher.
 type WatcherConfig struct {
-	// Client is the etcd v3 client to read from.
-	Client *clientv3.Client
+	// Client is the etcd client to read from.
+	Client *etcdkv.Client
 	// Prefix is the service's key prefix, e.g. "/services/web/"; a missing
 	// trailing slash is added so that "/services/web2/" is not matched.
 	Prefix string
@@ -28,8 +26,6 @@ type WatcherConfig struct {
 	// Coalesce is how long a burst of changes is gathered before Update
 	// runs; zero means 5ms, negative means none.
 	Coalesce time.Duration
-	// RequestTimeout bounds each Get; zero means 3s.
-	RequestTimeout time.Duration
 	// Logger receives warnings (unreachable etcd, bad endpoint values).
 	Logger *slog.Logger
 }
@@ -55,9 +51,6 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 	if cfg.Coalesce == 0 {
 		cfg.Coalesce = 5 * time.Millisecond
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 3 * time.Second
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,68 +75,55 @@ func (w *Watcher) LastError() error {
 // Run watches until ctx ends and then returns ctx's error.
 func (w *Watcher) Run(ctx context.Context) error {
 	log := w.cfg.Logger
-	backoff := 250 * time.Millisecond
-	attempt := 0
-	for {
-		state, rev, err := w.load(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	state := map[string]Backend{}
+	failing := false
+	return etcdkv.Mirror(ctx, w.cfg.Client, etcdkv.MirrorConfig{
+		Prefixes: []string{w.cfg.Prefix},
+		Coalesce: max(w.cfg.Coalesce, 0),
+		Retry:    250 * time.Millisecond,
+		MaxRetry: 5 * time.Second,
+		Reset: func(kvs []etcdkv.KV, rev int64) {
+			if failing {
+				log.Info("lb: etcd reachable again", "prefix", w.cfg.Prefix, "revision", rev)
+				failing = false
 			}
-			attempt++
+			w.setErr(nil)
+			clear(state)
+			for _, kv := range kvs {
+				w.apply(state, kv.Key, kv.Value, false)
+			}
+		},
+		Apply: func(b etcdkv.WatchBatch) {
+			for _, ev := range b.Events {
+				w.apply(state, ev.KV.Key, ev.KV.Value, ev.Type == etcdkv.EventDelete)
+			}
+		},
+		Changed: func(int64) {
+			w.push(state)
+			w.mu.Lock()
+			if !w.synced {
+				w.synced = true
+				close(w.ready)
+			}
+			w.mu.Unlock()
+		},
+		Failed: func(err error, failures int, retryIn time.Duration) {
 			w.setErr(err)
-			log.Warn("lb: etcd unreachable, retrying", "endpoints", strings.Join(w.cfg.Client.Endpoints(), ","),
-				"prefix", w.cfg.Prefix, "attempt", attempt, "retry_in", backoff, "err", err)
-			if !sleep(ctx, backoff) {
-				return ctx.Err()
+			if failures == 0 {
+				log.Warn("lb: watch interrupted, re-reading", "prefix", w.cfg.Prefix, "err", err)
+				return
 			}
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		if attempt > 0 {
-			log.Info("lb: etcd reachable again", "prefix", w.cfg.Prefix, "revision", rev)
-		}
-		attempt, backoff = 0, 250*time.Millisecond
-		w.setErr(nil)
-		w.push(state)
-		w.mu.Lock()
-		if !w.synced {
-			w.synced = true
-			close(w.ready)
-		}
-		w.mu.Unlock()
-
-		err = w.watch(ctx, state, rev)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		w.setErr(err)
-		log.Warn("lb: watch interrupted, re-reading", "prefix", w.cfg.Prefix, "err", err)
-		if !sleep(ctx, 100*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
+			failing = true
+			log.Warn("lb: etcd unreachable, retrying", "endpoints", strings.Join(w.cfg.Client.Endpoints(), ","),
+				"prefix", w.cfg.Prefix, "attempt", failures, "retry_in", retryIn, "err", err)
+		},
+	})
 }
 
 func (w *Watcher) setErr(err error) {
 	w.mu.Lock()
 	w.lastErr = err
 	w.mu.Unlock()
-}
-
-// load reads the whole prefix.
-func (w *Watcher) load(ctx context.Context) (map[string]Backend, int64, error) {
-	rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := w.cfg.Client.Get(rctx, w.cfg.Prefix, clientv3.WithPrefix())
-	if err != nil {
-		return nil, 0, fmt.Errorf("get %s: %w", w.cfg.Prefix, err)
-	}
-	state := make(map[string]Backend, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		w.apply(state, string(kv.Key), kv.Value, false)
-	}
-	return state, resp.Header.Revision, nil
 }
 
 // apply records one key's change in state.
@@ -172,73 +152,4 @@ func (w *Watcher) push(state map[string]Backend) {
 		out[i] = state[id]
 	}
 	w.cfg.Update(out)
-}
-
-const errWatchClosed = constError("watch channel closed")
-
-// watch follows the prefix from rev+1 until an error, a compaction or ctx's
-// end, pushing the state after each (coalesced) change.
-func (w *Watcher) watch(ctx context.Context, state map[string]Backend, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	wch := w.cfg.Client.Watch(wctx, w.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	var timer *time.Timer
-	var fire <-chan time.Time
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-fire:
-			fire = nil
-			w.push(state)
-		case wresp, ok := <-wch:
-			if !ok {
-				return errWatchClosed
-			}
-			if wresp.CompactRevision != 0 {
-				return fmt.Errorf("revision %d compacted (now %d)", rev+1, wresp.CompactRevision)
-			}
-			if err := wresp.Err(); err != nil {
-				return err
-			}
-			if wresp.Canceled {
-				return errors.New("watch canceled by the server")
-			}
-			if len(wresp.Events) == 0 {
-				continue
-			}
-			for _, ev := range wresp.Events {
-				w.apply(state, string(ev.Kv.Key), ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
-			}
-			rev = wresp.Header.Revision
-			if w.cfg.Coalesce < 0 {
-				w.push(state)
-				continue
-			}
-			if fire == nil {
-				if timer == nil {
-					timer = time.NewTimer(w.cfg.Coalesce)
-				} else {
-					timer.Reset(w.cfg.Coalesce)
-				}
-				fire = timer.C
-			}
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 type syncBuf struct {
@@ -33,7 +34,7 @@ func TestWatcherInitialSetBadValuesAndScope(t *testing.T) {
 	var logs syncBuf
 	var mu sync.Mutex
 	var updates [][]Backend
-	w := NewWatcher(WatcherConfig{Client: cli, Prefix: "/services/web", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	w := NewWatcher(WatcherConfig{Client: etcdkv.New(cli), Prefix: "/services/web", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Update: func(b []Backend) { mu.Lock(); updates = append(updates, b); mu.Unlock() }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -59,39 +60,8 @@ func TestWatcherInitialSetBadValuesAndScope(t *testing.T) {
 	}
 }
 
-func TestWatcherResyncsAfterCompaction(t *testing.T) {
-	cli := etcdtest.New(t)
-	kv := etcdKV{t, cli}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	kv.put("/services/web/a", "10.0.0.1:80")
-	resp, err := cli.Get(ctx, "/services/web/", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := resp.Header.Revision
-	kv.put("/services/web/b", "10.0.0.2:80")
-	r2, err := cli.Put(ctx, "/other", "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.Compact(ctx, r2.Header.Revision); err != nil {
-		t.Fatal(err)
-	}
-	w := NewWatcher(WatcherConfig{Client: cli, Prefix: "/services/web/"})
-	err = w.watch(ctx, map[string]Backend{}, old)
-	if err == nil || !strings.Contains(err.Error(), "compacted") {
-		t.Fatalf("watch from a compacted revision = %v, want a compaction error", err)
-	}
-	// Run re-reads and carries on: both keys present.
-	var mu sync.Mutex
-	var got []Backend
-	w = NewWatcher(WatcherConfig{Client: cli, Prefix: "/services/web/", Update: func(b []Backend) { mu.Lock(); got = b; mu.Unlock() }})
-	rctx, rcancel := context.WithCancel(ctx)
-	defer rcancel()
-	go w.Run(rctx)
-	eventually(t, "both keys", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
-}
+// A compacted or failed watch is re-read by etcdkv.Mirror (its own tests,
+// TestMirrorRereadsAfterCompaction); the watcher only maps keys to backends.
 
 func TestWatcherUnreachableEtcdRetries(t *testing.T) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + refusedAddr(t)}, DialTimeout: time.Second, Logger: zap.NewNop()})
@@ -100,7 +70,7 @@ func TestWatcherUnreachableEtcdRetries(t *testing.T) {
 	}
 	defer cli.Close()
 	var logs syncBuf
-	w := NewWatcher(WatcherConfig{Client: cli, Prefix: "/services/web/", RequestTimeout: 200 * time.Millisecond,
+	w := NewWatcher(WatcherConfig{Client: etcdkv.New(cli, etcdkv.WithTimeout(200*time.Millisecond)), Prefix: "/services/web/",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -10,9 +10,9 @@
 //	         reports units by state and restarts at scrape time
 //	API      m.Middleware(handler): requests by method, route (the mux
 //	         pattern) and code; latency by method and route
-//	etcd     m.EtcdDialOptions() for clientv3.Config.DialOptions (client
+//	etcd     m.EtcdDialOptions() for etcdkv.DialOptions.GRPC (client
 //	         request counts and latency by gRPC method);
-//	         m.CollectEtcd(cli, leader) asks the Maintenance Status of the
+//	         m.CollectEtcd(kv, machineID, leader) asks the Maintenance Status of the
 //	         endpoints at scrape time (up, has leader, db size, term) and
 //	         whether this machine leads the engine
 //	balancer m.LB(): counters and gauges keyed by service and backend that a

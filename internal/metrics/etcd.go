@@ -6,15 +6,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // scrapeTimeout bounds the etcd calls made while collecting.
 const scrapeTimeout = 2 * time.Second
 
-// EtcdDialOptions returns gRPC options for clientv3.Config.DialOptions that
+// EtcdDialOptions returns gRPC options for etcdkv.DialOptions.GRPC that
 // count and time every unary etcd request.
 func (m *Metrics) EtcdDialOptions() []grpc.DialOption {
 	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(m.unaryInterceptor)}
@@ -35,7 +36,7 @@ type LeaderFunc func(ctx context.Context) (string, error)
 // CollectEtcd reports at scrape time what the Maintenance Status of cli's
 // endpoints says (the first that answers) and whether machineID leads the
 // engine (when leader is not nil).
-func (m *Metrics) CollectEtcd(cli *clientv3.Client, machineID string, leader LeaderFunc) {
+func (m *Metrics) CollectEtcd(cli *etcdkv.Client, machineID string, leader LeaderFunc) {
 	m.reg.MustRegister(&etcdCollector{cli: cli, machineID: machineID, leader: leader})
 }
 
@@ -57,7 +58,7 @@ var (
 )
 
 type etcdCollector struct {
-	cli       *clientv3.Client
+	cli       *etcdkv.Client
 	machineID string
 	leader    LeaderFunc
 }
@@ -82,17 +83,12 @@ func (c *etcdCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	start := time.Now()
 	up := false
-	for _, ep := range c.cli.Endpoints() {
-		resp, err := c.cli.Status(ctx, ep)
-		if err != nil {
-			continue
-		}
+	if st, err := c.cli.Status(ctx); err == nil {
 		up = true
-		gauge(etcdHasLeaderDesc, b(resp.Leader != 0))
-		gauge(etcdIsLeaderDesc, b(resp.Header != nil && resp.Leader == resp.Header.MemberId))
-		gauge(etcdDBSizeDesc, float64(resp.DbSize))
-		gauge(etcdRaftTermDesc, float64(resp.RaftTerm))
-		break
+		gauge(etcdHasLeaderDesc, b(st.Leader != 0))
+		gauge(etcdIsLeaderDesc, b(st.IsLeader()))
+		gauge(etcdDBSizeDesc, float64(st.DBSize))
+		gauge(etcdRaftTermDesc, float64(st.RaftTerm))
 	}
 	gauge(etcdStatusDurDesc, time.Since(start).Seconds())
 	gauge(etcdUpDesc, b(up))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/runner"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // scrape returns the /metrics text.
@@ -227,7 +228,7 @@ func TestEtcdAgainstRealServer(t *testing.T) {
 	if _, err := cli.Put(t.Context(), "k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	m.CollectEtcd(cli, "me", func(context.Context) (string, error) { return "me", nil })
+	m.CollectEtcd(etcdkv.New(cli), "me", func(context.Context) (string, error) { return "me", nil })
 	text := scrape(t, m)
 	if value(t, text, "fleet_etcd_up") != 1 || value(t, text, "fleet_etcd_has_leader") != 1 || value(t, text, "fleet_engine_is_leader") != 1 {
 		t.Errorf("etcd status:\n%s", text)

@@ -100,7 +100,7 @@ func (s *Store) campaignOnce(ctx context.Context, machineID string, ttl time.Dur
 		abandon()
 		return nil, fmt.Errorf("new session: %w", err)
 	}
-	el := concurrency.NewElection(session, s.leaderPrefix())
+	el := concurrency.NewElection(session, s.layout.LeaderPrefix())
 	if err := campaignUntilLost(ctx, el, machineID, keep); err != nil {
 		abandon()
 		return nil, err
@@ -161,7 +161,7 @@ func (s *Store) Leader(ctx context.Context) (string, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
 	opts := append([]clientv3.OpOption{clientv3.WithPrefix()}, clientv3.WithFirstCreate()...)
-	resp, err := s.cli.Get(rctx, s.leaderPrefix()+"/", opts...)
+	resp, err := s.cli.Get(rctx, s.layout.LeaderPrefix()+"/", opts...)
 	if err != nil {
 		return "", fmt.Errorf("store: engine leader: %w", err)
 	}
@@ -293,20 +293,20 @@ func (s *Store) changeOps(c Changes) (deletes, rest [][]clientv3.Op) {
 	entryID := func(e ScheduleEntry) string { return "e\x00" + e.Unit + "\x00" + e.Machine }
 	for _, e := range c.Delete {
 		add(entryID(e),
-			clientv3.OpDelete(s.scheduleKey(e.Machine, e.Unit)),
-			clientv3.OpDelete(s.placementKey(e.Unit, e.Machine)))
+			clientv3.OpDelete(s.layout.Schedule(e.Machine, e.Unit)),
+			clientv3.OpDelete(s.layout.Placement(e.Unit, e.Machine)))
 	}
 	for _, u := range c.DeleteReasons {
-		add("r\x00"+u, clientv3.OpDelete(s.reasonKey(u)))
+		add("r\x00"+u, clientv3.OpDelete(s.layout.Reason(u)))
 	}
 	for _, e := range c.Put {
 		v := mustJSON(scheduleValue{Hash: e.Hash, DesiredState: e.DesiredState})
 		add(entryID(e),
-			clientv3.OpPut(s.scheduleKey(e.Machine, e.Unit), v),
-			clientv3.OpPut(s.placementKey(e.Unit, e.Machine), ""))
+			clientv3.OpPut(s.layout.Schedule(e.Machine, e.Unit), v),
+			clientv3.OpPut(s.layout.Placement(e.Unit, e.Machine), ""))
 	}
 	for _, r := range c.PutReasons {
-		add("r\x00"+r.Unit, clientv3.OpPut(s.reasonKey(r.Unit), mustJSON(r)))
+		add("r\x00"+r.Unit, clientv3.OpPut(s.layout.Reason(r.Unit), mustJSON(r)))
 	}
 	for _, g := range groups {
 		if g[0].IsDelete() {

@@ -93,7 +93,7 @@ func (f *ScheduleFollower) load(ctx context.Context) error {
 	f.loaded = true
 	f.stop = stop
 	f.mu.Unlock()
-	dir := f.s.scheduleDir() + f.machine + "/"
+	dir := f.s.layout.MachineScheduleDir(f.machine)
 	wch := f.s.cli.Watch(clientv3.WithRequireLeader(wctx), dir, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	go func() {
 		for resp := range wch {

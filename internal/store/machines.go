@@ -42,7 +42,7 @@ func (s *Store) Register(ctx context.Context, m fleet.Machine, ttl time.Duration
 	if m.ID == "" {
 		return nil, errors.New("store: register machine: empty machine ID")
 	}
-	key := s.machineKey(m.ID)
+	key := s.layout.Machine(m.ID)
 	val := mustJSON(m)
 
 	granted := time.Now()
@@ -137,7 +137,7 @@ func (p *Presence) Update(ctx context.Context, m fleet.Machine) error {
 	m.ID = p.id
 	rctx, cancel := p.s.req(ctx)
 	defer cancel()
-	if _, err := p.s.cli.Put(rctx, p.s.machineKey(p.id), mustJSON(m), clientv3.WithLease(p.lease)); err != nil {
+	if _, err := p.s.cli.Put(rctx, p.s.layout.Machine(p.id), mustJSON(m), clientv3.WithLease(p.lease)); err != nil {
 		return fmt.Errorf("store: update machine %s: %w", p.id, err)
 	}
 	return nil
@@ -165,8 +165,8 @@ func (s *Store) Machines(ctx context.Context) ([]fleet.Machine, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
 	resp, err := s.cli.Txn(rctx).Then(
-		clientv3.OpGet(s.machinesDir(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.metadataDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.MachinesDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.MetadataDir(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("store: machines: %w", err)
@@ -181,7 +181,7 @@ func (s *Store) Machines(ctx context.Context) ([]fleet.Machine, error) {
 func (s *Store) decodeMachines(machines, metadata []*mvccpb.KeyValue) ([]fleet.Machine, error) {
 	overrides := map[string]map[string]string{}
 	for _, kv := range metadata {
-		id, key, ok := splitTwo(string(kv.Key), s.metadataDir())
+		id, key, ok := splitTwo(string(kv.Key), s.layout.MetadataDir())
 		if !ok {
 			continue
 		}
@@ -192,7 +192,7 @@ func (s *Store) decodeMachines(machines, metadata []*mvccpb.KeyValue) ([]fleet.M
 	}
 	ms := make([]fleet.Machine, 0, len(machines))
 	for _, kv := range machines {
-		id := strings.TrimPrefix(string(kv.Key), s.machinesDir())
+		id := strings.TrimPrefix(string(kv.Key), s.layout.MachinesDir())
 		var m fleet.Machine
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
 			return nil, fmt.Errorf("decode machine %q: %w", id, err)
@@ -237,7 +237,7 @@ func (s *Store) SetMetadata(ctx context.Context, machineID, key, value string) e
 	}
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	if _, err := s.cli.Put(rctx, s.metadataKey(machineID, key), value); err != nil {
+	if _, err := s.cli.Put(rctx, s.layout.Metadata(machineID, key), value); err != nil {
 		return fmt.Errorf("store: set metadata %q of %s: %w", key, machineID, err)
 	}
 	return nil
@@ -251,7 +251,7 @@ func (s *Store) DeleteMetadata(ctx context.Context, machineID, key string) error
 	}
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	if _, err := s.cli.Delete(rctx, s.metadataKey(machineID, key)); err != nil {
+	if _, err := s.cli.Delete(rctx, s.layout.Metadata(machineID, key)); err != nil {
 		return fmt.Errorf("store: delete metadata %q of %s: %w", key, machineID, err)
 	}
 	return nil

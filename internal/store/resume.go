@@ -34,7 +34,7 @@ func (s *Store) Resume(ctx context.Context, m fleet.Machine, lease clientv3.Leas
 	if err != nil {
 		return nil, fmt.Errorf("store: resume machine %s: %w", m.ID, err)
 	}
-	key := s.machineKey(m.ID)
+	key := s.layout.Machine(m.ID)
 	rctx, cancel = s.req(ctx)
 	resp, err := s.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.LeaseValue(key), "=", lease)).

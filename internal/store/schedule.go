@@ -43,11 +43,11 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
 	resp, err := s.cli.Txn(rctx).Then(
-		clientv3.OpGet(s.unitsDir(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.machinesDir(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.metadataDir(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.scheduleDir(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.reasonsDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.UnitsDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.MachinesDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.MetadataDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.ScheduleDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.ReasonsDir(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
@@ -73,7 +73,7 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 func (s *Store) Schedule(ctx context.Context) ([]ScheduleEntry, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.scheduleDir(), clientv3.WithPrefix())
+	resp, err := s.cli.Get(rctx, s.layout.ScheduleDir(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("store: schedule: %w", err)
 	}
@@ -89,7 +89,7 @@ func (s *Store) Schedule(ctx context.Context) ([]ScheduleEntry, error) {
 func (s *Store) MachineSchedule(ctx context.Context, machineID string) ([]ScheduleEntry, int64, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.scheduleDir()+machineID+"/", clientv3.WithPrefix())
+	resp, err := s.cli.Get(rctx, s.layout.MachineScheduleDir(machineID), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: schedule of %s: %w", machineID, err)
 	}
@@ -103,7 +103,7 @@ func (s *Store) MachineSchedule(ctx context.Context, machineID string) ([]Schedu
 func (s *Store) decodeSchedule(kvs []*mvccpb.KeyValue) ([]ScheduleEntry, error) {
 	es := make([]ScheduleEntry, 0, len(kvs))
 	for _, kv := range kvs {
-		machine, unit, ok := splitTwo(string(kv.Key), s.scheduleDir())
+		machine, unit, ok := splitTwo(string(kv.Key), s.layout.ScheduleDir())
 		if !ok {
 			continue
 		}
@@ -126,7 +126,7 @@ func (s *Store) decodeSchedule(kvs []*mvccpb.KeyValue) ([]ScheduleEntry, error) 
 func (s *Store) Placements(ctx context.Context, unit string) ([]string, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	dir := s.placementsDir() + unit + "/"
+	dir := s.layout.UnitPlacementsDir(unit)
 	resp, err := s.cli.Get(rctx, dir, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("store: placements of %q: %w", unit, err)
@@ -143,7 +143,7 @@ func (s *Store) Placements(ctx context.Context, unit string) ([]string, error) {
 func (s *Store) Reasons(ctx context.Context) (map[string]fleet.Reason, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.reasonsDir(), clientv3.WithPrefix())
+	resp, err := s.cli.Get(rctx, s.layout.ReasonsDir(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("store: reasons: %w", err)
 	}
@@ -158,7 +158,7 @@ func (s *Store) Reasons(ctx context.Context) (map[string]fleet.Reason, error) {
 func (s *Store) Reason(ctx context.Context, unit string) (fleet.Reason, bool, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.reasonKey(unit))
+	resp, err := s.cli.Get(rctx, s.layout.Reason(unit))
 	if err != nil {
 		return fleet.Reason{}, false, fmt.Errorf("store: reason of %q: %w", unit, err)
 	}
@@ -176,7 +176,7 @@ func (s *Store) Reason(ctx context.Context, unit string) (fleet.Reason, bool, er
 func (s *Store) decodeReasons(kvs []*mvccpb.KeyValue) (map[string]fleet.Reason, error) {
 	rs := make(map[string]fleet.Reason, len(kvs))
 	for _, kv := range kvs {
-		unit := strings.TrimPrefix(string(kv.Key), s.reasonsDir())
+		unit := strings.TrimPrefix(string(kv.Key), s.layout.ReasonsDir())
 		var r fleet.Reason
 		if err := json.Unmarshal(kv.Value, &r); err != nil {
 			return nil, fmt.Errorf("decode reason %q: %w", unit, err)
@@ -196,7 +196,7 @@ func (s *Store) PutUnitStates(ctx context.Context, lease clientv3.LeaseID, state
 		if st.MachineID == "" || st.Name == "" {
 			return fmt.Errorf("store: put unit states: state without machine ID or unit name: %+v", st)
 		}
-		key := s.stateKey(st.MachineID, st.Name)
+		key := s.layout.State(st.MachineID, st.Name)
 		op := clientv3.OpPut(key, mustJSON(st), clientv3.WithLease(lease))
 		if i, ok := seen[key]; ok {
 			ops[i] = op // a txn may not name a key twice; the last one wins
@@ -216,7 +216,7 @@ func (s *Store) DeleteUnitStates(ctx context.Context, machineID string, units []
 	ops := make([]clientv3.Op, 0, len(units))
 	seen := make(map[string]bool, len(units))
 	for _, u := range units {
-		key := s.stateKey(machineID, u)
+		key := s.layout.State(machineID, u)
 		if seen[key] {
 			continue
 		}
@@ -245,13 +245,13 @@ func (s *Store) commitChunks(ctx context.Context, ops []clientv3.Op) error {
 func (s *Store) UnitStates(ctx context.Context) ([]fleet.UnitState, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.statesDir(), clientv3.WithPrefix())
+	resp, err := s.cli.Get(rctx, s.layout.StatesDir(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("store: unit states: %w", err)
 	}
 	sts := make([]fleet.UnitState, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		machine, unit, ok := splitTwo(string(kv.Key), s.statesDir())
+		machine, unit, ok := splitTwo(string(kv.Key), s.layout.StatesDir())
 		if !ok {
 			continue
 		}

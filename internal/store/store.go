@@ -9,10 +9,13 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+	"github.com/fleetd/fleet/internal/store/keys"
 )
 
 // DefaultPrefix is fleet's historical key prefix.
-const DefaultPrefix = "/_coreos.com/fleet/"
+const DefaultPrefix = keys.DefaultPrefix
 
 // DefaultRequestTimeout bounds every single etcd request.
 const DefaultRequestTimeout = 5 * time.Second
@@ -37,7 +40,9 @@ var (
 type Store struct {
 	cli     *clientv3.Client
 	prefix  string
+	layout  keys.Layout
 	timeout time.Duration
+	kv      *etcdkv.Client
 }
 
 // Option configures a Store.
@@ -63,12 +68,20 @@ func New(cli *clientv3.Client, prefix string, opts ...Option) *Store {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	s := &Store{cli: cli, prefix: prefix, timeout: DefaultRequestTimeout}
+	s := &Store{cli: cli, prefix: prefix, layout: keys.New(prefix), timeout: DefaultRequestTimeout}
 	for _, o := range opts {
 		o(s)
 	}
+	s.kv = etcdkv.New(cli, etcdkv.WithTimeout(s.timeout))
 	return s
 }
+
+// KV returns the etcd seam's client (the same connection), for packages
+// that read, write or watch keys outside fleet's typed layout.
+func (s *Store) KV() *etcdkv.Client { return s.kv }
+
+// Layout returns the key layout under the store's prefix.
+func (s *Store) Layout() keys.Layout { return s.layout }
 
 // Client returns the etcd client.
 func (s *Store) Client() *clientv3.Client { return s.cli }
@@ -79,29 +92,6 @@ func (s *Store) Prefix() string { return s.prefix }
 // req derives the context of one etcd request.
 func (s *Store) req(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
-}
-
-// Key helpers.
-func (s *Store) unitsDir() string                { return s.prefix + "units/" }
-func (s *Store) unitKey(name string) string      { return s.unitsDir() + name }
-func (s *Store) machinesDir() string             { return s.prefix + "machines/" }
-func (s *Store) machineKey(id string) string     { return s.machinesDir() + id }
-func (s *Store) metadataDir() string             { return s.prefix + "metadata/" }
-func (s *Store) scheduleDir() string             { return s.prefix + "schedule/" }
-func (s *Store) placementsDir() string           { return s.prefix + "placements/" }
-func (s *Store) statesDir() string               { return s.prefix + "states/" }
-func (s *Store) reasonsDir() string              { return s.prefix + "reasons/" }
-func (s *Store) reasonKey(unit string) string    { return s.reasonsDir() + unit }
-func (s *Store) leaderPrefix() string            { return s.prefix + "engine/leader" }
-func (s *Store) metadataKey(id, k string) string { return s.metadataDir() + id + "/" + k }
-func (s *Store) scheduleKey(machine, unit string) string {
-	return s.scheduleDir() + machine + "/" + unit
-}
-func (s *Store) placementKey(unit, machine string) string {
-	return s.placementsDir() + unit + "/" + machine
-}
-func (s *Store) stateKey(machine, unit string) string {
-	return s.statesDir() + machine + "/" + unit
 }
 
 // splitTwo splits "a/b" (relative to dir) into a and b.

@@ -17,9 +17,6 @@ type TokenRecord struct {
 	Created time.Time `json:"created"`
 }
 
-func (s *Store) tokensDir() string           { return s.prefix + "auth/tokens/" }
-func (s *Store) tokenKey(hash string) string { return s.tokensDir() + hash }
-
 // RegisterToken records a token's hash (lowercase hex SHA-256) unless it
 // is registered already; it reports whether it wrote.
 func (s *Store) RegisterToken(ctx context.Context, hash string, rec TokenRecord) (bool, error) {
@@ -29,7 +26,7 @@ func (s *Store) RegisterToken(ctx context.Context, hash string, rec TokenRecord)
 	}
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	k := s.tokenKey(hash)
+	k := s.layout.Token(hash)
 	resp, err := s.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 		Then(clientv3.OpPut(k, string(b))).
@@ -45,7 +42,7 @@ func (s *Store) RegisterToken(ctx context.Context, hash string, rec TokenRecord)
 func (s *Store) Token(ctx context.Context, hash string) (rec TokenRecord, ok bool, err error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.tokenKey(hash))
+	resp, err := s.cli.Get(rctx, s.layout.Token(hash))
 	if err != nil {
 		return rec, false, fmt.Errorf("token: %w", err)
 	}

@@ -23,7 +23,7 @@ func (s *Store) CreateUnit(ctx context.Context, u fleet.Unit) (created bool, err
 	if u.DesiredState == "" {
 		u.DesiredState = fleet.JobStateInactive
 	}
-	key := s.unitKey(u.Name)
+	key := s.layout.Unit(u.Name)
 	val := mustJSON(u)
 	for {
 		rctx, cancel := s.req(ctx)
@@ -79,7 +79,7 @@ func (s *Store) Unit(ctx context.Context, name string) (fleet.Unit, error) {
 func (s *Store) getUnit(ctx context.Context, name string) (fleet.Unit, int64, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.unitKey(name))
+	resp, err := s.cli.Get(rctx, s.layout.Unit(name))
 	if err != nil {
 		return fleet.Unit{}, 0, err
 	}
@@ -98,7 +98,7 @@ func (s *Store) getUnit(ctx context.Context, name string) (fleet.Unit, int64, er
 func (s *Store) Units(ctx context.Context) ([]fleet.Unit, error) {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.unitsDir(), clientv3.WithPrefix())
+	resp, err := s.cli.Get(rctx, s.layout.UnitsDir(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("store: units: %w", err)
 	}
@@ -112,7 +112,7 @@ func (s *Store) Units(ctx context.Context) ([]fleet.Unit, error) {
 func (s *Store) decodeUnits(resp *clientv3.GetResponse) ([]fleet.Unit, error) {
 	us := make([]fleet.Unit, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		name := strings.TrimPrefix(string(kv.Key), s.unitsDir())
+		name := strings.TrimPrefix(string(kv.Key), s.layout.UnitsDir())
 		var u fleet.Unit
 		if err := json.Unmarshal(kv.Value, &u); err != nil {
 			return nil, fmt.Errorf("decode %q: %w", name, err)
@@ -136,7 +136,7 @@ func (s *Store) SetDesiredState(ctx context.Context, name string, st fleet.JobSt
 			return nil
 		}
 		u.DesiredState = st
-		key := s.unitKey(name)
+		key := s.layout.Unit(name)
 		rctx, cancel := s.req(ctx)
 		resp, err := s.cli.Txn(rctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
@@ -162,7 +162,7 @@ func (s *Store) DestroyUnit(ctx context.Context, name string) error {
 	rctx, cancel := s.req(ctx)
 	defer cancel()
 	resp, err := s.cli.Txn(rctx).
-		Then(clientv3.OpDelete(s.unitKey(name)), clientv3.OpDelete(s.reasonKey(name))).
+		Then(clientv3.OpDelete(s.layout.Unit(name)), clientv3.OpDelete(s.layout.Reason(name))).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("store: destroy unit %q: %w", name, err)
@@ -194,7 +194,7 @@ func (s *Store) CreateUnits(ctx context.Context, us []fleet.Unit) (int, error) {
 			if u.DesiredState == "" {
 				u.DesiredState = fleet.JobStateInactive
 			}
-			key := s.unitKey(u.Name)
+			key := s.layout.Unit(u.Name)
 			dup = dup || seen[key]
 			seen[key] = true
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
@@ -234,7 +234,7 @@ func (s *Store) UnitsByName(ctx context.Context, names []string) (map[string]fle
 		names = names[len(chunk):]
 		ops := make([]clientv3.Op, len(chunk))
 		for i, n := range chunk {
-			ops[i] = clientv3.OpGet(s.unitKey(n))
+			ops[i] = clientv3.OpGet(s.layout.Unit(n))
 		}
 		rctx, cancel := s.req(ctx)
 		resp, err := s.cli.Txn(rctx).Then(ops...).Commit()

@@ -145,8 +145,8 @@ func (v *View) load(ctx context.Context) error {
 	// at the snapshot's revision.
 	rctx, cancel := v.s.req(ctx)
 	resp, err := v.s.cli.Txn(rctx).Then(
-		clientv3.OpGet(v.s.machinesDir(), clientv3.WithPrefix(), clientv3.WithRev(snap.Rev)),
-		clientv3.OpGet(v.s.metadataDir(), clientv3.WithPrefix(), clientv3.WithRev(snap.Rev)),
+		clientv3.OpGet(v.s.layout.MachinesDir(), clientv3.WithPrefix(), clientv3.WithRev(snap.Rev)),
+		clientv3.OpGet(v.s.layout.MetadataDir(), clientv3.WithPrefix(), clientv3.WithRev(snap.Rev)),
 	).Commit()
 	cancel()
 	if err != nil {
@@ -181,7 +181,7 @@ func (v *View) load(ctx context.Context) error {
 	v.stopWatches = stop
 	v.mu.Unlock()
 
-	for _, dir := range []string{v.s.unitsDir(), v.s.machinesDir(), v.s.metadataDir()} {
+	for _, dir := range []string{v.s.layout.UnitsDir(), v.s.layout.MachinesDir(), v.s.layout.MetadataDir()} {
 		wch := v.s.cli.Watch(clientv3.WithRequireLeader(wctx), dir, clientv3.WithPrefix(), clientv3.WithRev(snap.Rev+1))
 		go v.follow(wctx, stop, dir, wch)
 	}
@@ -226,7 +226,7 @@ func (v *View) applyEvent(dir string, ev *clientv3.Event) {
 	kv := ev.Kv
 	del := ev.Type == clientv3.EventTypeDelete
 	switch dir {
-	case v.s.unitsDir():
+	case v.s.layout.UnitsDir():
 		name := strings.TrimPrefix(string(kv.Key), dir)
 		var u fleet.Unit
 		if del || json.Unmarshal(kv.Value, &u) != nil {
@@ -235,7 +235,7 @@ func (v *View) applyEvent(dir string, ev *clientv3.Event) {
 		}
 		u.Name = name
 		v.units[name] = u
-	case v.s.machinesDir():
+	case v.s.layout.MachinesDir():
 		id := strings.TrimPrefix(string(kv.Key), dir)
 		if del {
 			delete(v.machines, id)
@@ -246,7 +246,7 @@ func (v *View) applyEvent(dir string, ev *clientv3.Event) {
 		} else {
 			delete(v.machines, id)
 		}
-	case v.s.metadataDir():
+	case v.s.layout.MetadataDir():
 		if del {
 			if id, key, ok := splitTwo(string(kv.Key), dir); ok {
 				delete(v.metadata[id], key)
@@ -261,7 +261,7 @@ func (v *View) applyEvent(dir string, ev *clientv3.Event) {
 }
 
 func (v *View) decodeMachine(kv *mvccpb.KeyValue) (fleet.Machine, bool) {
-	id := strings.TrimPrefix(string(kv.Key), v.s.machinesDir())
+	id := strings.TrimPrefix(string(kv.Key), v.s.layout.MachinesDir())
 	var m fleet.Machine
 	if err := json.Unmarshal(kv.Value, &m); err != nil {
 		return fleet.Machine{}, false
@@ -271,7 +271,7 @@ func (v *View) decodeMachine(kv *mvccpb.KeyValue) (fleet.Machine, bool) {
 }
 
 func (v *View) putMetadata(md map[string]map[string]string, kv *mvccpb.KeyValue) {
-	id, key, ok := splitTwo(string(kv.Key), v.s.metadataDir())
+	id, key, ok := splitTwo(string(kv.Key), v.s.layout.MetadataDir())
 	if !ok {
 		return
 	}

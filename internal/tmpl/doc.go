@@ -9,8 +9,10 @@
 // <confdir>/templates (src), the file to write (dest), the etcd keys it
 // reads (keys, each with everything below it, joined under the global
 // --prefix and the resource's prefix), optional owner, group and mode, and
-// optional check_cmd and reload_cmd shell commands. Unknown tables and keys
-// are errors naming the file and the key.
+// optional check_cmd and reload_cmd shell commands. Files are decoded with
+// github.com/BurntSushi/toml, confd's own TOML library. Unknown tables and
+// keys are errors naming the file, the line and the key's full name
+// ("template.relaod_cmd"); confd ignores them.
 //
 // One render of a resource:
 //

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleet/internal/clusterauth"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // StatusHandler serves GET /status (and GET /): a JSON object
@@ -167,18 +168,19 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		return 1
 	}
 	dctx, dcancel := context.WithTimeout(ctx, *dialTimeout+5*time.Second)
-	cli, err := clusterauth.Dial(dctx, clusterauth.Credentials{
+	kc, err := etcdkv.Dial(dctx, clusterauth.Credentials{
 		Endpoints: nodes, TokenFile: *tokenFile,
 		Username: *username, Password: lookup(env, "FLEET_ETCD_PASSWORD"),
 		CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile,
 		Insecure: *insecure,
-	}, clusterauth.DialOptions{ProbeKey: "/", Logger: lg})
+	}, etcdkv.DialOptions{ProbeKey: "/", Logger: lg})
 	dcancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
 		return 1
 	}
-	defer cli.Close()
+	defer kc.Close()
+	cli := kc.Raw()
 	d, err := NewWithResources(cli, Options{
 		ConfDir:       *confDir,
 		Prefix:        *prefix,

@@ -109,7 +109,7 @@ func TestMainRuns(t *testing.T) {
 		if code := Main(t.Context(), []string{"--onetime", "--confdir", f.confDir}, env, &stdout, &stderr); code != 1 {
 			t.Fatalf("code %d", code)
 		}
-		if !strings.Contains(stderr.String(), `x.toml:5: unknown key "watch"`) {
+		if !strings.Contains(stderr.String(), `x.toml:5: unknown key "template.watch"`) {
 			t.Errorf("stderr %s", stderr.String())
 		}
 	})

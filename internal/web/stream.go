@@ -72,7 +72,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	st := h.cfg.Store
-	ch := events.Stream(ctx, st.Client(), st.Prefix(), from)
+	ch := events.Stream(ctx, st.KV(), st.Prefix(), from)
 	s := startSSE(w)
 	tick := time.NewTicker(h.cfg.Heartbeat)
 	defer tick.Stop()

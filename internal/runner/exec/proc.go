@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -118,8 +119,8 @@ func childPIDs(self int) []int {
 
 // reaper reaps orphans re-parented to us (we are a child subreaper), and
 // keeps their exit statuses for whoever supervises them (a forking
-// service's main PID). It never touches children started through
-// os/exec by the runner (they are "managed" and reaped by cmd.Wait), nor
+// service's main PID). It never touches children the runner started
+// itself (they are "managed" and reaped by rp.wait), nor
 // children in our own process group (other code in this process that
 // starts commands without Setpgid).
 type reaper struct {
@@ -194,6 +195,131 @@ func (rp *reaper) reap() {
 			rp.order = rp.order[1:]
 		}
 	}
+}
+
+// child is a process the runner started (listed in rp.managed) that a
+// goroutine waits for with rp.wait.
+type child struct {
+	pid   int
+	pidfd *os.File // pollable pidfd; nil: none (old kernel)
+}
+
+// watch takes over p, just started and listed in rp.managed: it opens a
+// pidfd for it and releases p (the caller must not use p again, not even
+// p.Pid). The pid cannot be recycled before rp.wait reaps it, since
+// nothing else reaps a managed child.
+func (rp *reaper) watch(p *os.Process) *child {
+	c := &child{pid: p.Pid, pidfd: openPidfd(p.Pid)}
+	// Closes the os package's own pidfd; does not reap.
+	p.Release()
+	return c
+}
+
+// wait waits until c exits, reaps it and unlists it from rp.managed. It
+// blocks no OS thread: the exit is seen through the pidfd in the runtime's
+// poller, then the status is collected by a non-blocking wait4 with rp.mu
+// held, so the SIGCHLD reaper (which skips managed children) can never
+// take it, and the process is reaped exactly once. Without a pollable
+// pidfd it falls back to a blocking wait4 (one thread per child, as
+// os.Process.Wait). ok is false if the status is unknown.
+func (rp *reaper) wait(c *child) (ws syscall.WaitStatus, ok bool) {
+	if c.pidfd != nil {
+		exited, pollable := pollPidfd(c.pidfd, nil)
+		if exited && pollable {
+			ws, ok = rp.reapExited(c.pid, c.pidfd)
+			c.pidfd.Close()
+			return ws, ok
+		}
+		c.pidfd.Close()
+	}
+	var err error
+	for {
+		_, err = syscall.Wait4(c.pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	rp.mu.Lock()
+	delete(rp.managed, c.pid)
+	rp.mu.Unlock()
+	if err == nil {
+		return ws, true
+	}
+	return rp.exitOf(c.pid)
+}
+
+// reapExited reaps pid, a managed child whose pidfd reported its exit.
+func (rp *reaper) reapExited(pid int, pidfd *os.File) (syscall.WaitStatus, bool) {
+	delay := time.Millisecond
+	for {
+		var ws syscall.WaitStatus
+		rp.mu.Lock()
+		// The pidfd's process still waits to be reaped (or is running):
+		// pid is still its, not recycled, even if something outside
+		// rp.mu reaped it (another runner's reaper in this process).
+		// WNOWAIT: this only checks. EINVAL: no P_PIDFD (Linux < 5.4).
+		var err error
+		if pidfdReaped(pidfd) {
+			err = syscall.ECHILD
+		}
+		got := 0
+		if err == nil {
+			got, err = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		}
+		if err == syscall.EINTR {
+			rp.mu.Unlock()
+			continue
+		}
+		if got == pid || err != nil {
+			delete(rp.managed, pid)
+			rp.mu.Unlock()
+			if err == nil {
+				return ws, true
+			}
+			// ECHILD: reaped by someone else (must not happen).
+			return rp.exitOf(pid)
+		}
+		rp.mu.Unlock()
+		// Not waitable yet (the pidfd can report the exit a moment
+		// before wait4 sees it): try again shortly.
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// pidfdReaped reports whether the process of a pidfd is known to be
+// reaped already: waitid(P_PIDFD, WNOWAIT) checks without reaping.
+// Kernels without P_PIDFD (Linux < 5.4) say EINVAL: not known.
+func pidfdReaped(pidfd *os.File) bool {
+	rc, err := pidfd.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var werr error
+	rc.Control(func(fd uintptr) {
+		for {
+			werr = unix.Waitid(unix.P_PIDFD, int(fd), nil, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+			if werr != unix.EINTR {
+				return
+			}
+		}
+	})
+	return werr == unix.ECHILD
+}
+
+// openPidfd returns a non-blocking pidfd for pid, for waitPidfd, or nil if
+// pidfds are unavailable.
+func openPidfd(pid int) *os.File {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil
+	}
+	// Non-blocking: os.NewFile registers it with the runtime's poller.
+	return os.NewFile(uintptr(fd), "pidfd")
 }
 
 // exitOf returns the status of a reaped orphan.

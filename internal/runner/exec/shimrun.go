@@ -88,12 +88,11 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 	if err != nil {
 		return fail(&spawnError{203, fmt.Errorf("start shim: %w", err)})
 	}
-	go func() {
-		sp.Wait()
-		rp.mu.Lock()
-		delete(rp.managed, sp.Pid)
-		rp.mu.Unlock()
-	}()
+	// Reap the shim when it exits, without a thread blocked meanwhile
+	// (watch releases sp: use shimPID).
+	shimPID := sp.Pid
+	shim := rp.watch(sp)
+	go rp.wait(shim)
 	lines := make(chan string, 1)
 	go func() {
 		l, _ := bufio.NewReader(repR).ReadString('\n')
@@ -103,7 +102,7 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 	select {
 	case line = <-lines:
 	case <-time.After(60 * time.Second):
-		syscall.Kill(sp.Pid, syscall.SIGKILL)
+		syscall.Kill(shimPID, syscall.SIGKILL)
 		return fail(&spawnError{203, errors.New("shim did not report")})
 	}
 	pid, err := parseShimReport(line)
@@ -202,18 +201,13 @@ func samePID(pid int, start uint64) bool {
 // waitPIDExit waits until pid (not necessarily our child) has exited. It
 // returns false if quit closed first.
 func waitPIDExit(pid int, start uint64, quit <-chan struct{}) bool {
-	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+	if f := openPidfd(pid); f != nil {
 		if !samePID(pid, start) {
-			unix.Close(fd)
+			f.Close()
 			return true
 		}
-		if err := unix.SetNonblock(fd, true); err == nil {
-			f := os.NewFile(uintptr(fd), "pidfd")
-			if exited, ok := waitPidfd(f, quit); ok {
-				return exited
-			}
-		} else {
-			unix.Close(fd)
+		if exited, ok := waitPidfd(f, quit); ok {
+			return exited
 		}
 	}
 	// No pidfd (old kernel, or not pollable): poll /proc.
@@ -231,25 +225,33 @@ func waitPIDExit(pid int, start uint64, quit <-chan struct{}) bool {
 	}
 }
 
-// waitPidfd waits on a pidfd through the runtime's poller (no thread is
-// blocked). ok is false if the descriptor cannot be polled.
+// waitPidfd waits on a pidfd (see openPidfd) until its process exits,
+// through the runtime's poller (no thread is blocked), and closes it. A
+// nil quit waits for good. ok is false if the descriptor cannot be polled.
 func waitPidfd(f *os.File, quit <-chan struct{}) (exited, ok bool) {
 	defer f.Close()
+	return pollPidfd(f, quit)
+}
+
+// pollPidfd is waitPidfd without closing f.
+func pollPidfd(f *os.File, quit <-chan struct{}) (exited, ok bool) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return false, false
 	}
-	stop := make(chan struct{})
-	defer close(stop)
 	quitted := make(chan struct{})
-	go func() {
-		select {
-		case <-quit:
-			close(quitted)
-			f.SetReadDeadline(time.Now())
-		case <-stop:
-		}
-	}()
+	if quit != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-quit:
+				close(quitted)
+				f.SetReadDeadline(time.Now())
+			case <-stop:
+			}
+		}()
+	}
 	rerr := rc.Read(func(fd uintptr) bool {
 		n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
 		if n > 0 {

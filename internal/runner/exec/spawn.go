@@ -419,7 +419,8 @@ func (u *unit) startProcess(rc *runCtx, path string, argv []string, env []string
 		return nil, &spawnError{status, err}
 	}
 	pr := &proc{pid: p.Pid, ident: filepath.Base(path), done: make(chan struct{})}
-	rc.g.added(p.Pid)
+	c := rp.watch(p) // p is released: use pr.pid
+	rc.g.added(pr.pid)
 
 	copyOut := func(r *os.File, stream string) {
 		defer r.Close()
@@ -435,13 +436,8 @@ func (u *unit) startProcess(rc *runCtx, path string, argv []string, env []string
 	go copyOut(outR, journal.StreamStdout)
 	go copyOut(errR, journal.StreamStderr)
 	go func() {
-		st, err := p.Wait()
-		rp.mu.Lock()
-		delete(rp.managed, pr.pid)
-		rp.mu.Unlock()
-		if err == nil {
-			pr.ws, _ = st.Sys().(syscall.WaitStatus)
-		} else if ws, ok := rp.exitOf(pr.pid); ok {
+		// Blocks no thread (pidfd in the runtime's poller), see rp.wait.
+		if ws, ok := rp.wait(c); ok {
 			pr.ws = ws
 		}
 		if onExit != nil {

@@ -1,4 +1,4 @@
-package clusterauth
+package etcdkv
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
+	"github.com/fleetd/fleet/internal/clusterauth"
 )
 
 // DialOptions tune Dial.
@@ -33,12 +35,15 @@ type DialOptions struct {
 	// the first failure is returned. Authentication errors always return
 	// at once.
 	Wait bool
+	// ClientOptions configure the returned Client (WithTimeout).
+	ClientOptions []Option
 }
 
 // Dial resolves creds and connects to etcd with gRPC keepalives (a member
 // that vanished without a reset is left within 13 s). Authentication
-// errors are explained (see Explain).
-func Dial(ctx context.Context, creds Credentials, o DialOptions) (*clientv3.Client, error) {
+// errors are explained (see clusterauth.Credentials.Explain). It is the one
+// way fleet builds an etcd client.
+func Dial(ctx context.Context, creds clusterauth.Credentials, o DialOptions) (*Client, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -70,7 +75,7 @@ func Dial(ctx context.Context, creds Credentials, o DialOptions) (*clientv3.Clie
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(creds.Endpoints, ","), err)
 	}
 	if o.ProbeKey == "" {
-		return cli, nil
+		return New(cli, o.ClientOptions...), nil
 	}
 	timeout := o.ProbeTimeout
 	if timeout <= 0 {
@@ -91,12 +96,12 @@ func Dial(ctx context.Context, creds Credentials, o DialOptions) (*clientv3.Clie
 		}
 		log.Warn("etcd is not answering yet; retrying", "endpoints", strings.Join(creds.Endpoints, ","), "err", err)
 	}
-	return cli, nil
+	return New(cli, o.ClientOptions...), nil
 }
 
 // connect creates the client; with wait it retries while etcd cannot be
 // reached.
-func connect(ctx context.Context, cfg clientv3.Config, creds Credentials, wait bool, log *slog.Logger) (*clientv3.Client, error) {
+func connect(ctx context.Context, cfg clientv3.Config, creds clusterauth.Credentials, wait bool, log *slog.Logger) (*clientv3.Client, error) {
 	delay := 500 * time.Millisecond
 	for {
 		cli, err := clientv3.New(cfg)

@@ -91,6 +91,11 @@ type Config struct {
 	// DashboardURL is this fleetd's advertised TCP API URL, the base of
 	// the login URLs ("" : no login).
 	DashboardURL string
+	// NoSpace explains, in one line, why etcd refuses writes for lack of
+	// space (etcdserver.ExplainNoSpace: which machine's disk, how full);
+	// the answer of a write etcd refused so is 507 with that message.
+	// Nil: a generic message.
+	NoSpace func(ctx context.Context) string
 }
 
 // Server is fleetd's HTTP API: the fleet-compatible /fleet/v1 (and its
@@ -112,6 +117,7 @@ type Server struct {
 	hosts      *auth.HostAllowlist
 	public     []string
 	sessions   *auth.Sessions
+	noSpace    func(ctx context.Context) string
 	// dashboardURL has no trailing slash.
 	dashboardURL string
 }
@@ -134,6 +140,7 @@ func New(cfg Config) *Server {
 		hosts:      cfg.Hosts,
 		public:     cfg.PublicPaths,
 		sessions:   cfg.Sessions,
+		noSpace:    cfg.NoSpace,
 
 		dashboardURL: strings.TrimRight(cfg.DashboardURL, "/"),
 	}
@@ -288,8 +295,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // storeError answers a failed store call: 503 when etcd cannot be reached,
-// 413 when etcd refuses the size of a write, 500 with an empty message
-// otherwise (logged).
+// 413 when etcd refuses the size of a write, 507 when it refuses writes for
+// lack of space (a member's disk is nearly full, or its database reached
+// its quota), 500 with an empty message otherwise (logged).
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case r.Context().Err() != nil:
@@ -298,6 +306,15 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusServiceUnavailable, msgEtcdUnavailable)
 	case isTooLarge(err):
 		writeError(w, http.StatusRequestEntityTooLarge, "request too large for the registry")
+	case isNoSpace(err):
+		msg := msgNoSpace
+		if s.noSpace != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), noSpaceExplainTimeout)
+			msg = s.noSpace(ctx)
+			cancel()
+		}
+		s.log.Warn("api: etcd refuses writes for lack of space", "method", r.Method, "path", r.URL.Path, "why", msg)
+		writeError(w, http.StatusInsufficientStorage, msg)
 	case isUnavailable(err):
 		s.log.Warn("api: etcd unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusServiceUnavailable, msgEtcdUnavailable)
@@ -305,6 +322,27 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "")
 	}
+}
+
+// msgNoSpace is the 507 message without Config.NoSpace.
+const msgNoSpace = "etcd refuses writes: database space exceeded (the disk of an etcd member is nearly full, " +
+	"or etcd's database reached its size quota); free space and writes resume"
+
+// noSpaceExplainTimeout bounds Config.NoSpace.
+const noSpaceExplainTimeout = 3 * time.Second
+
+// isNoSpace reports whether etcd refused a write for lack of space
+// ("etcdserver: mvcc: database space exceeded"): a NOSPACE alarm is up.
+func isNoSpace(err error) bool {
+	if errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace) {
+		return true
+	}
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) {
+		gs := st.GRPCStatus()
+		return gs.Code() == codes.ResourceExhausted && gs.Message() == rpctypes.ErrorDesc(rpctypes.ErrGRPCNoSpace)
+	}
+	return false
 }
 
 func isTooLarge(err error) bool {

@@ -36,6 +36,16 @@ const (
 	UnitsDirName = "units"
 )
 
+// Free space of the embedded etcd's file system (etcd_min_free_space).
+const (
+	// DefaultEtcdMinFreeSpace: below it, etcd refuses writes
+	// (etcdserver.DefaultMinFreeSpace).
+	DefaultEtcdMinFreeSpace = 256 << 20
+	// MinEtcdMinFreeSpace is the smallest non-zero etcd_min_free_space:
+	// etcd preallocates its log in 64 MB segments.
+	MinEtcdMinFreeSpace = 64 << 20
+)
+
 // Config is fleetd's configuration. The comment on each field gives its key.
 type Config struct {
 	// EtcdServers (etcd_servers) are the client URLs of an external etcd
@@ -66,6 +76,10 @@ type Config struct {
 	// EtcdInitialClusterState (etcd_initial_cluster_state) is "new" or
 	// "existing".
 	EtcdInitialClusterState string
+	// EtcdMinFreeSpace (etcd_min_free_space), in bytes: with less free
+	// space on the embedded etcd's file system, etcd refuses writes until
+	// 64 MB more are free again. 0 disables the guard.
+	EtcdMinFreeSpace int64
 
 	// EngineReconcileInterval (engine_reconcile_interval) is the engine's
 	// period; the engine lease lasts five times as long.
@@ -179,6 +193,7 @@ func Defaults() Config {
 		EtcdListenClient:        []string{DefaultEtcdListenClient},
 		EtcdListenPeer:          []string{DefaultEtcdListenPeer},
 		EtcdInitialClusterState: DefaultEtcdInitialClusterState,
+		EtcdMinFreeSpace:        DefaultEtcdMinFreeSpace,
 		EngineReconcileInterval: DefaultEngineReconcileInterval,
 		Metadata:                map[string]string{},
 		AgentTTL:                DefaultAgentTTL,

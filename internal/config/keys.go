@@ -134,6 +134,26 @@ func intKey(key, def, usage string, field func(*Config) *int, min, max int) keyD
 	}
 }
 
+// sizeKey is a number of bytes, written with a binary unit ("256M") or
+// without one (bytes); 0, or at least min.
+func sizeKey(key, def, usage string, field func(*Config) *int64, min int64) keyDef {
+	return keyDef{
+		key: key, arg: "SIZE", def: def, usage: usage,
+		set: func(c *Config, raw string) error {
+			n, err := parseSize(raw)
+			if err != nil {
+				return err
+			}
+			if n != 0 && n < min {
+				return fmt.Errorf("%s is too small: minimum %s (or 0 to disable)", formatSize(n), formatSize(min))
+			}
+			*field(c) = n
+			return nil
+		},
+		render: func(c *Config) string { return formatSize(*field(c)) },
+	}
+}
+
 func boolKey(key, def, usage string, field func(*Config) *bool) keyDef {
 	return keyDef{
 		key: key, arg: "", def: def, usage: usage, isBool: true,
@@ -222,6 +242,9 @@ func keyDefs() []keyDef {
 				}
 				return nil
 			}),
+		sizeKey("etcd_min_free_space", formatSize(DefaultEtcdMinFreeSpace),
+			"embedded etcd: free space kept on its data dir's file system; with less, etcd refuses writes until 64M more are free (K, M, G, T: binary units; 0 disables)",
+			func(c *Config) *int64 { return &c.EtcdMinFreeSpace }, MinEtcdMinFreeSpace),
 		durationKey("engine_reconcile_interval", DefaultEngineReconcileInterval.String(),
 			"engine reconcile period (Go duration or seconds); the engine lease lasts 5x as long",
 			func(c *Config) *time.Duration { return &c.EngineReconcileInterval }, time.Nanosecond),

@@ -199,7 +199,7 @@ func Load(args []string, env []string, readFile func(string) ([]byte, error), st
 		return Config{}, errors.Join(errs...)
 	}
 	if !c.EmbeddedEtcd() {
-		for _, k := range []string{"etcd_listen_client", "etcd_listen_peer", "etcd_name", "etcd_initial_cluster", "etcd_initial_cluster_state",
+		for _, k := range []string{"etcd_listen_client", "etcd_listen_peer", "etcd_name", "etcd_initial_cluster", "etcd_initial_cluster_state", "etcd_min_free_space",
 			"etcd_server_cert", "etcd_server_key", "etcd_client_ca", "etcd_peer_cert", "etcd_peer_key", "etcd_peer_ca"} {
 			if src, ok := sources[k]; ok {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("%s: %s is ignored: etcd_servers is set, no embedded etcd is started", src, k))

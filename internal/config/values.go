@@ -83,6 +83,49 @@ func parseInt(raw string) (int, error) {
 	return n, nil
 }
 
+// parseSize parses a number of bytes: digits, optionally followed by a
+// binary unit K, M, G or T (KB, KiB, ... alike; case-insensitive).
+func parseSize(raw string) (int64, error) {
+	s := parseString(raw)
+	num := strings.TrimRight(s, "KMGTBkmgtbIi ")
+	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
+	shift := 0
+	switch strings.TrimSuffix(strings.TrimSuffix(unit, "B"), "I") {
+	case "":
+		if unit != "" && unit != "B" {
+			return 0, fmt.Errorf("invalid size %q: want bytes or a number with K, M, G or T", s)
+		}
+	case "K":
+		shift = 10
+	case "M":
+		shift = 20
+	case "G":
+		shift = 30
+	case "T":
+		shift = 40
+	default:
+		return 0, fmt.Errorf("invalid size %q: want bytes or a number with K, M, G or T", s)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("invalid size %q: want bytes or a number with K, M, G or T", s)
+	}
+	return n << shift, nil
+}
+
+// formatSize writes n with the largest binary unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 func parseBool(raw string) (bool, error) {
 	s := parseString(raw)
 	b, err := strconv.ParseBool(s)

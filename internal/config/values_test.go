@@ -115,6 +115,46 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
+func TestParseSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"0", 0, false},
+		{"268435456", 256 << 20, false},
+		{"256M", 256 << 20, false},
+		{"256m", 256 << 20, false},
+		{"256MB", 256 << 20, false},
+		{"256MiB", 256 << 20, false},
+		{`"1G"`, 1 << 30, false},
+		{"2 G", 2 << 30, false},
+		{"512K", 512 << 10, false},
+		{"1T", 1 << 40, false},
+		{"100B", 100, false},
+		{"", 0, true},
+		{"M", 0, true},
+		{"1.5G", 0, true},
+		{"1iB", 0, true},
+		{"1X", 0, true},
+		{"-5", 0, true},
+		{"99999999999T", 0, true},
+	} {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+	for n, want := range map[int64]string{0: "0", 256 << 20: "256M", 1 << 30: "1G", 1536 << 20: "1536M", 1000: "1000", 3 << 40: "3T"} {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := parseSize(formatSize(n)); err != nil || back != n {
+			t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
+		}
+	}
+}
+
 func TestValueErrors(t *testing.T) {
 	// Each invalid value, given by flag, env and file, yields an error
 	// naming the key and the source.
@@ -154,6 +194,10 @@ func TestValueErrors(t *testing.T) {
 		{"metadata", "a=1,b", `malformed metadata pair "b"`},
 		{"log_format", "xml", `invalid log format "xml"`},
 		{"data_dir", `""`, "must not be empty"},
+		{"etcd_min_free_space", "32M", "32M is too small: minimum 64M (or 0 to disable)"},
+		{"etcd_min_free_space", "lots", `invalid size "lots"`},
+		{"etcd_min_free_space", "1P", `invalid size "1P"`},
+		{"etcd_min_free_space", "-1G", `invalid size "-1G"`},
 	}
 	for _, tt := range tests {
 		flagName := "--" + (&keyDef{key: tt.key}).flagName()

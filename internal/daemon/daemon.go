@@ -216,6 +216,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// `fleetctl dashboard` URLs open this fleetd's TCP address.
 		DashboardURL: apiURL,
 		Mount:        map[string]http.Handler{"/ui/": dashboard, "GET /metrics": mx.Handler()},
+		// etcd refuses writes for lack of space: say where and why.
+		NoSpace: func(ctx context.Context) string {
+			return etcdserver.ExplainNoSpace(ctx, cli, noSpaceKeyPrefix(cfg))
+		},
 	})
 	apiHandler = apiSrv.Handler()
 	httpSrv := &http.Server{Handler: mx.Middleware(apiSrv.Handler()), ReadHeaderTimeout: 10 * time.Second,
@@ -342,6 +346,14 @@ func startEmbeddedEtcd(ctx context.Context, cfg config.Config, token string, log
 	if err := os.Chmod(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("fleetd: embedded etcd: %w", err)
 	}
+	minFree := cfg.EtcdMinFreeSpace
+	if minFree == 0 {
+		minFree = -1 // etcd_min_free_space=0: no disk guard
+	}
+	machine := fleet.ShortMachineID(cfg.MachineID) + "/" + cfg.PublicIP
+	if host, err := os.Hostname(); err == nil && host != "" {
+		machine += " (" + host + ")"
+	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	srv, err := etcdserver.Start(sctx, etcdserver.Config{
@@ -355,6 +367,11 @@ func startEmbeddedEtcd(ctx context.Context, cfg config.Config, token string, log
 		ClientTLS:        clientTLS,
 		PeerTLS:          peerTLS,
 		RootPassword:     token,
+		// Below etcd_min_free_space on the data dir's file system, etcd
+		// refuses writes (the API answers 507, noSpaceKeyPrefix).
+		MinFreeSpace:     minFree,
+		NoSpaceKeyPrefix: noSpaceKeyPrefix(cfg),
+		Machine:          machine,
 	})
 	if errors.Is(err, etcdserver.ErrWrongRootPassword) {
 		return nil, fmt.Errorf("fleetd: embedded etcd in %s: %w; give the token it was created with (%s)", dataDir, err, tokenFlagName(cfg))
@@ -364,6 +381,11 @@ func startEmbeddedEtcd(ctx context.Context, cfg config.Config, token string, log
 	}
 	return srv, nil
 }
+
+// noSpaceKeyPrefix is where embedded etcd members record why they refuse
+// writes (a nearly full disk), under fleet's prefix so that the kv API
+// leaves it alone.
+func noSpaceKeyPrefix(cfg config.Config) string { return cfg.EtcdKeyPrefix + "etcd/nospace/" }
 
 // listen opens every API address. The first TCP listener gives the URL other
 // machines use to reach this one. Unix sockets are for root and group

@@ -40,6 +40,15 @@
 // The new member fetches the cluster state from its peers; its DataDir must
 // be empty on the first start. Removing a member is cli.MemberRemove(id)
 // followed by stopping it and deleting its DataDir.
+//
+// # Disk space
+//
+// Start refuses a data dir with less than MinFreeBytes free. While the
+// member runs, its disk guard (diskguard.go) raises etcd's NOSPACE alarm
+// when free space drops below Config.MinFreeSpace, so that the cluster
+// refuses writes before etcd runs out of space, and disarms it once space
+// is back; ExplainNoSpace turns the resulting "database space exceeded"
+// errors into a message naming the machine and the directory.
 package etcdserver
 
 import (
@@ -49,12 +58,10 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -126,8 +133,27 @@ type Config struct {
 	// get nothing.
 	RootPassword string
 
+	// MinFreeSpace is the disk guard's low-water mark (diskguard.go): with
+	// less free space under DataDir, the member raises etcd's NOSPACE
+	// alarm and the whole cluster refuses writes until free space is back
+	// above MinFreeSpace + DiskResumeMargin. DefaultMinFreeSpace if 0;
+	// negative disables the guard (it then only disarms an alarm it raised
+	// before).
+	MinFreeSpace int64
+	// DiskCheckInterval is how often the guard reads the free space;
+	// DefaultDiskCheckInterval if 0.
+	DiskCheckInterval time.Duration
+	// NoSpaceKeyPrefix is where the guard records why it raised the alarm
+	// (ExplainNoSpace reads it); DefaultNoSpaceKeyPrefix if empty.
+	NoSpaceKeyPrefix string
+	// Machine names this member's machine in that record and in
+	// ExplainNoSpace's message (e.g. "3f2a1b4c/10.0.0.5"); the member
+	// name if empty.
+	Machine string
+
 	// Logger receives etcd's own error-level logs (warnings and info are
-	// dropped: etcd is chatty). Nil discards everything.
+	// dropped: etcd is chatty) and the disk guard's. Nil discards
+	// everything.
 	Logger *slog.Logger
 }
 
@@ -139,22 +165,10 @@ const MinFreeBytes = 128 << 20
 // checkFreeSpace refuses to start etcd on a file system with less than min
 // bytes free (for an unprivileged user), naming the numbers.
 func checkFreeSpace(dir string, min uint64) error {
-	probe := dir
-	for {
-		if _, err := os.Stat(probe); err == nil {
-			break
-		}
-		parent := filepath.Dir(probe)
-		if parent == probe {
-			return nil
-		}
-		probe = parent
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(probe, &st); err != nil {
+	free, err := freeSpace(dir)
+	if err != nil {
 		return nil // not knowable: let etcd try
 	}
-	free := st.Bavail * uint64(st.Bsize)
 	if free < min {
 		return fmt.Errorf("only %d MB free on the file system of %s: etcd needs at least %d MB to write its log; free some space and start again (the data is kept)",
 			free>>20, dir, min>>20)
@@ -169,6 +183,9 @@ type Server struct {
 	peerURLs   []string
 	quiet      *atomic.Bool
 	closeOnce  sync.Once
+	// stopGuard ends the disk guard; guardDone is closed once it has.
+	stopGuard context.CancelFunc
+	guardDone chan struct{}
 }
 
 // Start starts a member and waits until it is ready to serve clients (it has
@@ -299,6 +316,15 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		peerLns = append(peerLns, p.Listener)
 	}
 	s.peerURLs = realURLs(cfg.AdvertisePeerUrls, listenerAddrs(peerLns))
+
+	// The guard's first look happens here: a disk already nearly full
+	// stops writes before Start returns.
+	gctx, stop := context.WithCancel(context.Background())
+	s.stopGuard, s.guardDone = stop, make(chan struct{})
+	if c.Machine == "" {
+		c.Machine = cfg.Name
+	}
+	newDiskGuard(s, c, cfg.Name).start(gctx, s.guardDone)
 	return s, nil
 }
 
@@ -322,6 +348,10 @@ func (s *Server) Close() error {
 		// etcd logs harmless errors ("use of closed network connection")
 		// while it shuts down.
 		s.quiet.Store(true)
+		if s.stopGuard != nil {
+			s.stopGuard()
+			<-s.guardDone
+		}
 		s.etcd.Close()
 		<-s.etcd.Server.StopNotify()
 	})

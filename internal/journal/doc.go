@@ -29,6 +29,22 @@
 //     first, so nothing is lost), other processes' appends are seen within
 //     FollowPoll (a rotation by another process is followed by inode; two
 //     of them within one poll could hide the middle file).
+//   - Retention: a unit's journal is in use from an append through this
+//     Journal until Release (fleetd's runner calls it when it unloads the
+//     unit); then it is kept for `fleetctl journal` of a destroyed or moved
+//     unit, within limits: at most Options.MaxUnloaded such journals
+//     (default 256) and none unused for more than Options.MaxUnloadedAge
+//     (default 24 h), those unused the longest going first. Release and
+//     Prune enforce them, a bounded amount of work per call (no timer:
+//     the age limit applies at the next unload). Journals found on disk
+//     (scanned in the background on the first Prune) count from their last
+//     write and are checked against Prune's loaded predicate first, so a
+//     unit loaded before a restart keeps its journal. A unit's files (active,
+//     rotated, lock) go together under its flock; whoever waited for that
+//     lock sees the lock file gone from the path and takes a new one. A
+//     journal in use is never pruned; written again, a released unit is in
+//     use again. Tail and Follow of a unit not in use leave no fd (nor a
+//     lock file when it has no logs).
 //   - Format renders an Entry like journalctl's -o short, short-iso,
 //     short-precise, cat and json.
 //   - All methods are safe for concurrent use.

@@ -21,6 +21,10 @@ import (
 const (
 	DefaultMaxFileBytes = 8 << 20
 	DefaultMaxFiles     = 3
+	// DefaultMaxUnloaded and DefaultMaxUnloadedAge bound the journals
+	// kept of units no longer loaded here (see Options and Prune).
+	DefaultMaxUnloaded    = 256
+	DefaultMaxUnloadedAge = 24 * time.Hour
 	// LineMax is the longest line Writer emits as one entry; longer lines
 	// are split (systemd's LineMax= default is 48K too).
 	LineMax = 48 * 1024
@@ -52,7 +56,17 @@ type Options struct {
 	MaxFileBytes int64            // rotate the active file beyond this size (default 8 MiB)
 	MaxFiles     int              // files kept per unit, active one included (default 3)
 	Hostname     string           // Entry.Host when an appended entry has none (default os.Hostname)
-	Now          func() time.Time // clock for entries without a time (default time.Now)
+	Now          func() time.Time // clock for entries without a time and for retention (default time.Now)
+
+	// Retention of the journals of units no longer in use (released, or
+	// found on disk and not loaded; see Prune): at most MaxUnloaded of them
+	// are kept, the ones unused the longest removed first (default 256;
+	// < 0: no count limit), and none unused for more than MaxUnloadedAge
+	// (default 24 h; < 0: no age limit). A journal is unused from its
+	// unit's release (Release), or for one found on disk at startup, from
+	// its last write. Journals of units in use are never removed.
+	MaxUnloaded    int
+	MaxUnloadedAge time.Duration
 }
 
 // Journal is a directory of per-unit logs.
@@ -61,8 +75,9 @@ type Journal struct {
 	opts Options
 
 	mu     sync.Mutex
-	units  map[string]*unitLog
+	units  map[string]*unitLog // units in use, read or followed; idle ones are dropped
 	closed bool
+	ret    retention // journals of units not in use (j.mu)
 }
 
 type unitLog struct {
@@ -70,6 +85,13 @@ type unitLog struct {
 	f    *os.File
 	lock *os.File // .<unit>.lock: flock(2) shared with other processes appending to this unit
 	subs map[*follower]struct{}
+
+	// active (j.mu): appended to through this Journal since Open or the
+	// last Release, so in use: its files are never pruned.
+	active bool
+	// dead (set holding u.mu and j.mu): dropped from Journal.units; whoever
+	// locked it meanwhile looks the unit up again.
+	dead bool
 }
 
 // Open opens (creating it if needed) a journal directory.
@@ -91,10 +113,18 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxUnloaded == 0 {
+		opts.MaxUnloaded = DefaultMaxUnloaded
+	}
+	if opts.MaxUnloadedAge == 0 {
+		opts.MaxUnloadedAge = DefaultMaxUnloadedAge
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	return &Journal{dir: dir, opts: opts, units: make(map[string]*unitLog)}, nil
+	j := &Journal{dir: dir, opts: opts, units: make(map[string]*unitLog)}
+	j.ret.init()
+	return j, nil
 }
 
 // Dir returns the journal directory.
@@ -136,6 +166,60 @@ func (j *Journal) unit(name string) (*unitLog, error) {
 	return u, nil
 }
 
+// lockUnit returns the state of unit with its mu held.
+func (j *Journal) lockUnit(name string) (*unitLog, error) {
+	for {
+		u, err := j.unit(name)
+		if err != nil {
+			return nil, err
+		}
+		u.mu.Lock()
+		if !u.dead {
+			return u, nil
+		}
+		u.mu.Unlock()
+	}
+}
+
+// forgetLocked drops u from j.units if nothing refers to it any more: no
+// open file, no follower, not in use (u.mu held). A unit name that was
+// used once then costs no memory.
+func (j *Journal) forgetLocked(unit string, u *unitLog) {
+	if len(u.subs) > 0 || u.f != nil || u.lock != nil {
+		return
+	}
+	j.mu.Lock()
+	if !u.active && !j.closed && j.units[unit] == u {
+		delete(j.units, unit)
+		u.dead = true
+	}
+	j.mu.Unlock()
+}
+
+// doneReadingLocked ends a read of unit (u.mu and the flock held; unlock
+// releases the flock). A unit not in use gives back its lock file's fd,
+// and the lock file itself if the unit has no logs (reading a unit that
+// never ran here leaves nothing behind).
+func (j *Journal) doneReadingLocked(unit string, u *unitLog, hasLogs bool, unlock func()) {
+	j.mu.Lock()
+	active := u.active
+	j.mu.Unlock()
+	if active {
+		unlock()
+		return
+	}
+	if !hasLogs {
+		os.Remove(j.lockName(unit))
+	}
+	unlock()
+	u.closeFilesLocked()
+	j.forgetLocked(unit, u)
+}
+
+func (j *Journal) lockName(unit string) string {
+	return filepath.Join(j.dir, "."+unit+".lock")
+}
+
 // fileName returns the k-th file of unit (0 = active).
 func (j *Journal) fileName(unit string, k int) string {
 	if k == 0 {
@@ -146,8 +230,7 @@ func (j *Journal) fileName(unit string, k int) string {
 
 // Append writes one entry. Missing Time, Host and Stream are filled in.
 func (j *Journal) Append(e Entry) error {
-	u, err := j.unit(e.Unit)
-	if err != nil {
+	if err := ValidUnitName(e.Unit); err != nil {
 		return err
 	}
 	if e.Time.IsZero() {
@@ -165,10 +248,18 @@ func (j *Journal) Append(e Entry) error {
 	}
 	b = append(b, '\n')
 
-	u.mu.Lock()
+	u, err := j.lockUnit(e.Unit)
+	if err != nil {
+		return err
+	}
 	defer u.mu.Unlock()
 	j.mu.Lock()
 	closed := j.closed
+	if !closed {
+		// Written again (reloaded): in use, out of the retention index.
+		u.active = true
+		j.ret.dropLocked(e.Unit)
+	}
 	j.mu.Unlock()
 	if closed {
 		return ErrClosed
@@ -190,25 +281,45 @@ func (j *Journal) Append(e Entry) error {
 
 // flockLocked takes the unit's cross-process lock (u.mu held); the result
 // releases it.
+//
+// The lock file may be removed (by pruning, see Prune) by whoever holds the
+// lock: a lock taken on a file no longer at the path excludes no one, so
+// it is dropped and the path opened again.
 func (j *Journal) flockLocked(unit string, u *unitLog) (func(), error) {
-	if u.lock == nil {
-		lf, err := os.OpenFile(filepath.Join(j.dir, "."+unit+".lock"), os.O_RDWR|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("journal: lock: %w", err)
-		}
-		u.lock = lf
-	}
-	fd := int(u.lock.Fd())
+	path := j.lockName(unit)
 	for {
-		err := syscall.Flock(fd, syscall.LOCK_EX)
-		if err == nil {
-			break
+		if u.lock == nil {
+			lf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+			if err != nil {
+				return nil, fmt.Errorf("journal: lock: %w", err)
+			}
+			u.lock = lf
 		}
-		if !errors.Is(err, syscall.EINTR) {
-			return nil, fmt.Errorf("journal: lock: %w", err)
+		fd := int(u.lock.Fd())
+		for {
+			err := syscall.Flock(fd, syscall.LOCK_EX)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EINTR) {
+				return nil, fmt.Errorf("journal: lock: %w", err)
+			}
+		}
+		fst, ferr := u.lock.Stat()
+		pst, perr := os.Stat(path)
+		if ferr == nil && perr == nil && os.SameFile(fst, pst) {
+			return func() { _ = syscall.Flock(fd, syscall.LOCK_UN) }, nil
+		}
+		_ = syscall.Flock(fd, syscall.LOCK_UN)
+		u.lock.Close()
+		u.lock = nil
+		if ferr != nil {
+			return nil, fmt.Errorf("journal: lock: %w", ferr)
+		}
+		if perr != nil && !errors.Is(perr, os.ErrNotExist) {
+			return nil, fmt.Errorf("journal: lock: %w", perr)
 		}
 	}
-	return func() { _ = syscall.Flock(fd, syscall.LOCK_UN) }, nil
 }
 
 // writeLocked appends b to the active file (u.mu and the flock held). The
@@ -295,18 +406,28 @@ func (j *Journal) Log(unit, ident string, pid int, line string) error {
 // Tail returns the last n entries of unit, oldest first, across rotated
 // files. n <= 0 returns everything. A unit without logs yields no entries.
 func (j *Journal) Tail(unit string, n int) ([]Entry, error) {
-	u, err := j.unit(unit)
+	u, err := j.lockUnit(unit)
 	if err != nil {
 		return nil, err
 	}
-	u.mu.Lock()
 	defer u.mu.Unlock()
 	unlock, err := j.flockLocked(unit, u)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	return j.tailLocked(unit, n)
+	es, err := j.tailLocked(unit, n)
+	j.doneReadingLocked(unit, u, err != nil || len(es) > 0 || j.hasLogs(unit), unlock)
+	return es, err
+}
+
+// hasLogs reports whether unit has an active or rotated file.
+func (j *Journal) hasLogs(unit string) bool {
+	for k := range 2 {
+		if _, err := os.Lstat(j.fileName(unit, k)); !errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 func (j *Journal) tailLocked(unit string, n int) ([]Entry, error) {
@@ -366,17 +487,26 @@ func readEntries(path string) ([]Entry, error) {
 
 // Remove deletes every file of unit. Followers stay subscribed.
 func (j *Journal) Remove(unit string) error {
-	u, err := j.unit(unit)
+	u, err := j.lockUnit(unit)
 	if err != nil {
 		return err
 	}
-	u.mu.Lock()
 	defer u.mu.Unlock()
 	unlock, err := j.flockLocked(unit, u)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	err = j.removeLogsLocked(unit, u)
+	j.mu.Lock()
+	j.ret.dropLocked(unit)
+	j.mu.Unlock()
+	j.doneReadingLocked(unit, u, false, unlock)
+	return err
+}
+
+// removeLogsLocked deletes unit's active and rotated files (u.mu and the
+// flock held).
+func (j *Journal) removeLogsLocked(unit string, u *unitLog) error {
 	if u.f != nil {
 		u.f.Close()
 		u.f = nil
@@ -393,19 +523,48 @@ func (j *Journal) Remove(unit string) error {
 // Release closes unit's open file and lock, kept open between appends; the
 // next append or read opens them again. A journal that saw many unit names
 // then holds open files only for those still in use.
+//
+// Release also marks unit as no longer in use (unloaded): its files stay,
+// subject to the retention limits (Options.MaxUnloaded, MaxUnloadedAge),
+// until it is written again. Then, unless pruning was left to Prune calls
+// with a loaded predicate, it prunes (a bounded amount of work, see Prune).
 func (j *Journal) Release(unit string) error {
 	if err := ValidUnitName(unit); err != nil {
 		return err
 	}
-	j.mu.Lock()
-	u := j.units[unit]
-	j.mu.Unlock()
-	if u == nil {
-		return nil
+	var err error
+	for {
+		j.mu.Lock()
+		u := j.units[unit]
+		j.mu.Unlock()
+		if u == nil {
+			j.released(unit, false)
+			break
+		}
+		u.mu.Lock()
+		if u.dead {
+			u.mu.Unlock()
+			continue
+		}
+		err = u.closeFilesLocked()
+		j.mu.Lock()
+		wasActive := u.active
+		u.active = false
+		j.mu.Unlock()
+		// Indexed before u.mu goes: an append cannot slip in between and
+		// find its unit in the index.
+		j.released(unit, wasActive)
+		j.forgetLocked(unit, u)
+		u.mu.Unlock()
+		break
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.closeFilesLocked()
+	j.mu.Lock()
+	byCaller := j.ret.byCaller
+	j.mu.Unlock()
+	if !byCaller {
+		err = errors.Join(err, j.prune(nil, false))
+	}
+	return err
 }
 
 // closeFilesLocked closes the unit's active file and lock (u.mu held); the
@@ -436,7 +595,11 @@ func (j *Journal) Close() error {
 	for _, u := range j.units {
 		units = append(units, u)
 	}
+	scan := j.ret.scan
 	j.mu.Unlock()
+	if scan != nil {
+		<-scan
+	}
 	var errs []error
 	for _, u := range units {
 		u.mu.Lock()
@@ -556,21 +719,25 @@ func (f *follower) close() {
 // done, when the channel is closed. n < 0 means all existing entries;
 // n == 0 means only new ones (as journalctl -f -n 0).
 func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry, error) {
-	u, err := j.unit(unit)
-	if err != nil {
+	if err := ValidUnitName(unit); err != nil {
 		return nil, err
 	}
 	f := &follower{path: j.fileName(unit, 0), wake: make(chan struct{}, 1)}
-	u.mu.Lock()
+	u, err := j.lockUnit(unit)
+	if err != nil {
+		return nil, err
+	}
 	unlock, err := j.flockLocked(unit, u)
 	if err != nil {
+		u.closeFilesLocked()
+		j.forgetLocked(unit, u)
 		u.mu.Unlock()
 		return nil, err
 	}
 	if n != 0 {
 		tail, err := j.tailLocked(unit, max(n, 0))
 		if err != nil {
-			unlock()
+			j.doneReadingLocked(unit, u, true, unlock)
 			u.mu.Unlock()
 			return nil, err
 		}
@@ -583,8 +750,8 @@ func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry,
 			af.Close()
 		}
 	}
-	unlock()
 	u.subs[f] = struct{}{}
+	j.doneReadingLocked(unit, u, f.f != nil || len(f.queue) > 0 || j.hasLogs(unit), unlock)
 	u.mu.Unlock()
 
 	out := make(chan Entry)
@@ -594,6 +761,7 @@ func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry,
 		defer func() {
 			u.mu.Lock()
 			delete(u.subs, f)
+			j.forgetLocked(unit, u)
 			u.mu.Unlock()
 		}()
 		tick := time.NewTicker(FollowPoll)

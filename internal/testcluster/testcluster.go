@@ -55,6 +55,10 @@ type Options struct {
 	// FleetctlArgs are global flags put before every Fleetctl* call's
 	// arguments (e.g. "--token", "...").
 	FleetctlArgs []string
+	// DataDirs are the data dirs of the machines by index (e.g. on a
+	// small file system the test fills); a missing or empty one is a
+	// fresh temporary directory.
+	DataDirs []string
 }
 
 // Cluster is a set of fleetd processes sharing one etcd.
@@ -110,6 +114,9 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 		}
 		if i < len(opts.Metadata) {
 			m.Metadata = opts.Metadata[i]
+		}
+		if i < len(opts.DataDirs) && opts.DataDirs[i] != "" {
+			m.DataDir = opts.DataDirs[i]
 		}
 		m.args = []string{
 			"--machine-id", m.ID,

@@ -321,6 +321,17 @@ func (r *Runner) Unload(ctx context.Context, name string) error {
 		if rerr := r.opts.Journal.Release(name); rerr != nil {
 			r.opts.Logger.Debug("releasing the journal of an unloaded unit", "unit", name, "err", rerr)
 		}
+		// Journals of units no longer loaded here are kept within the
+		// journal's retention limits (bounded work per call); those of
+		// loaded units never go.
+		loaded := func(unit string) bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.units[unit] != nil
+		}
+		if perr := r.opts.Journal.Prune(loaded); perr != nil {
+			r.opts.Logger.Debug("pruning the journals of unloaded units", "err", perr)
+		}
 	}
 	return err
 }

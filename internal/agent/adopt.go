@@ -5,7 +5,7 @@ import (
 	"maps"
 	"slices"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/unitfile"
@@ -72,7 +72,7 @@ func StopOnDisconnect(opts []fleet.UnitOption) bool {
 // stopped, so that they start again only if the schedule says so once a
 // lease is back; the others were left running and the reconcile keeps or
 // stops them by the schedule.
-func (a *Agent) afterLeaseLossLocked(lease clientv3.LeaseID) {
+func (a *Agent) afterLeaseLossLocked(lease etcdkv.LeaseID) {
 	for name, l := range a.loaded {
 		if l.jobState == fleet.JobStateLaunched && StopOnDisconnect(l.options) {
 			l.jobState = fleet.JobStateLoaded

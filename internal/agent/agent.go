@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/runner"
@@ -25,7 +25,7 @@ type Config struct {
 	MachineID string
 	// Lease returns the machine's current presence lease (0 while there is
 	// none); states are published on it.
-	Lease func() clientv3.LeaseID
+	Lease func() etcdkv.LeaseID
 	// Interval is the periodic resync interval.
 	Interval time.Duration
 	Logger   *slog.Logger
@@ -47,7 +47,7 @@ type Agent struct {
 	mu        sync.Mutex
 	loaded    map[string]loadedUnit      // what the runner holds, by unit name
 	published map[string]fleet.UnitState // what is in etcd
-	pubLease  clientv3.LeaseID
+	pubLease  etcdkv.LeaseID
 	leaseLost atomic.Bool // LeaseLost was called; cleared once a lease is back (adopt.go)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -291,7 +292,7 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 				sm := &simMachine{}
 				sm.lease.Store(int64(pres.Lease()))
 				sm.ag = agent.New(agent.Config{Store: st, Runner: newSimRunner(), MachineID: id,
-					Lease: func() clientv3.LeaseID { return clientv3.LeaseID(sm.lease.Load()) }})
+					Lease: func() etcdkv.LeaseID { return etcdkv.LeaseID(sm.lease.Load()) }})
 				machines[i] = sm
 				agentsWG.Go(func() { _ = sm.ag.Run(runCtx) })
 				// Like fleetd: a machine whose lease is lost registers again.

@@ -223,6 +223,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	apiHandler = apiSrv.Handler()
 	httpSrv := &http.Server{Handler: mx.Middleware(apiSrv.Handler()), ReadHeaderTimeout: 10 * time.Second,
+		// Idle keep-alive connections are closed after a while, so that
+		// clients that never close theirs do not pile up fds.
+		IdleTimeout: 2 * time.Minute,
 		// TLS handshake failures (scanners, wrong certificates) are noise.
 		ErrorLog: slog.NewLogLogger(log.With("component", "api").Handler(), slog.LevelDebug)}
 	for _, l := range listeners {
@@ -235,7 +238,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 
 	reg := registry.New(registry.Config{
-		Client: cli, MachineID: cfg.MachineID, PublicIP: cfg.PublicIP, Hostname: hostname,
+		Client: st.KV(), MachineID: cfg.MachineID, PublicIP: cfg.PublicIP, Hostname: hostname,
 		Lease: pres.lease, Logger: log,
 		// Balancers drop an endpoint before its unit is stopped.
 		DeregisterDelay: registry.DefaultDeregisterDelay,

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 
 	"github.com/fleetd/fleet/internal/fleet"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
@@ -75,7 +75,7 @@ func expiryGuard(ttl time.Duration) time.Duration { return min(ttl/8, 500*time.M
 
 // saved returns the lease recorded by an earlier run and when it was last
 // renewed.
-func (p *presence) saved() (clientv3.LeaseID, time.Time) {
+func (p *presence) saved() (etcdkv.LeaseID, time.Time) {
 	var lf leaseFile
 	b, err := os.ReadFile(p.leaseFile)
 	if err != nil || json.Unmarshal(b, &lf) != nil || lf.MachineID != p.machine.ID {
@@ -85,10 +85,10 @@ func (p *presence) saved() (clientv3.LeaseID, time.Time) {
 	if err != nil {
 		return 0, time.Time{}
 	}
-	return clientv3.LeaseID(lf.Lease), st.ModTime()
+	return etcdkv.LeaseID(lf.Lease), st.ModTime()
 }
 
-func (p *presence) save(lease clientv3.LeaseID) {
+func (p *presence) save(lease etcdkv.LeaseID) {
 	b, _ := json.Marshal(leaseFile{Lease: int64(lease), MachineID: p.machine.ID})
 	tmp := p.leaseFile + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err == nil {
@@ -206,11 +206,11 @@ func (p *presence) heartbeat(ctx context.Context) {
 }
 
 // lease is the machine's lease, 0 while there is none (or it is expiring).
-func (p *presence) lease() clientv3.LeaseID {
+func (p *presence) lease() etcdkv.LeaseID {
 	if p.expiring.Load() {
 		return 0
 	}
-	return clientv3.LeaseID(p.leaseID.Load())
+	return etcdkv.LeaseID(p.leaseID.Load())
 }
 
 // close revokes the lease: the machine and its states vanish at once.

@@ -54,10 +54,8 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -86,7 +84,7 @@ const (
 // Config configures a Registry.
 type Config struct {
 	// Client is the etcd client (required).
-	Client *clientv3.Client
+	Client *etcdkv.Client
 	// Prefix of the keys (DefaultPrefix if empty; a trailing '/' is added).
 	Prefix string
 	// MachineID is this machine's ID: the first part of every key's last
@@ -100,7 +98,7 @@ type Config struct {
 	Hostname string
 	// Lease returns the machine's current lease (0 while there is none:
 	// nothing is written then).
-	Lease func() clientv3.LeaseID
+	Lease func() etcdkv.LeaseID
 	// Logger receives registrations, removals and failures.
 	Logger *slog.Logger
 	// Now is the clock (time.Now if nil).
@@ -153,7 +151,7 @@ type Registry struct {
 	units     map[string]*unitState
 	external  map[string][]Endpoint
 	published map[string]pubEntry
-	pubLease  clientv3.LeaseID
+	pubLease  etcdkv.LeaseID
 	closed    bool
 	warnedIP  bool
 	warnedID  bool
@@ -162,7 +160,7 @@ type Registry struct {
 // pubEntry is a key as the registry last wrote it.
 type pubEntry struct {
 	value string
-	lease clientv3.LeaseID
+	lease etcdkv.LeaseID
 	owner string // unit name, or "docker:"-like source
 }
 
@@ -196,7 +194,7 @@ func New(cfg Config) *Registry {
 		cfg.Hostname, _ = os.Hostname()
 	}
 	if cfg.Lease == nil {
-		cfg.Lease = func() clientv3.LeaseID { return 0 }
+		cfg.Lease = func() etcdkv.LeaseID { return 0 }
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -384,9 +382,7 @@ func (r *Registry) deleteKeys(ctx context.Context, del map[string]pubEntry) erro
 	for _, k := range slices.Sorted(maps.Keys(del)) {
 		e := del[k]
 		rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-		_, err := r.cfg.Client.Txn(rctx).
-			If(clientv3.Compare(clientv3.LeaseValue(k), "=", e.lease)).
-			Then(clientv3.OpDelete(k)).Commit()
+		_, err := r.cfg.Client.Txn(rctx, []etcdkv.Cond{etcdkv.LeaseIs(k, e.lease)}, etcdkv.DeleteOp(k))
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("registry: delete %s: %w", k, err))
@@ -555,15 +551,15 @@ func (r *Registry) sync(ctx context.Context) error {
 	}
 	slices.Sort(put)
 	for chunk := range slices.Chunk(put, maxTxnOps) {
-		ops := make([]clientv3.Op, len(chunk))
+		ops := make([]etcdkv.Op, len(chunk))
 		for i, k := range chunk {
-			ops[i] = clientv3.OpPut(k, want[k].value, clientv3.WithLease(lease))
+			ops[i] = etcdkv.PutOp(k, want[k].value, lease)
 		}
 		rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-		_, err := r.cfg.Client.Txn(rctx).Then(ops...).Commit()
+		_, err := r.cfg.Client.Txn(rctx, nil, ops...)
 		cancel()
 		if err != nil {
-			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			if errors.Is(err, etcdkv.ErrLeaseNotFound) {
 				err = fmt.Errorf("lease %x is gone (a new one is coming): %w", int64(lease), err)
 			}
 			errs = append(errs, fmt.Errorf("registry: publish %d endpoints: %w", len(chunk), err))
@@ -596,14 +592,14 @@ func (r *Registry) verify(ctx context.Context) error {
 	}
 	defer r.unlockWriter()
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-	resp, err := r.cfg.Client.Get(rctx, r.cfg.Prefix, clientv3.WithPrefix())
+	resp, err := r.cfg.Client.List(rctx, r.cfg.Prefix, etcdkv.ListOptions{})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("registry: read %s: %w", r.cfg.Prefix, err)
 	}
-	inEtcd := make(map[string]pubEntry, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		inEtcd[string(kv.Key)] = pubEntry{value: string(kv.Value), lease: clientv3.LeaseID(kv.Lease)}
+	inEtcd := make(map[string]pubEntry, len(resp.KVs))
+	for _, kv := range resp.KVs {
+		inEtcd[kv.Key] = pubEntry{value: string(kv.Value), lease: kv.Lease}
 	}
 	r.mu.Lock()
 	for k, e := range r.published {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -26,7 +27,7 @@ type env struct {
 	reg   *Registry
 }
 
-func grant(t *testing.T, cli *clientv3.Client, ttl int64) clientv3.LeaseID {
+func grant(t *testing.T, cli *clientv3.Client, ttl int64) etcdkv.LeaseID {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -42,7 +43,7 @@ func grant(t *testing.T, cli *clientv3.Client, ttl int64) clientv3.LeaseID {
 		for range ka {
 		}
 	}()
-	return l.ID
+	return etcdkv.LeaseID(l.ID)
 }
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
@@ -50,8 +51,8 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	e := &env{t: t, cli: etcdtest.New(t)}
 	e.lease.Store(int64(grant(t, e.cli, 30)))
 	cfg := Config{
-		Client: e.cli, MachineID: "m1", PublicIP: "127.0.0.1", Hostname: "host1",
-		Lease:          func() clientv3.LeaseID { return clientv3.LeaseID(e.lease.Load()) },
+		Client: etcdkv.New(e.cli), MachineID: "m1", PublicIP: "127.0.0.1", Hostname: "host1",
+		Lease:          func() etcdkv.LeaseID { return etcdkv.LeaseID(e.lease.Load()) },
 		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ResyncInterval: time.Hour,
 	}
@@ -71,7 +72,7 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 // get returns the value of key ("" if absent) and its lease.
-func (e *env) get(key string) (string, clientv3.LeaseID) {
+func (e *env) get(key string) (string, etcdkv.LeaseID) {
 	e.t.Helper()
 	resp, err := e.cli.Get(context.Background(), key)
 	if err != nil {
@@ -80,7 +81,7 @@ func (e *env) get(key string) (string, clientv3.LeaseID) {
 	if len(resp.Kvs) == 0 {
 		return "", 0
 	}
-	return string(resp.Kvs[0].Value), clientv3.LeaseID(resp.Kvs[0].Lease)
+	return string(resp.Kvs[0].Value), etcdkv.LeaseID(resp.Kvs[0].Lease)
 }
 
 // await waits until key has value want ("" = absent).
@@ -128,7 +129,7 @@ func TestPublishWithoutCheckAndDeregister(t *testing.T) {
 	key := "/services/web/m1:web@1.service:801"
 	e.await("published", key, "127.0.0.1:801", 10*time.Second)
 	e.await("second endpoint", "/services/web-admin/m1:web@1.service:9001", "127.0.0.1:9001", 10*time.Second)
-	if _, l := e.get(key); l != clientv3.LeaseID(e.lease.Load()) {
+	if _, l := e.get(key); l != etcdkv.LeaseID(e.lease.Load()) {
 		t.Errorf("key on lease %x, want %x", l, e.lease.Load())
 	}
 
@@ -250,8 +251,8 @@ func TestLeaseChangeAndRevoke(t *testing.T) {
 	e.await("external published", dkey, "127.0.0.1:32768", 10*time.Second)
 
 	// The lease is revoked (the machine is declared dead): keys vanish.
-	old := clientv3.LeaseID(e.lease.Load())
-	if _, err := e.cli.Revoke(context.Background(), old); err != nil {
+	old := etcdkv.LeaseID(e.lease.Load())
+	if _, err := e.cli.Revoke(context.Background(), clientv3.LeaseID(old)); err != nil {
 		t.Fatal(err)
 	}
 	e.await("revoked", key, "", 5*time.Second)
@@ -289,13 +290,13 @@ func TestResyncRepairsAndRespectsOthers(t *testing.T) {
 	}
 	e.await("stray removed", stray, "", 10*time.Second)
 	other := grant(t, e.cli, 30)
-	if _, err := e.cli.Put(context.Background(), key, "10.9.9.9:8080", clientv3.WithLease(other)); err != nil {
+	if _, err := e.cli.Put(context.Background(), key, "10.9.9.9:8080", clientv3.WithLease(clientv3.LeaseID(other))); err != nil {
 		t.Fatal(err)
 	}
 	// Our resync takes the key back (it is ours by name)...
 	e.await("taken back", key, "127.0.0.1:8080", 10*time.Second)
 	// ...but Deregister does not delete a key someone else rewrote.
-	if _, err := e.cli.Put(context.Background(), key, "10.9.9.9:8080", clientv3.WithLease(other)); err != nil {
+	if _, err := e.cli.Put(context.Background(), key, "10.9.9.9:8080", clientv3.WithLease(clientv3.LeaseID(other))); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.reg.Deregister(context.Background(), "web.service"); err != nil {
@@ -347,8 +348,8 @@ func TestKeysUseMachineIDNotHostname(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.ResyncInterval = 100 * time.Millisecond })
 	lease2 := grant(t, e.cli, 30)
 	r2 := New(Config{
-		Client: e.cli, MachineID: "m2", PublicIP: "127.0.0.2", Hostname: "host1",
-		Lease:          func() clientv3.LeaseID { return lease2 },
+		Client: etcdkv.New(e.cli), MachineID: "m2", PublicIP: "127.0.0.2", Hostname: "host1",
+		Lease:          func() etcdkv.LeaseID { return lease2 },
 		ResyncInterval: 100 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -43,7 +43,7 @@
 //	(*Store) DestroyUnit(ctx, name) error                              // deletes units/<name> and reasons/<name>
 //	(*Store) Register(ctx, m fleet.Machine, ttl time.Duration) (*Presence, error)
 //	                                                                   // ErrMachineIDInUse (wrapped) if a live lease of another fleetd holds the ID
-//	(*Presence) Lease() clientv3.LeaseID; MachineID() string; Done() <-chan struct{} (lease lost: gone, client closed, or unrenewed for its TTL); Update(ctx, m) error; Close(ctx) error (revoke)
+//	(*Presence) Lease() etcdkv.LeaseID; MachineID() string; Done() <-chan struct{} (lease lost: gone, client closed, or unrenewed for its TTL); Update(ctx, m) error; Close(ctx) error (revoke)
 //	(*Presence) Renewed() time.Time (last grant/renewal); Release() (stop renewing, no revoke: a restarted fleetd may Resume)
 //	(*Store) Resume(ctx, m fleet.Machine, lease) (*Presence, error)   // take over a live lease of this machine's previous run; ErrLeaseGone (wrapped) otherwise
 //	(*Store) Machines(ctx) ([]fleet.Machine, error)                    // live only, dynamic metadata merged, sorted by ID

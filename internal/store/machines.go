@@ -15,6 +15,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+
 	"github.com/fleetd/fleet/internal/fleet"
 )
 
@@ -123,7 +125,7 @@ func (s *Store) keepAlive(id string, lease clientv3.LeaseID, ttl time.Duration, 
 }
 
 // Lease returns the presence's lease, for writing unit states on it.
-func (p *Presence) Lease() clientv3.LeaseID { return p.lease }
+func (p *Presence) Lease() etcdkv.LeaseID { return etcdkv.LeaseID(p.lease) }
 
 // MachineID returns the registered machine ID.
 func (p *Presence) MachineID() string { return p.id }

@@ -9,6 +9,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+
 	"github.com/fleetd/fleet/internal/fleet"
 )
 
@@ -21,7 +23,8 @@ var ErrLeaseGone = errors.New("machine lease gone")
 // it, it rewrites the machine on the same lease and keeps the lease alive,
 // so the machine and its unit states never disappear. Otherwise it fails
 // with ErrLeaseGone (wrapped) and the caller registers anew.
-func (s *Store) Resume(ctx context.Context, m fleet.Machine, lease clientv3.LeaseID) (*Presence, error) {
+func (s *Store) Resume(ctx context.Context, m fleet.Machine, kvLease etcdkv.LeaseID) (*Presence, error) {
+	lease := clientv3.LeaseID(kvLease)
 	if m.ID == "" || lease == clientv3.NoLease {
 		return nil, fmt.Errorf("store: resume machine %q: %w", m.ID, ErrLeaseGone)
 	}

@@ -10,6 +10,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/fleetd/fleet/internal/store/etcdkv"
+
 	"github.com/fleetd/fleet/internal/fleet"
 )
 
@@ -189,7 +191,8 @@ func (s *Store) decodeReasons(kvs []*mvccpb.KeyValue) (map[string]fleet.Reason, 
 
 // PutUnitStates writes unit states under states/<MachineID>/<Name> on lease
 // (the machine's Presence lease), in transactions of at most MaxTxnOps.
-func (s *Store) PutUnitStates(ctx context.Context, lease clientv3.LeaseID, states []fleet.UnitState) error {
+func (s *Store) PutUnitStates(ctx context.Context, kvLease etcdkv.LeaseID, states []fleet.UnitState) error {
+	lease := clientv3.LeaseID(kvLease)
 	ops := make([]clientv3.Op, 0, len(states))
 	seen := make(map[string]int, len(states))
 	for _, st := range states {

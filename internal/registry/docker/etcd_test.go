@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/registry"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 func newEtcd(t *testing.T) *clientv3.Client { return etcdtest.New(t) }
@@ -30,8 +31,8 @@ func newRegistry(t *testing.T, cli *clientv3.Client) *registry.Registry {
 		}
 	}()
 	reg := registry.New(registry.Config{
-		Client: cli, MachineID: "m1", PublicIP: "127.0.0.1", Hostname: "host1",
-		Lease: func() clientv3.LeaseID { return l.ID },
+		Client: etcdkv.New(cli), MachineID: "m1", PublicIP: "127.0.0.1", Hostname: "host1",
+		Lease: func() etcdkv.LeaseID { return etcdkv.LeaseID(l.ID) },
 	})
 	done := make(chan struct{})
 	go func() { _ = reg.Run(ctx); close(done) }()

@@ -107,7 +107,7 @@ func (c *Client) Txn(ctx context.Context, conds []Cond, ops ...Op) (TxnResult, e
 	}
 	resp, err := c.raw.Txn(rctx).If(cmps...).Then(thens...).Else(elses...).Commit()
 	if err != nil {
-		return TxnResult{}, fmt.Errorf("etcd txn (%s): %w", describeOps(ops), err)
+		return TxnResult{}, fmt.Errorf("etcd txn (%s): %w", describeOps(ops), leaseErr(err))
 	}
 	out := TxnResult{Succeeded: resp.Succeeded, Rev: resp.Header.Revision}
 	if resp.Succeeded {

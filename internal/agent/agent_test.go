@@ -10,6 +10,7 @@ import (
 	"github.com/fleetd/fleet/internal/journal"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -18,7 +19,7 @@ import (
 // returned func, which stops the runner's units and deregisters m1.
 func newTestMachine(ctx context.Context, t *testing.T, prefix string) (*store.Store, *store.Presence, *journal.Journal, *execrunner.Runner, func()) {
 	t.Helper()
-	st := store.New(etcdtest.New(t), prefix)
+	st := store.New(etcdkv.New(etcdtest.New(t)), prefix)
 	pres, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -42,7 +43,7 @@ func newEnv(t *testing.T, tokenLimit int) *env {
 func newEnvWith(t *testing.T, cfg Config) *env {
 	t.Helper()
 	cli := etcdtest.New(t)
-	st := store.New(cli, "/fleet-test/")
+	st := store.New(etcdkv.New(cli), "/fleet-test/")
 	e := &env{t: t, store: st}
 	cfg.Store, cfg.Version = st, testVersion
 	e.api = New(cfg)
@@ -608,7 +609,7 @@ func TestReasons(t *testing.T) {
 
 func TestEtcdUnavailable(t *testing.T) {
 	cli := etcdtest.NewClient(t, []string{"http://127.0.0.1:1"})
-	st := store.New(cli, "/fleet-test/", store.WithRequestTimeout(200*time.Millisecond))
+	st := store.New(etcdkv.New(cli), "/fleet-test/", store.WithRequestTimeout(200*time.Millisecond))
 	srv := httptest.NewServer(New(Config{Store: st, Version: testVersion}).Handler())
 	defer srv.Close()
 	for _, c := range []struct{ method, path, body string }{
@@ -636,7 +637,7 @@ func TestStoreErrorClassification(t *testing.T) {
 // 5xx, never a panic.
 func FuzzPutUnit(f *testing.F) {
 	cli := etcdtest.New(f)
-	st := store.New(cli, "/fleet-fuzz/")
+	st := store.New(etcdkv.New(cli), "/fleet-fuzz/")
 	h := New(Config{Store: st, MachineID: machineA, Version: testVersion, TokenLimit: 2}).Handler()
 	seed := []struct{ ct, body string }{
 		{"application/json", helloJSON},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 func TestKVRoundTrip(t *testing.T) {
@@ -181,7 +182,7 @@ func clientGetPrefix() []clientv3.OpOption { return []clientv3.OpOption{clientv3
 
 func TestKVEtcdUnreachable(t *testing.T) {
 	srv, eps := etcdtest.NewServer(t)
-	st := store.New(etcdtest.NewClient(t, eps), "/fleet-test/")
+	st := store.New(etcdkv.New(etcdtest.NewClient(t, eps)), "/fleet-test/")
 	h := httptest.NewServer(New(Config{Store: st, MachineID: machineA}).Handler())
 	t.Cleanup(h.Close)
 	srv.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // TestNoSpace: while a NOSPACE alarm is up (a member's disk is nearly full),
@@ -22,7 +23,7 @@ import (
 // of it is stored, and reads and deletes go on.
 func TestNoSpace(t *testing.T) {
 	cli := etcdtest.New(t)
-	st := store.New(cli, "/fleet-test/")
+	st := store.New(etcdkv.New(cli), "/fleet-test/")
 	const why = "etcd refuses writes: the disk under /d on machine m is nearly full"
 	var explained atomic.Int32
 	srv := httptest.NewServer(New(Config{Store: st, MachineID: machineA, Version: testVersion,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/engine"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // runEngineChild is the scale scenario's engine process: one engine on the
@@ -42,7 +43,7 @@ func runEngineChild(ctx context.Context, e *env, args []string) (map[string]any,
 	var rounds, puts int
 	var busy, longest time.Duration
 	eng := engine.New(engine.Config{
-		Store: store.New(cli, *prefix), MachineID: "bench-engine", LeaseTTL: *ttl,
+		Store: store.New(etcdkv.New(cli), *prefix), MachineID: "bench-engine", LeaseTTL: *ttl,
 		OnReconcile: func(s engine.Stats) {
 			mu.Lock()
 			rounds++

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/config"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 func runFailover(ctx context.Context, e *env, args []string) (map[string]any, error) {
@@ -70,7 +71,7 @@ func failoverOnce(ctx context.Context, e *env, bin, dir string, n int, ttl, free
 	}
 	defer cli.Close()
 	aw := watchActive(ctx, cli, store.DefaultPrefix)
-	st := store.New(cli, "")
+	st := store.New(etcdkv.New(cli), "")
 	if err := awaitMachines(ctx, st, 3, 60*time.Second); err != nil {
 		return res, err
 	}

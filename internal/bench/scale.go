@@ -254,7 +254,7 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 		return nil, err
 	}
 	defer eng.stop()
-	st0 := store.New(clis[0], prefix)
+	st0 := store.New(etcdkv.New(clis[0]), prefix)
 	if err := awaitLeader(ctx, st0, 30*time.Second); err != nil {
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 				if i >= o.machines || runCtx.Err() != nil {
 					return
 				}
-				st := store.New(clis[i%len(clis)], prefix)
+				st := store.New(etcdkv.New(clis[i%len(clis)]), prefix)
 				id := fmt.Sprintf("m%05d", i)
 				m := fleet.Machine{ID: id, PublicIP: "10.0.0.1"}
 				pres, err := st.Register(runCtx, m, o.ttl)

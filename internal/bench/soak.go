@@ -23,6 +23,7 @@ import (
 	"github.com/fleetd/fleet/internal/client"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // The soak scenario: real fleetd processes (the first embeds etcd, the
@@ -347,7 +348,7 @@ func soak(ctx context.Context, e *env, bin, dir string, o soakOpts) (map[string]
 		return res, err
 	}
 	defer cli.Close()
-	if err := awaitMachines(ctx, store.New(cli, ""), o.machines, 60*time.Second); err != nil {
+	if err := awaitMachines(ctx, store.New(etcdkv.New(cli), ""), o.machines, 60*time.Second); err != nil {
 		return res, fmt.Errorf("%w; end of fleetd logs:\n%s", err, c.logTails(1500))
 	}
 	ch := &soakChurn{

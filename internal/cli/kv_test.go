@@ -11,12 +11,13 @@ import (
 	"github.com/fleetd/fleet/internal/api"
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // kvServer is a real API on a real etcd.
 func kvServer(t *testing.T) string {
 	t.Helper()
-	st := store.New(etcdtest.New(t), "/fleet-cli-test/")
+	st := store.New(etcdkv.New(etcdtest.New(t)), "/fleet-cli-test/")
 	srv := httptest.NewServer(api.New(api.Config{Store: st, MachineID: "m"}).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL

@@ -33,6 +33,7 @@ import (
 	"github.com/fleetd/fleet/internal/runner"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/version"
 	"github.com/fleetd/fleet/internal/web"
 )
@@ -72,7 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer cli.Close()
-	st := store.New(cli, cfg.EtcdKeyPrefix)
+	st := store.New(etcdkv.New(cli), cfg.EtcdKeyPrefix)
 	// Every retry log names the etcd it cannot reach.
 	elog := log.With("etcd", strings.Join(endpoints, ","))
 	admin, err := adminToken(ctx, st, cfg.DataDir, cfg.MachineID, elog)

@@ -13,11 +13,12 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 func TestAdminTokenIsRegisteredAndLookedUp(t *testing.T) {
 	ctx := t.Context()
-	st := store.New(etcdtest.New(t), "")
+	st := store.New(etcdkv.New(etcdtest.New(t)), "")
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	tok, err := adminToken(ctx, st, dir, "m1", log)

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/schedule"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -77,7 +78,7 @@ func TestReconcileAgainstEtcd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cli := etcdtest.New(t)
-	st := store.New(cli, "/engine-test/")
+	st := store.New(etcdkv.New(cli), "/engine-test/")
 	for _, id := range []string{"m1", "m2"} {
 		p, err := st.Register(ctx, fleet.Machine{ID: id}, 10*time.Second)
 		if err != nil {
@@ -152,7 +153,7 @@ func TestRunPlacesNewUnits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cli := etcdtest.New(t)
-	st := store.New(cli, "/engine-run/")
+	st := store.New(etcdkv.New(cli), "/engine-run/")
 	p, err := st.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

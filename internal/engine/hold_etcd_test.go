@@ -12,6 +12,7 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // holdFixture is an engine over a real etcd with machines m1..mN, six
@@ -31,7 +32,7 @@ func newHoldFixture(t *testing.T, ctx context.Context, prefix string, machines i
 	t.Helper()
 	f := &holdFixture{t: t, ctx: ctx, cli: etcdtest.New(t), pres: map[string]*store.Presence{},
 		clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	f.st = store.New(f.cli, prefix)
+	f.st = store.New(etcdkv.New(f.cli), prefix)
 	for i := 1; i <= machines; i++ {
 		f.register(fmt.Sprintf("m%d", i))
 	}

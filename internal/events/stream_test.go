@@ -36,7 +36,7 @@ func next(t *testing.T, ch <-chan fleet.Event) fleet.Event {
 
 func TestStreamAgainstRealStore(t *testing.T) {
 	cli := etcdtest.New(t)
-	st := store.New(cli, prefix)
+	st := store.New(etcdkv.New(cli), prefix)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 

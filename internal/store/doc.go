@@ -31,7 +31,7 @@
 //
 // API (see store.go):
 //
-//	New(cli *clientv3.Client, prefix string, opts ...Option) *Store    // prefix "" = DefaultPrefix; WithRequestTimeout(d) (default 5 s per request)
+//	New(kv *etcdkv.Client, prefix string, opts ...Option) *Store        // prefix "" = DefaultPrefix; WithRequestTimeout(d) (default 5 s per request)
 //	(*Store) Prefix() string
 //	(*Store) Client() *clientv3.Client
 //	(*Store) CreateUnit(ctx, u fleet.Unit) (created bool, err error)   // absent or different hash: put (desired state from u); same hash: no-op, false

@@ -19,6 +19,7 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // peerProxy forwards TCP connections to a member's peer listener until
@@ -273,7 +274,7 @@ func TestPresenceSurvivesEtcdLeaderLoss(t *testing.T) {
 	t.Logf("etcd leader m%d; the machine's client talks to m%d only", lead+1, follower+1)
 
 	cli := etcdtest.NewClient(t, []string{c.clients[follower]})
-	s := store.New(cli, prefix)
+	s := store.New(etcdkv.New(cli), prefix)
 	p, err := s.Register(ctx, fleet.Machine{ID: "m1"}, ttl)
 	if err != nil {
 		t.Fatal(err)

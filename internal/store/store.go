@@ -59,9 +59,10 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
-// New returns a Store using cli under prefix (DefaultPrefix if empty; a
+// New returns a Store using kv's connection under prefix (DefaultPrefix if empty; a
 // trailing "/" is added if missing).
-func New(cli *clientv3.Client, prefix string, opts ...Option) *Store {
+func New(kv *etcdkv.Client, prefix string, opts ...Option) *Store {
+	cli := kv.Raw()
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
@@ -72,7 +73,7 @@ func New(cli *clientv3.Client, prefix string, opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
-	s.kv = etcdkv.New(cli, etcdkv.WithTimeout(s.timeout))
+	s.kv = etcdkv.New(cli, etcdkv.WithTimeout(s.timeout)) // same connection, the store's request timeout
 	return s
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 const prefix = "/test/fleet/"
@@ -31,7 +32,7 @@ func testCtx(t *testing.T) context.Context {
 func newStore(t *testing.T) (*store.Store, []string) {
 	t.Helper()
 	_, eps := etcdtest.NewServer(t)
-	return store.New(etcdtest.NewClient(t, eps), prefix), eps
+	return store.New(etcdkv.New(etcdtest.NewClient(t, eps)), prefix), eps
 }
 
 // eventually polls cond until it holds or the test's context ends.
@@ -230,7 +231,7 @@ func TestRegisteredMachineAndStatesVanishWithLease(t *testing.T) {
 	ctx := testCtx(t)
 	s, eps := newStore(t)
 	dyingCli := etcdtest.NewClient(t, eps)
-	dying := store.New(dyingCli, prefix)
+	dying := store.New(etcdkv.New(dyingCli), prefix)
 
 	p, err := dying.Register(ctx, fleet.Machine{ID: "m1", PublicIP: "10.0.0.1"}, time.Second)
 	if err != nil {
@@ -293,7 +294,7 @@ func TestRegisterRefusesDuplicateMachineID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := store.New(etcdtest.NewClient(t, eps), prefix)
+	other := store.New(etcdkv.New(etcdtest.NewClient(t, eps)), prefix)
 	_, err = other.Register(ctx, fleet.Machine{ID: "m1"}, 10*time.Second)
 	if !errors.Is(err, store.ErrMachineIDInUse) {
 		t.Fatalf("second register: %v; want ErrMachineIDInUse", err)
@@ -434,7 +435,7 @@ func TestApplyByDeposedLeaderWritesNothing(t *testing.T) {
 
 	t.Run("session lost, new leader", func(t *testing.T) {
 		oldCli := etcdtest.NewClient(t, eps)
-		old, err := store.New(oldCli, prefix).Campaign(ctx, "m1", time.Second)
+		old, err := store.New(etcdkv.New(oldCli), prefix).Campaign(ctx, "m1", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -808,7 +809,7 @@ func TestNotifySurvivesEtcdRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli := etcdtest.NewClient(t, srv.ClientURLs())
-	s := store.New(cli, prefix, store.WithRequestTimeout(500*time.Millisecond))
+	s := store.New(etcdkv.New(cli), prefix, store.WithRequestTimeout(500*time.Millisecond))
 	ch := s.Notify(ctx, "units/")
 	if _, err := s.CreateUnit(ctx, unit("a.service", "h1")); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -44,7 +45,7 @@ func newEnv(t *testing.T, api http.Handler, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	t.Cleanup(cancel)
-	st := store.New(etcdtest.New(t), "/web-test/")
+	st := store.New(etcdkv.New(etcdtest.New(t)), "/web-test/")
 	e := &env{t: t, ctx: ctx, store: st}
 	for i, id := range []string{mA, mB} {
 		pr, err := st.Register(ctx, fleet.Machine{ID: id, PublicIP: "10.0.0." + string(rune('1'+i)), Metadata: map[string]string{"az": "a"}}, 10*time.Second)

@@ -5,9 +5,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/fleetd/fleet/internal/store/etcdkv"
-
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/runner"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -17,22 +16,36 @@ import (
 // the ones still scheduled here with the same hash untouched, unloads the
 // others and reloads those whose hash changed.
 func (a *Agent) adoptRunning() {
+	a.round.Lock() // before any round; Reconcile may be called meanwhile
+	defer a.round.Unlock()
 	states := a.cfg.Runner.States()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, name := range slices.Sorted(maps.Keys(states)) {
-		if _, ok := a.loaded[name]; ok {
+	adopted := adopt(states, a.loaded)
+	maps.Copy(a.loaded, adopted)
+	a.mu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(adopted)) {
+		st := states[name]
+		a.log.Info("adopting unit left running by an earlier fleetd", "unit", name, "state", st.ActiveState+"/"+st.SubState, "main_pid", st.MainPID)
+	}
+}
+
+// adopt returns the units of states the agent does not know yet (not in
+// loaded), as loaded units: launched if active, activating or reloading,
+// loaded otherwise; their options are unknown (nil: not fenced). Pure.
+func adopt(states map[string]runner.State, loaded map[string]loadedUnit) map[string]loadedUnit {
+	out := make(map[string]loadedUnit)
+	for name, st := range states {
+		if _, ok := loaded[name]; ok {
 			continue
 		}
-		st := states[name]
 		js := fleet.JobStateLoaded
 		switch st.ActiveState {
 		case "active", "activating", "reloading":
 			js = fleet.JobStateLaunched
 		}
-		a.loaded[name] = loadedUnit{hash: st.Hash, jobState: js}
-		a.log.Info("adopting unit left running by an earlier fleetd", "unit", name, "state", st.ActiveState+"/"+st.SubState, "main_pid", st.MainPID)
+		out[name] = loadedUnit{hash: st.Hash, jobState: js}
 	}
+	return out
 }
 
 // LeaseLost is called when the machine's lease is gone or about to expire
@@ -45,6 +58,8 @@ func (a *Agent) adoptRunning() {
 // placed elsewhere meanwhile.
 func (a *Agent) LeaseLost(ctx context.Context) {
 	a.mu.Lock()
+	a.leaseLost = true
+	a.lostGen++ // a round in flight starts nothing more (execute)
 	var fenced []string
 	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
 		if StopOnDisconnect(a.loaded[name].options) {
@@ -52,7 +67,6 @@ func (a *Agent) LeaseLost(ctx context.Context) {
 		}
 	}
 	a.mu.Unlock()
-	a.leaseLost.Store(true)
 	a.log.Warn("machine lease lost: units keep running until the schedule, read again once etcd answers, says otherwise; stopping those with StopOnDisconnect=true", "stopping", len(fenced))
 	for _, name := range fenced {
 		if err := a.cfg.Runner.Stop(ctx, name); err != nil {
@@ -68,18 +82,19 @@ func StopOnDisconnect(opts []fleet.UnitOption) bool {
 	return err == nil && req.StopOnDisconnect
 }
 
-// afterLeaseLossLocked marks the units LeaseLost stopped (the fenced ones)
-// stopped, so that they start again only if the schedule says so once a
-// lease is back; the others were left running and the reconcile keeps or
-// stops them by the schedule.
-func (a *Agent) afterLeaseLossLocked(lease etcdkv.LeaseID) {
-	for name, l := range a.loaded {
-		if l.jobState == fleet.JobStateLaunched && StopOnDisconnect(l.options) {
-			l.jobState = fleet.JobStateLoaded
-			a.loaded[name] = l
-		}
+// fenceAfterStart stops a unit the round just started if it has
+// StopOnDisconnect and LeaseLost was called since the round's inputs were
+// read: LeaseLost may have stopped it before the start reached the runner.
+// (LeaseLost bumps lostGen before it lists the units to stop, and the round
+// checks lostGen after the start: one of the two stops it.)
+func (a *Agent) fenceAfterStart(ctx context.Context, name string, gen uint64) {
+	a.mu.Lock()
+	fenced := a.lostGen != gen && StopOnDisconnect(a.loaded[name].options)
+	a.mu.Unlock()
+	if !fenced {
+		return
 	}
-	if lease != 0 {
-		a.leaseLost.Store(false)
+	if err := a.cfg.Runner.Stop(ctx, name); err != nil {
+		a.log.Warn("stopping unit after lease loss", "unit", name, "err", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fleetd/fleet/internal/store/etcdkv"
@@ -44,11 +43,19 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
+	// round serializes reconcile rounds (Run's and Reconcile's). It is held
+	// across a round's I/O, and only reconcile takes it: nothing that
+	// reads the agent's state waits on it.
+	round sync.Mutex
+
+	// mu guards the fields below. It is held only to copy or update them,
+	// never across etcd, the runner or BeforeStop.
 	mu        sync.Mutex
 	loaded    map[string]loadedUnit      // what the runner holds, by unit name
 	published map[string]fleet.UnitState // what is in etcd
 	pubLease  etcdkv.LeaseID
-	leaseLost atomic.Bool // LeaseLost was called; cleared once a lease is back (adopt.go)
+	leaseLost bool   // LeaseLost was called; cleared once a round sees a lease again (adopt.go)
+	lostGen   uint64 // number of LeaseLost calls
 }
 
 type loadedUnit struct {
@@ -120,14 +127,23 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 }
 
 // reconcile makes the runner match the schedule: the follower's copy, or
-// read from etcd if f is nil.
+// read from etcd if f is nil. It reads its inputs, plans (plan, pure) and
+// executes the plan; a.mu is held only to copy or update the agent's
+// fields, never across etcd, the runner or BeforeStop.
 func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error {
-	var entries []store.ScheduleEntry
-	var err error
-	lease, lost := a.cfg.Lease(), a.leaseLost.Load()
+	a.round.Lock()
+	defer a.round.Unlock()
+
+	// 1. inputs
+	a.mu.Lock()
+	lost, gen := a.leaseLost, a.lostGen
+	a.mu.Unlock()
+	lease := a.cfg.Lease()
 	if lost && f != nil {
 		f.Invalidate() // the watch-fed copy may predate the loss
 	}
+	var entries []store.ScheduleEntry
+	var err error
 	if f != nil {
 		entries, err = f.Entries(ctx)
 	} else {
@@ -136,119 +152,120 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 	if err != nil {
 		return fmt.Errorf("agent: read schedule: %w", err)
 	}
-	want := make(map[string]store.ScheduleEntry, len(entries))
-	for _, e := range entries {
-		want[e.Unit] = e
+	a.mu.Lock()
+	loaded := maps.Clone(a.loaded)
+	a.mu.Unlock()
+	in := planInput{Schedule: entries, Loaded: loaded, HaveLease: lease != 0, LeaseLost: lost}
+	var readErr error
+	if need := filesNeeded(in); len(need) > 0 {
+		if in.Files, err = a.cfg.Store.UnitsByName(ctx, need); err != nil {
+			in.FilesUnread = true
+			readErr = fmt.Errorf("agent: read units: %w", err)
+		}
 	}
+
+	// 2. plan
+	acts := plan(in)
+	if lost && lease != 0 {
+		a.mu.Lock()
+		if a.lostGen == gen { // not lost again since the inputs were read
+			a.leaseLost = false
+		}
+		a.mu.Unlock()
+	}
+
+	// 3. execute
+	errs := a.execute(ctx, acts, gen)
+	return errors.Join(append(errs, readErr)...)
+}
+
+// execute carries out a plan: the runner and BeforeStop are called without
+// a.mu, which is taken only to record each outcome in a.loaded. Once an
+// action on a unit fails, the unit's later actions are skipped (the next
+// round plans again). gen is the lease-loss generation the plan's inputs
+// saw: if LeaseLost is called meanwhile, nothing more is started.
+func (a *Agent) execute(ctx context.Context, acts []action, gen uint64) []error {
+	var errs []error
+	failed := map[string]bool{}
+	fail := func(name string, err error) {
+		errs = append(errs, err)
+		failed[name] = true
+	}
+	for _, act := range acts {
+		name := act.unit
+		if name != "" && failed[name] {
+			continue
+		}
+		switch act.kind {
+		case actMarkStopped:
+			a.setJobState(name, fleet.JobStateLoaded)
+		case actDeregister:
+			a.beforeStopAll(ctx, act.units)
+		case actUnload:
+			if act.replace {
+				a.log.Info("reloading unit", "unit", name, "reason", "unit loaded but hash differs to expected")
+			} else {
+				a.log.Info("unloading unit", "unit", name, "reason", "unit loaded but not scheduled here")
+			}
+			if err := a.cfg.Runner.Unload(ctx, name); err != nil && !errors.Is(err, runner.ErrNotLoaded) {
+				fail(name, fmt.Errorf("unload %s: %w", name, err))
+				continue
+			}
+			a.mu.Lock()
+			delete(a.loaded, name)
+			a.mu.Unlock()
+		case actMissing:
+			errs = append(errs, fmt.Errorf("load %s: %w", name, store.ErrNotFound))
+		case actLoad:
+			if act.file.Hash != act.hash {
+				// The schedule lags the unit (a --replace in flight); the
+				// engine will catch up and wake us again.
+				a.log.Debug("unit hash differs from schedule; waiting", "unit", name)
+			}
+			if err := a.cfg.Runner.Load(ctx, act.file); err != nil {
+				fail(name, fmt.Errorf("load %s: %w", name, err))
+				continue
+			}
+			a.mu.Lock()
+			a.loaded[name] = loadedUnit{hash: act.hash, options: act.file.Options, jobState: fleet.JobStateLoaded}
+			a.mu.Unlock()
+		case actStop:
+			if err := a.cfg.Runner.Stop(ctx, name); err != nil { // deregistered before
+				fail(name, fmt.Errorf("set %s %s: %w", name, fleet.JobStateLoaded, err))
+				continue
+			}
+			a.setJobState(name, fleet.JobStateLoaded)
+		case actStart:
+			if a.lostSince(gen) {
+				continue // no lease any more: the unit may be running elsewhere
+			}
+			if err := a.cfg.Runner.Start(ctx, name); err != nil {
+				fail(name, fmt.Errorf("set %s %s: %w", name, fleet.JobStateLaunched, err))
+				continue
+			}
+			a.setJobState(name, fleet.JobStateLaunched)
+			a.fenceAfterStart(ctx, name, gen)
+		}
+	}
+	return errs
+}
+
+// setJobState records a loaded unit's job state.
+func (a *Agent) setJobState(name string, js fleet.JobState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var errs []error
-	if lost {
-		a.afterLeaseLossLocked(lease)
+	if l, ok := a.loaded[name]; ok {
+		l.jobState = js
+		a.loaded[name] = l
 	}
+}
 
-	// 0. deregister everything this round will stop or unload, all at
-	// once, so a round that stops many units waits for the registry's
-	// deregistration delay once, not once per unit
-	var stopping []string
-	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
-		e, ok := want[name]
-		if !ok || e.DesiredState == fleet.JobStateInactive ||
-			(e.DesiredState == fleet.JobStateLoaded && a.loaded[name].jobState == fleet.JobStateLaunched) {
-			stopping = append(stopping, name)
-		}
-	}
-	a.beforeStopAll(ctx, stopping)
-
-	// 1. unload what is no longer scheduled here (or desired inactive)
-	for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
-		e, ok := want[name]
-		if ok && e.DesiredState != fleet.JobStateInactive {
-			continue
-		}
-		a.log.Info("unloading unit", "unit", name, "reason", "unit loaded but not scheduled here")
-		if err := a.cfg.Runner.Unload(ctx, name); err != nil && !errors.Is(err, runner.ErrNotLoaded) {
-			errs = append(errs, fmt.Errorf("unload %s: %w", name, err))
-			continue
-		}
-		delete(a.loaded, name)
-	}
-	// 2. load new units and units whose hash changed, their files read
-	// from etcd in batches
-	var toLoad []string
-	for _, name := range slices.Sorted(maps.Keys(want)) {
-		e := want[name]
-		if e.DesiredState == fleet.JobStateInactive {
-			continue
-		}
-		if cur, ok := a.loaded[name]; ok && cur.hash == e.Hash {
-			continue
-		}
-		toLoad = append(toLoad, name)
-	}
-	var files map[string]fleet.Unit
-	if len(toLoad) > 0 {
-		if files, err = a.cfg.Store.UnitsByName(ctx, toLoad); err != nil {
-			return fmt.Errorf("agent: read units: %w", err)
-		}
-	}
-	for _, name := range toLoad {
-		e := want[name]
-		_, ok := a.loaded[name]
-		u, found := files[name]
-		if !found {
-			errs = append(errs, fmt.Errorf("load %s: %w", name, store.ErrNotFound))
-			continue
-		}
-		if u.Hash != e.Hash {
-			// The schedule lags the unit (a --replace in flight); the
-			// engine will catch up and wake us again.
-			a.log.Debug("unit hash differs from schedule; waiting", "unit", name)
-			if ok {
-				continue
-			}
-		}
-		if ok {
-			a.log.Info("reloading unit", "unit", name, "reason", "unit loaded but hash differs to expected")
-			a.beforeStop(ctx, name)
-			if err := a.cfg.Runner.Unload(ctx, name); err != nil && !errors.Is(err, runner.ErrNotLoaded) {
-				errs = append(errs, fmt.Errorf("unload %s: %w", name, err))
-				continue
-			}
-			delete(a.loaded, name)
-		}
-		if err := a.cfg.Runner.Load(ctx, runner.Unit{Name: name, Hash: u.Hash, Options: u.Options}); err != nil {
-			errs = append(errs, fmt.Errorf("load %s: %w", name, err))
-			continue
-		}
-		a.loaded[name] = loadedUnit{hash: e.Hash, options: u.Options, jobState: fleet.JobStateLoaded}
-	}
-	// 3. stop, then 4. start
-	for _, pass := range []fleet.JobState{fleet.JobStateLoaded, fleet.JobStateLaunched} {
-		for _, name := range slices.Sorted(maps.Keys(a.loaded)) {
-			e := want[name]
-			cur := a.loaded[name]
-			if e.DesiredState != pass || cur.jobState == pass {
-				continue
-			}
-			if pass == fleet.JobStateLaunched && lease == 0 {
-				continue // no lease: the units may be running elsewhere
-			}
-			var err error
-			if pass == fleet.JobStateLoaded {
-				err = a.cfg.Runner.Stop(ctx, name) // deregistered in step 0
-			} else {
-				err = a.cfg.Runner.Start(ctx, name)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("set %s %s: %w", name, pass, err))
-				continue
-			}
-			cur.jobState = pass
-			a.loaded[name] = cur
-		}
-	}
-	return errors.Join(errs...)
+// lostSince reports whether LeaseLost was called after the inputs of
+// generation gen were read.
+func (a *Agent) lostSince(gen uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lostGen != gen
 }
 
 // Publish writes changed unit states on the machine's lease.
@@ -334,12 +351,6 @@ func (a *Agent) beforeStopAll(ctx context.Context, units []string) {
 	wg.Wait()
 }
 
-func (a *Agent) beforeStop(ctx context.Context, unit string) {
-	if a.cfg.BeforeStop != nil {
-		a.cfg.BeforeStop(ctx, unit)
-	}
-}
-
 func (a *Agent) notify() {
 	if a.cfg.OnChange != nil {
 		a.cfg.OnChange()
@@ -347,7 +358,8 @@ func (a *Agent) notify() {
 }
 
 // Units returns the units the agent has loaded into the runner, sorted by
-// name.
+// name. It never waits for a round: during one it reports what the round
+// has done so far.
 func (a *Agent) Units() []runner.Unit {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -12,7 +12,19 @@
 //     agent has handed the runner: units no longer scheduled are unloaded;
 //     new units, or units whose hash changed, are (re)loaded from
 //     units/<name> (read in batches); desired launched ⇒ Start, desired
-//     loaded ⇒ Stop. Order: unload, load, stop, start.
+//     loaded ⇒ Stop. Order: unload, load, stop, start. A round has three
+//     steps:
+//     (a) inputs: the schedule (the follower's copy, or etcd), a copy of
+//     the agent's record of what the runner holds, the files of the units
+//     to (re)load, the lease and whether LeaseLost was called;
+//     (b) plan (plan.go): a pure function of those inputs, no I/O, no
+//     clock, no lock, to an ordered list of actions (mark-stopped,
+//     deregister, unload, load, missing, stop, start) by numbered rules,
+//     each with a row in plan_test.go;
+//     (c) execute: the actions run in order against the runner and
+//     BeforeStop; each outcome is recorded in the agent's record as it
+//     happens; once an action on a unit fails, that unit's later actions
+//     wait for the next round.
 //  3. Unit states are published under states/<machine>/<unit> on the
 //     machine's lease; only changed states are written, all of them again when
 //     the lease changes; states of unloaded units are deleted.
@@ -28,4 +40,12 @@
 //     afresh: copies no longer scheduled here are stopped first, and only
 //     what it says starts. Units adopted from an earlier fleetd whose
 //     options were never loaded count as not fenced.
+//  7. Lock discipline. The agent's fields (its record of loaded units,
+//     what it published, the lease-loss flag) are guarded by one mutex,
+//     held only to copy or update them: never across etcd, a Runner call
+//     or BeforeStop. So Units, Publish's bookkeeping and LeaseLost never
+//     wait for a round, however long its I/O takes. Rounds are serialized
+//     by a second mutex that only reconcile takes. LeaseLost counts its
+//     calls; a round in flight starts nothing once the count moved, and
+//     stops again a StopOnDisconnect unit whose start raced with it.
 package agent

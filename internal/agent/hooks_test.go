@@ -39,8 +39,7 @@ func TestAgentHooks(t *testing.T) {
 	var mu sync.Mutex
 	var stops []string // "<unit> <active state at the call>"
 	changes := 0
-	var a *Agent
-	a = New(Config{
+	a := New(Config{
 		Store: st, Runner: rn, MachineID: "m1", Lease: pres.Lease, Interval: time.Hour,
 		BeforeStop: func(_ context.Context, unit string) {
 			mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleet/internal/events"
+	"github.com/fleetd/fleet/internal/sse"
 )
 
 // eventsHeartbeat is the interval of keep-alives on an idle event stream.
@@ -28,18 +29,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
-	sse := false
+	useSSE := false
 	switch f := q.Get("format"); f {
 	case "":
-		sse = strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+		useSSE = strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	case "sse":
-		sse = true
+		useSSE = true
 	case "json", "ndjson":
 	default:
 		writeError(w, http.StatusBadRequest, "invalid format "+strconv.Quote(f)+": expect json or sse")
 		return
 	}
-	if sse && since == 0 {
+	if useSSE && since == 0 {
 		if n, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64); err == nil && n > 0 {
 			since = n + 1
 		}
@@ -47,49 +48,52 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ch := events.Stream(ctx, s.store.KV(), s.store.Prefix(), since)
 
+	var sw *sse.Writer
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	if sse {
-		w.Header().Set("Content-Type", "text/event-stream")
+	if useSSE {
+		sw = sse.Start(w)
 	} else {
+		_ = rc.SetWriteDeadline(time.Time{})
 		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	if sse {
-		_, _ = w.Write([]byte("retry: 2000\n\n"))
+	// writeLine writes and flushes one ndjson line.
+	writeLine := func(b []byte) error {
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return err
+		}
+		return rc.Flush()
 	}
-	_ = rc.Flush()
 	tick := time.NewTicker(eventsHeartbeat)
 	defer tick.Stop()
 	for {
-		var out []byte
+		var err error
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			out = []byte("\n")
-			if sse {
-				out = []byte(": ping\n\n")
+			if sw != nil {
+				err = sw.Comment("ping")
+			} else {
+				err = writeLine(nil)
 			}
 		case e, ok := <-ch:
 			if !ok {
 				return
 			}
-			b, err := json.Marshal(e)
-			if err != nil {
+			b, merr := json.Marshal(e)
+			if merr != nil {
 				continue
 			}
-			if sse {
-				out = []byte("id: " + strconv.FormatInt(e.Rev, 10) + "\nevent: fleet\ndata: " + string(b) + "\n\n")
+			if sw != nil {
+				err = sw.Event("fleet", strconv.FormatInt(e.Rev, 10), string(b))
 			} else {
-				out = append(b, '\n')
+				err = writeLine(b)
 			}
 		}
-		if _, err := w.Write(out); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil {
+		if err != nil {
 			return
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // The kv extension (docs/api-extensions.md): etcd keys for units, the
@@ -153,14 +153,14 @@ func (s *Server) kvGet(w http.ResponseWriter, r *http.Request) {
 func (s *Server) kvGetOne(w http.ResponseWriter, r *http.Request, key string) {
 	ctx, cancel := context.WithTimeout(r.Context(), kvRequestTimeout)
 	defer cancel()
-	cli := s.store.Client()
-	resp, err := cli.Get(ctx, key)
+	kvc := s.store.KV()
+	kv, found, _, err := kvc.Get(ctx, key)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	if len(resp.Kvs) == 0 {
-		below, err := cli.Get(ctx, kvDir(key), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if !found {
+		below, err := kvc.List(ctx, kvDir(key), etcdkv.ListOptions{CountOnly: true})
 		if err != nil {
 			s.storeError(w, r, err)
 			return
@@ -172,11 +172,10 @@ func (s *Server) kvGetOne(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, http.StatusNotFound, "Key not found ("+key+")")
 		return
 	}
-	kv := resp.Kvs[0]
 	n := kvNode{Key: key, Value: string(kv.Value)}
-	if kv.Lease != 0 {
-		if ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err == nil && ttl.TTL > 0 {
-			n.TTL = ttl.TTL
+	if kv.Lease != etcdkv.NoLease {
+		if left, _, err := kvc.TimeToLive(ctx, kv.Lease); err == nil && left > 0 {
+			n.TTL = int64(left / time.Second)
 		}
 	}
 	writeJSON(w, http.StatusOK, n)
@@ -186,20 +185,20 @@ func (s *Server) kvList(w http.ResponseWriter, r *http.Request, key string, recu
 	ctx, cancel := context.WithTimeout(r.Context(), kvRequestTimeout)
 	defer cancel()
 	dir := kvDir(key)
-	resp, err := s.store.Client().Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend),
-		clientv3.WithLimit(maxKVList+1))
+	kvc := s.store.KV()
+	resp, err := kvc.List(ctx, dir, etcdkv.ListOptions{Limit: maxKVList + 1})
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	if len(resp.Kvs) > maxKVList {
+	if len(resp.KVs) > maxKVList {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d keys under %s; list a narrower key", maxKVList, key))
 		return
 	}
 	nodes := []kvNode{}
 	seenDir := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		k := string(kv.Key)
+	for _, kv := range resp.KVs {
+		k := kv.Key
 		if s.fleetOwned(k) {
 			continue
 		}
@@ -220,12 +219,12 @@ func (s *Server) kvList(w http.ResponseWriter, r *http.Request, key string, recu
 	slices.SortStableFunc(nodes, func(a, b kvNode) int { return strings.Compare(a.Key, b.Key) })
 	if len(nodes) == 0 && key != "/" {
 		// An empty directory does not exist in etcd v3: a missing key.
-		one, err := s.store.Client().Get(ctx, key, clientv3.WithCountOnly())
+		_, found, _, err := kvc.Get(ctx, key)
 		if err != nil {
 			s.storeError(w, r, err)
 			return
 		}
-		if one.Count == 0 {
+		if !found {
 			writeError(w, http.StatusNotFound, "Key not found ("+key+")")
 			return
 		}
@@ -308,26 +307,22 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), kvRequestTimeout)
 	defer cancel()
-	cli := s.store.Client()
-	var opts []clientv3.OpOption
-	var leaseID clientv3.LeaseID
+	kvc := s.store.KV()
+	lease := etcdkv.NoLease
 	n := kvNode{Key: key, Value: *body.Value}
 	if ttl > 0 {
 		secs := int64(math.Ceil(ttl.Seconds()))
-		lease, err := cli.Grant(ctx, secs)
-		if err != nil {
+		if lease, err = kvc.Grant(ctx, time.Duration(secs)*time.Second); err != nil {
 			s.storeError(w, r, err)
 			return
 		}
-		leaseID = lease.ID
-		opts = append(opts, clientv3.WithLease(lease.ID))
 		n.TTL = secs
 	}
-	if _, err := cli.Put(ctx, key, *body.Value, opts...); err != nil {
-		if leaseID != 0 {
+	if _, err := kvc.Put(ctx, key, *body.Value, lease); err != nil {
+		if lease != etcdkv.NoLease {
 			// Leave no orphan lease behind (best effort).
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			_, _ = cli.Revoke(rctx, leaseID)
+			_ = kvc.Revoke(rctx, lease)
 			rcancel()
 		}
 		s.storeError(w, r, err)
@@ -356,20 +351,17 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), kvRequestTimeout)
 	defer cancel()
-	ops := []clientv3.Op{clientv3.OpDelete(key)}
+	ops := []etcdkv.Op{etcdkv.DeleteOp(key)}
 	if recursive {
-		ops = append(ops, clientv3.OpDelete(kvDir(key), clientv3.WithPrefix()))
+		ops = append(ops, etcdkv.DeletePrefixOp(kvDir(key)))
 	}
-	resp, err := s.store.Client().Txn(ctx).Then(ops...).Commit()
+	// Unconditional: the key and what is below go in one revision.
+	res, err := s.store.KV().Txn(ctx, nil, ops...)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	var deleted int64
-	for _, rr := range resp.Responses {
-		deleted += rr.GetResponseDeleteRange().Deleted
-	}
-	if deleted == 0 {
+	if res.Deleted == 0 {
 		writeError(w, http.StatusNotFound, "Key not found ("+key+")")
 		return
 	}
@@ -379,38 +371,39 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) kvWatch(w http.ResponseWriter, r *http.Request, key string, recursive bool) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	cli := s.store.Client()
+	kvc := s.store.KV()
 	// Start at the current revision so that the client knows, once the
 	// answer's headers arrive, that no later change is missed.
 	rctx, rcancel := context.WithTimeout(ctx, kvRequestTimeout)
-	cur, err := cli.Get(rctx, key, clientv3.WithCountOnly())
+	_, _, rev, err := kvc.Get(rctx, key)
 	rcancel()
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	start := cur.Header.Revision + 1
-	wctx := clientv3.WithRequireLeader(ctx)
-	var chans []clientv3.WatchChan
+	start := rev + 1
+	// The seam's watches require an etcd leader, and end with an error
+	// (compaction, cancellation by etcd) as their last batch.
+	var chans []<-chan etcdkv.WatchBatch
 	if key != "/" || !recursive {
-		chans = append(chans, cli.Watch(wctx, key, clientv3.WithRev(start)))
+		chans = append(chans, kvc.Watch(ctx, key, etcdkv.WatchOptions{FromRev: start}))
 	}
 	if recursive {
-		chans = append(chans, cli.Watch(wctx, kvDir(key), clientv3.WithPrefix(), clientv3.WithRev(start)))
+		chans = append(chans, kvc.Watch(ctx, kvDir(key), etcdkv.WatchOptions{Prefix: true, FromRev: start}))
 	}
 	events := make(chan kvEvent)
 	errc := make(chan error, len(chans))
 	for _, ch := range chans {
 		go func() {
-			for wr := range ch {
-				if err := wr.Err(); err != nil {
-					errc <- err
+			for b := range ch {
+				if b.Err != nil {
+					errc <- b.Err
 					return
 				}
-				for _, ev := range wr.Events {
-					e := kvEvent{Action: "set", Key: string(ev.Kv.Key), Value: string(ev.Kv.Value)}
-					if ev.Type == clientv3.EventTypeDelete {
-						e = kvEvent{Action: "delete", Key: string(ev.Kv.Key)}
+				for _, ev := range b.Events {
+					e := kvEvent{Action: "set", Key: ev.KV.Key, Value: string(ev.KV.Value)}
+					if ev.Type == etcdkv.EventDelete {
+						e = kvEvent{Action: "delete", Key: ev.KV.Key}
 					}
 					if s.fleetOwned(e.Key) {
 						continue

@@ -40,7 +40,7 @@ func TestKVRoundTrip(t *testing.T) {
 		t.Fatalf("ls -r: %d %s", r.code, r.body)
 	}
 	// The root lists, without fleet's own keys.
-	if _, err := e.store.Client().Put(e.ctx(), e.store.Prefix()+"units/x", "{}"); err != nil {
+	if _, err := e.store.KV().Raw().Put(e.ctx(), e.store.Prefix()+"units/x", "{}"); err != nil {
 		t.Fatal(err)
 	}
 	r = e.do("GET", "/fleet/v1/kv/?recursive=true", "", "")
@@ -85,8 +85,20 @@ func TestKVTTL(t *testing.T) {
 		t.Fatalf("put ttl: %d %s", r.code, r.body)
 	}
 	r = e.do("GET", "/fleet/v1/kv/tmp/lease", "", "")
-	if r.code != http.StatusOK || !strings.Contains(r.body, `"ttl":`) {
-		t.Fatalf("get ttl: %d %s", r.code, r.body)
+	var got kvNode
+	if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &got) != nil || got.TTL < 1 || got.TTL > 2 {
+		t.Fatalf("get ttl (want 1 or 2 s left): %d %s", r.code, r.body)
+	}
+	// The key is on a lease of its own, of the ttl rounded up to seconds.
+	kv, found, _, err := e.store.KV().Get(e.ctx(), "/tmp/lease")
+	if err != nil || !found || kv.Lease == etcdkv.NoLease {
+		t.Fatalf("stored key %+v found %v err %v", kv, found, err)
+	}
+	if _, granted, err := e.store.KV().TimeToLive(e.ctx(), kv.Lease); err != nil || granted != 2*time.Second {
+		t.Fatalf("lease granted %v, err %v", granted, err)
+	}
+	if r := e.do("PUT", "/fleet/v1/kv/tmp/frac", "application/json", `{"value":"v","ttl":"1.2s"}`); r.code != http.StatusOK || !strings.Contains(r.body, `"ttl":2`) {
+		t.Fatalf("put ttl 1.2s (rounded up to 2): %d %s", r.code, r.body)
 	}
 	// A number of seconds works too.
 	if r := e.do("PUT", "/fleet/v1/kv/tmp/lease2", "application/json", `{"value":"v","ttl":1}`); r.code != http.StatusOK {
@@ -138,7 +150,7 @@ func TestKVBadInput(t *testing.T) {
 		}
 	}
 	// Nothing was written.
-	resp, err := e.store.Client().Get(e.ctx(), "/", clientGetPrefix()...)
+	resp, err := e.store.KV().Raw().Get(e.ctx(), "/", clientGetPrefix()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +187,57 @@ func TestKVWatch(t *testing.T) {
 	}
 	if strings.Join(got, "|") != "set /w/a 1|delete /w/a " {
 		t.Fatalf("events %q", got)
+	}
+}
+
+// readEvents reads n watch lines from body as "action key value".
+func readEvents(t *testing.T, sc *bufio.Scanner, n int) []string {
+	t.Helper()
+	var got []string
+	for len(got) < n && sc.Scan() {
+		var ev struct{ Action, Key, Value string }
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		got = append(got, ev.Action+" "+ev.Key+" "+ev.Value)
+	}
+	return got
+}
+
+// startWatch opens a kv watch and returns a scanner over its lines.
+func startWatch(t *testing.T, e *env, query string) *bufio.Scanner {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/fleet/v1/kv"+query, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("watch %s: %d %s", query, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return bufio.NewScanner(resp.Body)
+}
+
+// TestKVWatchOneKey: without recursive=true only the key itself is
+// watched; a recursive watch of the root skips fleet's own keys.
+func TestKVWatchOneKey(t *testing.T) {
+	e := newEnv(t, 0)
+	one := startWatch(t, e, "/k?wait=true")
+	root := startWatch(t, e, "/?wait=true&recursive=true")
+	e.do("PUT", "/fleet/v1/kv/k/child", "application/json", `{"value":"below"}`)
+	if _, err := e.store.KV().Put(e.ctx(), e.store.Prefix()+"units/x", "{}", etcdkv.NoLease); err != nil {
+		t.Fatal(err)
+	}
+	e.do("PUT", "/fleet/v1/kv/k", "application/json", `{"value":"v"}`)
+	e.do("DELETE", "/fleet/v1/kv/k", "", "")
+	if got := readEvents(t, one, 2); strings.Join(got, "|") != "set /k v|delete /k " {
+		t.Fatalf("watch of /k: %q", got)
+	}
+	if got := readEvents(t, root, 3); strings.Join(got, "|") != "set /k/child below|set /k v|delete /k " {
+		t.Fatalf("recursive watch of /: %q", got)
 	}
 }
 

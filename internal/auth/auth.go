@@ -441,15 +441,7 @@ func IsUnixSocket(r *http.Request) bool {
 // IsLocal reports whether a RemoteAddr is a loopback address or a unix
 // socket peer ("@" or empty).
 func IsLocal(remoteAddr string) bool {
-	if remoteAddr == "" || remoteAddr == "@" {
-		return true
-	}
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
+	return remoteAddr == "" || remoteAddr == "@" || IsLoopback(remoteAddr)
 }
 
 // IsLoopback reports whether a RemoteAddr ("ip:port") is a loopback

@@ -310,6 +310,18 @@ func TestAuthenticateFromContext(t *testing.T) {
 	}
 }
 
+func TestIsLocal(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:2": true, "@": true, "": true, "[::ffff:127.0.0.1]:3": true, "10.0.0.1:4": false, "[fe80::1]:5": false, "garbage": false} {
+		if got := IsLocal(addr); got != want {
+			t.Errorf("IsLocal(%q) = %v", addr, got)
+		}
+		// IsLoopback is IsLocal without the unix socket peers.
+		if got := IsLoopback(addr); got != (want && addr != "@" && addr != "") {
+			t.Errorf("IsLoopback(%q) = %v", addr, got)
+		}
+	}
+}
+
 func TestIsLoopbackListenAddr(t *testing.T) {
 	for addr, want := range map[string]bool{
 		"127.0.0.1:49153": true, "127.0.0.2:1": true, "[::1]:1": true, "localhost:1": true,

@@ -97,3 +97,34 @@ func TestSoakShort(t *testing.T) {
 		t.Errorf("no progress lines on stderr:\n%s", tail(stderr.String(), 2000))
 	}
 }
+
+// TestSoakMemoryVerdict: memory that grows less than the threshold, or
+// that levels off over a long enough run, is flat; memory still climbing in
+// the second half is not.
+func TestSoakMemoryVerdict(t *testing.T) {
+	minutes := func(n int) []time.Duration {
+		at := make([]time.Duration, n)
+		for i := range at {
+			at[i] = time.Duration(i) * time.Minute
+		}
+		return at
+	}
+	stat := func(v []float64) *soakStat {
+		return &soakStat{GrowthPct: 100 * (v[len(v)-1] - v[0]) / v[0]}
+	}
+	for _, tc := range []struct {
+		name string
+		v    []float64
+		at   []time.Duration
+		want string
+	}{
+		{"small growth", []float64{30, 31, 32, 33}, minutes(4), "flat"},
+		{"levels off", []float64{29, 31, 33, 35, 35, 34, 35.5, 35, 34.8, 35.6, 35.2, 35.4, 35.1, 35.6, 35.3, 35.5, 35.0, 35.2, 35.4, 35.6, 35.5, 35.3}, minutes(22), "flat (levels off)"},
+		{"climbs", []float64{29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50}, minutes(22), "GROWS"},
+		{"short run, big growth", []float64{29, 35, 35, 35}, minutes(4), "GROWS"},
+	} {
+		if got := memFlat(tc.v, tc.at, stat(tc.v)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -15,8 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fleetd/fleet/internal/agent"
@@ -33,14 +31,29 @@ import (
 	"github.com/fleetd/fleet/internal/runner"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
-	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/version"
 	"github.com/fleetd/fleet/internal/web"
 )
 
-// Run starts fleetd with cfg and blocks until ctx ends or a component fails
-// in a way it cannot recover from.
+// Run starts fleetd with cfg and blocks until ctx ends or a component fails.
+//
+// It builds fleetd in dependency order: etcd (embedded or not), the store,
+// the runner, the machine's presence, the API, the registry, the agent and
+// the engine; each is handed the ones it uses when it is constructed. The
+// long-running ones then run in one errgroup (components): the first that
+// fails is logged, shuts fleetd down, and is the error Run returns.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	return run(ctx, cfg, log, nil)
+}
+
+// component is a long-running part of fleetd, for run's extra (tests).
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// run is Run; the extra components (tests) run along with fleetd's own.
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []component) error {
 	sec, err := setupSecurity(cfg, log)
 	if err != nil {
 		return err
@@ -53,7 +66,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	if cfg.EtcdInsecure {
-		go warnInsecureEtcd(ctx, log, time.Minute)
+		warnInsecureEtcd(log)
 	}
 	endpoints := cfg.EtcdServers
 	var etcdSrv *etcdserver.Server
@@ -67,18 +80,56 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		endpoints = srv.ClientURLs()
 		log.Info("embedded etcd ready", "client_urls", strings.Join(endpoints, ","), "authentication", token != "")
 	}
-	mx := metrics.New()
-	cli, err := newEtcdClient(ctx, etcdCredentials(cfg, endpoints, token), cfg.EtcdKeyPrefix, mx.EtcdDialOptions(), log)
-	if err != nil {
+
+	// From here on fleetd's long-running parts run in comps; comps.ctx
+	// ends when fleetd shuts down (ctx ended, or a component failed), and
+	// bounds the waits for etcd below.
+	comps := newComponents(ctx, log)
+	defer comps.shutdown()
+	// abort ends a start that failed: the first component failure (the
+	// embedded etcd stopped, say) is the cause, if any.
+	abort := func(err error) error {
+		comps.shutdown()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		comps.wait(wctx)
+		if cerr := comps.err(); cerr != nil {
+			return cerr
+		}
 		return err
 	}
-	defer cli.Close()
-	st := store.New(etcdkv.New(cli), cfg.EtcdKeyPrefix)
+	if cfg.EtcdInsecure {
+		comps.Go("etcd_insecure warning", func(ctx context.Context) error {
+			return repeat(ctx, time.Minute, func() { warnInsecureEtcd(log) })
+		})
+	}
+	if etcdSrv != nil {
+		// The embedded member stopped on its own (a full disk, a corrupt
+		// database): say so and exit, rather than serve without it.
+		comps.Go("embedded etcd", func(ctx context.Context) error {
+			select {
+			case err, ok := <-etcdSrv.Err():
+				if ok && err != nil {
+					return fmt.Errorf("fleetd: the embedded etcd stopped: %w (data dir %s)", err, filepath.Join(cfg.DataDir, "etcd"))
+				}
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	}
+
+	mx := metrics.New()
+	kc, err := newEtcdClient(comps.ctx, etcdCredentials(cfg, endpoints, token), cfg.EtcdKeyPrefix, mx.EtcdDialOptions(), log)
+	if err != nil {
+		return abort(err)
+	}
+	defer kc.Close()
+	st := store.New(kc, cfg.EtcdKeyPrefix)
 	// Every retry log names the etcd it cannot reach.
 	elog := log.With("etcd", strings.Join(endpoints, ","))
-	admin, err := adminToken(ctx, st, cfg.DataDir, cfg.MachineID, elog)
+	admin, err := adminToken(comps.ctx, st, cfg.DataDir, cfg.MachineID, elog)
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	if sec.peerToken == "" {
 		// Other fleetd accept this machine's admin token: status and
@@ -89,11 +140,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	hostname, _ := os.Hostname()
 	jr, err := journal.Open(filepath.Join(cfg.DataDir, "journal"), journal.Options{Hostname: hostname})
 	if err != nil {
-		return fmt.Errorf("fleetd: journal: %w", err)
+		return abort(fmt.Errorf("fleetd: journal: %w", err))
 	}
 	listeners, apiURL, err := listen(cfg, log)
 	if err != nil {
-		return err
+		return abort(err)
 	}
 	listeners, apiURL = sec.wrap(listeners, apiURL)
 	rn, err := execrunner.New(execrunner.Options{
@@ -120,7 +171,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	if err != nil {
 		closeAll(listeners)
-		return fmt.Errorf("fleetd: runner: %w", err)
+		return abort(fmt.Errorf("fleetd: runner: %w", err))
 	}
 	machine := fleet.Machine{
 		ID:            cfg.MachineID,
@@ -131,76 +182,26 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		DisableEngine: cfg.DisableEngine,
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	if etcdSrv != nil {
-		// The embedded member stopped on its own (a full disk, a corrupt
-		// database): say so and exit, rather than serve without it.
-		go func() {
-			select {
-			case err, ok := <-etcdSrv.Err():
-				if ok && err != nil && ctx.Err() == nil {
-					errc <- fmt.Errorf("fleetd: the embedded etcd stopped: %w (data dir %s)", err, filepath.Join(cfg.DataDir, "etcd"))
-				}
-			case <-ctx.Done():
-			}
-		}()
-	}
-
-	var agRef atomic.Pointer[agent.Agent]
 	pres := &presence{
 		store: st, machine: machine, ttl: cfg.AgentTTL, log: elog.With("component", "presence"),
-		leaseFile: filepath.Join(cfg.DataDir, leaseFileName),
-		// The machine's lease is gone (or surely expired while fleetd was
-		// away): its units are being placed elsewhere; stop them first.
-		stopUnits: func(ctx context.Context, wait bool) {
-			if ag := agRef.Load(); ag != nil {
-				ag.LeaseLost(ctx)
-				return
-			}
-			if wait {
-				// Before the agent runs: only the fenced units stop; the
-				// agent's first reconcile keeps or stops the rest by the
-				// schedule.
-				for name := range rn.States() {
-					if opts, _ := rn.UnitOptions(name); agent.StopOnDisconnect(opts) {
-						if err := rn.Stop(ctx, name); err != nil {
-							log.Warn("stopping a StopOnDisconnect unit", "unit", name, "err", err)
-						}
-					}
-				}
-			}
-		},
+		leaseFile: filepath.Join(cfg.DataDir, leaseFileName), now: time.Now,
 	}
-	if err := pres.register(ctx); err != nil {
+	// The previous run's lease is gone (or surely expired while fleetd was
+	// away): its units are being placed elsewhere. The agent does not run
+	// yet: only the fenced units stop here; its first reconcile keeps or
+	// stops the rest by the schedule.
+	if err := pres.register(comps.ctx, stopFencedUnits(rn, log)); err != nil {
 		closeAll(listeners)
-		return err
+		return abort(err)
 	}
-	wg.Go(func() { pres.alive(ctx) })
-	wg.Go(func() { pres.run(ctx) })
-	wg.Go(func() { pres.heartbeat(ctx) })
 
 	local := &localUnits{machineID: cfg.MachineID, runner: rn, journal: jr, hostname: hostname}
 	mx.CollectRunner(rn)
 	mx.CollectEtcd(st.KV(), cfg.MachineID, st.Leader)
-	var apiHandler http.Handler // set below; the dashboard reads journals through it
 	// The API accepts every admin token registered in etcd (each fleetd's
 	// <data_dir>/admin-token).
 	sec.useTokenLookup(newTokenLookup(st, log.With("component", "api")))
-	dashboard := web.New(web.Config{
-		Store:     st,
-		API:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }),
-		MachineID: cfg.MachineID,
-		Version:   version.Version,
-		Logger:    log.With("component", "web"),
-		// nil: the dashboard's default (everyone reads, loopback acts).
-		Authorizer: sec.authorizer(),
-		Hosts:      &sec.hosts,
-		Sessions:   sec.sessions,
-	})
-	apiSrv := api.New(api.Config{
+	apiCfg := api.Config{
 		Store:          st,
 		Local:          local,
 		MachineID:      cfg.MachineID,
@@ -216,27 +217,34 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Sessions:       sec.sessions,
 		// `fleetctl dashboard` URLs open this fleetd's TCP address.
 		DashboardURL: apiURL,
-		Mount:        map[string]http.Handler{"/ui/": dashboard, "GET /metrics": mx.Handler()},
 		// etcd refuses writes for lack of space: say where and why.
 		NoSpace: func(ctx context.Context) string {
-			return etcdserver.ExplainNoSpace(ctx, cli, noSpaceKeyPrefix(cfg))
+			return etcdserver.ExplainNoSpace(ctx, kc, noSpaceKeyPrefix(cfg))
 		},
+	}
+	// The dashboard is served by the API (under its middleware) and reads
+	// journals through the API: it is handed an API of its own, without
+	// the mounts (api.Server keeps no state beyond its Config, so both
+	// answer alike), rather than a reference to the one serving it.
+	dashboard := web.New(web.Config{
+		Store:     st,
+		API:       api.New(apiCfg).Handler(),
+		MachineID: cfg.MachineID,
+		Version:   version.Version,
+		Logger:    log.With("component", "web"),
+		// nil: the dashboard's default (everyone reads, loopback acts).
+		Authorizer: sec.authorizer(),
+		Hosts:      &sec.hosts,
+		Sessions:   sec.sessions,
 	})
-	apiHandler = apiSrv.Handler()
+	apiCfg.Mount = map[string]http.Handler{"/ui/": dashboard, "GET /metrics": mx.Handler()}
+	apiSrv := api.New(apiCfg)
 	httpSrv := &http.Server{Handler: mx.Middleware(apiSrv.Handler()), ReadHeaderTimeout: 10 * time.Second,
 		// Idle keep-alive connections are closed after a while, so that
 		// clients that never close theirs do not pile up fds.
 		IdleTimeout: 2 * time.Minute,
 		// TLS handshake failures (scanners, wrong certificates) are noise.
 		ErrorLog: slog.NewLogLogger(log.With("component", "api").Handler(), slog.LevelDebug)}
-	for _, l := range listeners {
-		log.Info("API listening", "addr", l.Addr().String())
-		wg.Go(func() {
-			if err := httpSrv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("fleetd: API on %s: %w", l.Addr(), err)
-			}
-		})
-	}
 
 	reg := registry.New(registry.Config{
 		Client: st.KV(), MachineID: cfg.MachineID, PublicIP: cfg.PublicIP, Hostname: hostname,
@@ -244,17 +252,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// Balancers drop an endpoint before its unit is stopped.
 		DeregisterDelay: registry.DefaultDeregisterDelay,
 	})
-	wg.Go(func() { _ = reg.Run(ctx) })
+	var dw *docker.Watcher
 	if _, err := os.Stat(docker.DefaultSocket); err == nil && cfg.DockerRegistration {
-		dw := docker.New(docker.Config{
+		dw = docker.New(docker.Config{
 			Sink:   func(eps []registry.Endpoint) { reg.SetExternal("docker", eps) },
 			Logger: log,
 		})
-		wg.Go(func() { _ = dw.Run(ctx) })
 	}
-
-	var ag *agent.Agent
-	ag = agent.New(agent.Config{
+	// The agent says when its units may have changed (OnChange must not
+	// block); the "registry units" component hands them to the registry.
+	unitsChanged := make(chan struct{}, 1)
+	ag := agent.New(agent.Config{
 		Store: st, Runner: mx.InstrumentRunner(rn), MachineID: cfg.MachineID,
 		Lease: pres.lease, Logger: log,
 		BeforeStop: func(ctx context.Context, unit string) {
@@ -265,12 +273,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				log.Warn("deregistering endpoints before stop", "unit", unit, "err", err)
 			}
 		},
-		OnChange: func() { reg.SetUnits(registryUnits(ag.Units(), rn.States(), rn.UnitOptions)) },
+		OnChange: func() {
+			select {
+			case unitsChanged <- struct{}{}:
+			default: // one pending is enough: the registry reads the latest
+			}
+		},
 	})
-	agRef.Store(ag)
-	wg.Go(func() { _ = ag.Run(ctx) })
+	var eng *engine.Engine
 	if !cfg.DisableEngine {
-		eng := engine.New(engine.Config{
+		eng = engine.New(engine.Config{
 			Store: st, MachineID: cfg.MachineID,
 			LeaseTTL: cfg.AgentTTL, Interval: cfg.EngineReconcileInterval, Logger: log,
 			OnReconcile: func(s engine.Stats) {
@@ -280,17 +292,49 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				})
 			},
 		})
-		wg.Go(func() { _ = eng.Run(ctx) })
+	}
+
+	comps.Go("alive", pres.alive)
+	// The machine's lease is gone or about to expire unrenewed: the agent
+	// stops the units that must not outlive it (StopOnDisconnect).
+	comps.Go("presence", func(ctx context.Context) error { return pres.run(ctx, ag.LeaseLost) })
+	comps.Go("lease heartbeat", func(ctx context.Context) error { return pres.heartbeat(ctx, ag.LeaseLost) })
+	for _, l := range listeners {
+		log.Info("API listening", "addr", l.Addr().String())
+		comps.Go("API on "+l.Addr().String(), func(context.Context) error {
+			// Shutdown, below, ends it.
+			if err := httpSrv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("fleetd: API on %s: %w", l.Addr(), err)
+			}
+			return nil
+		})
+	}
+	comps.Go("registry", reg.Run)
+	if dw != nil {
+		comps.Go("docker registry", dw.Run)
+	}
+	comps.Go("registry units", func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-unitsChanged:
+				reg.SetUnits(registryUnits(ag.Units(), rn.States(), rn.UnitOptions))
+			}
+		}
+	})
+	comps.Go("agent", ag.Run)
+	if eng != nil {
+		comps.Go("engine", eng.Run)
+	}
+	for _, c := range extra {
+		comps.Go(c.name, c.run)
 	}
 	log.Info("fleetd started", "machine", cfg.MachineID, "version", version.Version, "api", apiURL)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
+	<-comps.ctx.Done()
 	log.Info("fleetd shutting down")
-	cancel()
+	comps.shutdown()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
@@ -318,15 +362,26 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// SIGTERM must end fleetd within its stop timeout even when a
 	// component is stuck in a call to an etcd that is gone (a Campaign or
 	// Resign blocked in gRPC): wait for them until sctx ends, no longer.
-	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-sctx.Done():
+	if !comps.wait(sctx) {
 		log.Error("some components did not stop within the stop timeout; exiting without them", "timeout", stopTimeout)
 	}
 	_ = rn.Close(sctx)
-	return runErr
+	return comps.err()
+}
+
+// stopFencedUnits stops, straight through the runner, the units that opted
+// into fencing ([X-Fleet] StopOnDisconnect=true): what a lease found gone
+// at start-up does, before the agent runs.
+func stopFencedUnits(rn *execrunner.Runner, log *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
+		for name := range rn.States() {
+			if opts, _ := rn.UnitOptions(name); agent.StopOnDisconnect(opts) {
+				if err := rn.Stop(ctx, name); err != nil {
+					log.Warn("stopping a StopOnDisconnect unit", "unit", name, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // stopTimeout bounds fleetd's shutdown after SIGTERM.

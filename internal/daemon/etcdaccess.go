@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
 	"github.com/fleetd/fleet/internal/clusterauth"
@@ -141,29 +140,30 @@ func tokenFlagName(cfg config.Config) string {
 // newEtcdClient connects to etcd and checks, with one read, that the
 // credentials are accepted: a missing or wrong token fails here, at start,
 // with a message naming the flag.
-func newEtcdClient(ctx context.Context, creds clusterauth.Credentials, prefix string, dialOpts []grpc.DialOption, log *slog.Logger) (*clientv3.Client, error) {
+func newEtcdClient(ctx context.Context, creds clusterauth.Credentials, prefix string, dialOpts []grpc.DialOption, log *slog.Logger) (*etcdkv.Client, error) {
 	kc, err := etcdkv.Dial(ctx, creds, etcdkv.DialOptions{ProbeKey: prefix, GRPC: dialOpts, Logger: log, Wait: true})
 	if err != nil {
 		return nil, fmt.Errorf("fleetd: %w", err)
 	}
-	return kc.Raw(), nil
+	return kc, nil
 }
 
-// warnInsecureEtcd logs, every interval until ctx ends, that etcd is open
-// to anyone who reaches it.
-func warnInsecureEtcd(ctx context.Context, log *slog.Logger, interval time.Duration) {
-	warn := func() {
-		log.Warn("etcd_insecure=true: etcd has no authentication and may be reached over plain HTTP; anyone who reaches it is root on every machine of this cluster")
-	}
-	warn()
+// warnInsecureEtcd logs that etcd is open to anyone who reaches it; fleetd
+// says so at start and then every minute (repeat).
+func warnInsecureEtcd(log *slog.Logger) {
+	log.Warn("etcd_insecure=true: etcd has no authentication and may be reached over plain HTTP; anyone who reaches it is root on every machine of this cluster")
+}
+
+// repeat calls f every interval until ctx ends, then returns nil.
+func repeat(ctx context.Context, interval time.Duration, f func()) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
-			warn()
+			f()
 		}
 	}
 }

@@ -40,7 +40,7 @@ func TestAdminTokenIsRegisteredAndLookedUp(t *testing.T) {
 	if err != nil || other == tok {
 		t.Fatalf("second machine: %q %v", other, err)
 	}
-	resp, err := st.Client().Get(ctx, "", clientv3.WithPrefix())
+	resp, err := st.KV().Raw().Get(ctx, "", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,8 @@ func TestWarnInsecureEtcdRepeats(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { warnInsecureEtcd(ctx, log, 10*time.Millisecond); close(done) }()
+	warnInsecureEtcd(log)
+	go func() { _ = repeat(ctx, 10*time.Millisecond, func() { warnInsecureEtcd(log) }); close(done) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(buf.String(), "etcd_insecure=true") < 3 {
 		if time.Now().After(deadline) {

@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/fleetd/fleet/internal/clusterauth"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
@@ -79,13 +77,13 @@ func etcdMain(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		if f.fs.NArg() != 0 {
 			return fail(errors.New("takes no arguments"))
 		}
-		resp, err := cli.MemberList(ctx)
+		members, err := cli.Members(ctx)
 		if err != nil {
-			return fail(err)
+			return fail(bare(err))
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tPEER URLS\tCLIENT URLS\tLEARNER")
-		for _, m := range resp.Members {
+		for _, m := range members {
 			name := m.Name
 			if name == "" {
 				name = "(not started)"
@@ -123,14 +121,14 @@ func etcdMain(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		if f.fs.NArg() != 1 {
 			return fail(errors.New("expects one member name or hex ID"))
 		}
-		resp, err := cli.MemberList(ctx)
+		members, err := cli.Members(ctx)
 		if err != nil {
-			return fail(err)
+			return fail(bare(err))
 		}
 		arg := f.fs.Arg(0)
 		var id uint64
 		found := false
-		for _, m := range resp.Members {
+		for _, m := range members {
 			if m.Name == arg || fmt.Sprintf("%x", m.ID) == strings.ToLower(arg) {
 				id, found = m.ID, true
 				break
@@ -139,8 +137,8 @@ func etcdMain(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		if !found {
 			return fail(fmt.Errorf("no member %q", arg))
 		}
-		if _, err := cli.MemberRemove(ctx, id); err != nil {
-			return fail(err)
+		if err := cli.MemberRemove(ctx, id); err != nil {
+			return fail(bare(err))
 		}
 		fmt.Fprintf(stdout, "removed member %x (%s)\n", id, arg)
 		return 0
@@ -150,14 +148,14 @@ func etcdMain(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 // memberAdd announces a member and returns the initial cluster it must
 // start with. etcd refuses a member add for a while after a member (re)joined
 // ("unhealthy cluster"): that is retried until ctx ends.
-func memberAdd(ctx context.Context, cli *clientv3.Client, name string, peerURLs []string) (string, error) {
+func memberAdd(ctx context.Context, cli *etcdkv.Client, name string, peerURLs []string) (string, error) {
 	// A member added earlier but never started has no name, and an
 	// initial cluster without it is refused: say so before adding another.
-	list, err := cli.MemberList(ctx)
+	list, err := cli.Members(ctx)
 	if err != nil {
-		return "", err
+		return "", bare(err)
 	}
-	for _, m := range list.Members {
+	for _, m := range list {
 		if m.Name == "" {
 			return "", fmt.Errorf("member %x (%s) was added but never started; start it (or member-remove %x) first",
 				m.ID, strings.Join(m.PeerURLs, ","), m.ID)
@@ -166,13 +164,15 @@ func memberAdd(ctx context.Context, cli *clientv3.Client, name string, peerURLs 
 			return "", fmt.Errorf("a member named %s exists already (%x)", name, m.ID)
 		}
 	}
-	var resp *clientv3.MemberAddResponse
+	var added uint64
+	var members []etcdkv.Member
 	for {
 		var err error
-		resp, err = cli.MemberAdd(ctx, peerURLs)
+		added, members, err = cli.MemberAdd(ctx, peerURLs)
 		if err == nil {
 			break
 		}
+		err = bare(err)
 		if !strings.Contains(err.Error(), "unhealthy cluster") {
 			return "", err
 		}
@@ -183,9 +183,9 @@ func memberAdd(ctx context.Context, cli *clientv3.Client, name string, peerURLs 
 		}
 	}
 	var parts []string
-	for _, m := range resp.Members {
+	for _, m := range members {
 		n := m.Name
-		if m.ID == resp.Member.ID {
+		if m.ID == added {
 			n = name
 		}
 		if n == "" {
@@ -251,7 +251,19 @@ func etcdFlags(env []string, out io.Writer) *etcdCmdFlags {
 	return f
 }
 
-func (f *etcdCmdFlags) client() (*clientv3.Client, error) {
+// bare drops the "etcd member ...:" the seam puts before etcd's own error:
+// the command's messages name the command already.
+func bare(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+// client connects to the cluster. Its requests are bounded by --timeout
+// only (the seam's shorter default would cut a member add short while the
+// cluster settles).
+func (f *etcdCmdFlags) client() (*etcdkv.Client, error) {
 	var eps []string
 	for e := range strings.SplitSeq(strings.Trim(f.endpoints, "[]"), ",") {
 		if e = strings.Trim(strings.TrimSpace(e), `"'`); e != "" {
@@ -268,9 +280,9 @@ func (f *etcdCmdFlags) client() (*clientv3.Client, error) {
 		Username: f.username, Password: f.password,
 		CAFile: f.caFile, CertFile: f.certFile, KeyFile: f.keyFile,
 		Insecure: f.insecure,
-	}, etcdkv.DialOptions{ProbeKey: "/"})
+	}, etcdkv.DialOptions{ProbeKey: "/", ClientOptions: []etcdkv.Option{etcdkv.WithTimeout(f.timeout)}})
 	if err != nil {
 		return nil, err
 	}
-	return kc.Raw(), nil
+	return kc, nil
 }

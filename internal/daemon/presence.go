@@ -57,9 +57,8 @@ type presence struct {
 	ttl       time.Duration
 	log       *slog.Logger
 	leaseFile string
-	// stopUnits stops every unit of this machine; wait asks it to wait
-	// until they are down (at start-up, before anything else happens).
-	stopUnits func(ctx context.Context, wait bool)
+	// now is the clock of its decisions (how long since a renewal).
+	now func() time.Time
 
 	cur     atomic.Pointer[store.Presence]
 	leaseID atomic.Int64
@@ -104,7 +103,10 @@ func (p *presence) set(pr *store.Presence) {
 	p.leaseID.Store(int64(pr.Lease()))
 }
 
-func (p *presence) register(ctx context.Context) error {
+// register registers the machine, taking over the lease of an earlier run
+// if it is still alive. When that lease is gone, leaseGone is called first:
+// the machine's units were (are being) placed elsewhere.
+func (p *presence) register(ctx context.Context, leaseGone func(context.Context)) error {
 	backoff := 100 * time.Millisecond
 	resume, renewed := p.saved()
 	for {
@@ -114,15 +116,15 @@ func (p *presence) register(ctx context.Context) error {
 			pr, err = p.store.Resume(ctx, p.machine, resume)
 			if err == nil {
 				p.set(pr)
-				p.log.Info("machine lease taken over from the previous run; units keep running", "machine", p.machine.ID, "lease", fmt.Sprintf("%x", int64(resume)), "away", time.Since(renewed).Round(time.Millisecond))
+				p.log.Info("machine lease taken over from the previous run; units keep running", "machine", p.machine.ID, "lease", fmt.Sprintf("%x", int64(resume)), "away", p.now().Sub(renewed).Round(time.Millisecond))
 				return nil
 			}
-			if errors.Is(err, store.ErrLeaseGone) || time.Since(renewed) > p.ttl {
+			if errors.Is(err, store.ErrLeaseGone) || p.now().Sub(renewed) > p.ttl {
 				// The machine was away longer than agent_ttl: its units
 				// are (being) placed elsewhere. Stop the stale copies
 				// before anything else.
-				p.log.Warn("previous machine lease is gone; registering again (units moved elsewhere meanwhile stop at the first reconcile)", "err", err, "away", time.Since(renewed).Round(time.Millisecond))
-				p.stopUnits(ctx, true)
+				p.log.Warn("previous machine lease is gone; registering again (units moved elsewhere meanwhile stop at the first reconcile)", "err", err, "away", p.now().Sub(renewed).Round(time.Millisecond))
+				leaseGone(ctx)
 				resume = 0
 				continue
 			}
@@ -149,37 +151,45 @@ func (p *presence) register(ctx context.Context) error {
 	}
 }
 
-func (p *presence) run(ctx context.Context) {
+// run registers the machine again whenever its lease is lost, after
+// calling leaseLost (the agent stops the units that must not outlive the
+// lease). It returns nil when ctx ends.
+func (p *presence) run(ctx context.Context, leaseLost func(context.Context)) error {
 	for {
 		pr := p.cur.Load()
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-pr.Done():
 		}
 		if ctx.Err() != nil {
-			return // our own shutdown released the lease
+			return nil // our own shutdown released the lease
 		}
 		p.leaseID.Store(0)
 		p.log.Warn("machine lease lost; registering again (units keep running unless StopOnDisconnect=true; copies moved elsewhere stop once the schedule is read)", "last_renewal", pr.Renewed())
-		p.stopUnits(ctx, false)
+		leaseLost(ctx)
 		p.expiring.Store(false)
-		if err := p.register(ctx); err != nil {
-			return
+		if err := p.register(ctx, leaseLost); err != nil {
+			// register gives up only when ctx ends.
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 	}
 }
 
 // heartbeat sets the lease file's time to each renewal of the lease, and
-// stops the units when the lease is about to expire unrenewed.
-func (p *presence) heartbeat(ctx context.Context) {
+// calls leaseLost when the lease is about to expire unrenewed. It returns
+// nil when ctx ends.
+func (p *presence) heartbeat(ctx context.Context, leaseLost func(context.Context)) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 		pr := p.cur.Load()
@@ -197,10 +207,10 @@ func (p *presence) heartbeat(ctx context.Context) {
 				p.log.Info("machine lease renewed after all")
 			}
 		}
-		if age := time.Since(t); age > p.ttl-expiryGuard(p.ttl) && !p.expiring.Load() {
+		if age := p.now().Sub(t); age > p.ttl-expiryGuard(p.ttl) && !p.expiring.Load() {
 			p.expiring.Store(true)
 			p.log.Warn("machine lease about to expire unrenewed (etcd unreachable?); units keep running, those with StopOnDisconnect=true stop", "since_renewal", age.Round(time.Millisecond), "agent_ttl", p.ttl)
-			p.stopUnits(ctx, false)
+			leaseLost(ctx)
 		}
 	}
 }
@@ -229,12 +239,14 @@ func (p *presence) release() {
 }
 
 // alive touches <data_dir>/alive every aliveInterval until ctx ends: the
-// shims' sign that fleetd runs (see aliveFileName).
-func (p *presence) alive(ctx context.Context) {
+// shims' sign that fleetd runs (see aliveFileName). It returns nil when ctx
+// ends.
+func (p *presence) alive(ctx context.Context) error {
 	path := filepath.Join(filepath.Dir(p.leaseFile), aliveFileName)
 	tick := time.NewTicker(aliveInterval)
 	defer tick.Stop()
 	for {
+		// The wall clock: the shims compare the file's time with theirs.
 		now := time.Now()
 		if err := os.Chtimes(path, now, now); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -249,7 +261,7 @@ func (p *presence) alive(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 	}

@@ -98,6 +98,13 @@ func testConfig(t *testing.T, args ...string) (config.Config, error) {
 // its unix socket to answer.
 func runFleetd(t *testing.T, args ...string) *testFleetd {
 	t.Helper()
+	return runFleetdWith(t, nil, args...)
+}
+
+// runFleetdWith is runFleetd with extra components running along with
+// fleetd's own.
+func runFleetdWith(t *testing.T, extra []component, args ...string) *testFleetd {
+	t.Helper()
 	cfg, err := testConfig(t, args...)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +117,7 @@ func runFleetd(t *testing.T, args ...string) *testFleetd {
 	}
 	f := &testFleetd{sock: sock, dataDir: cfg.DataDir, log: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { f.done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(f.log, nil))) }()
+	go func() { f.done <- run(ctx, cfg, slog.New(slog.NewTextHandler(f.log, nil)), extra) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

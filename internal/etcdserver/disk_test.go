@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/etcdserver"
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // TestStartRefusesAFullDisk: on a file system with less than MinFreeBytes
@@ -189,7 +190,7 @@ func TestDiskGuardStopsAndResumesWrites(t *testing.T) {
 	if _, err := cli.Delete(ctx, "before"); err != nil {
 		t.Errorf("delete while full: %v", err)
 	}
-	msg := etcdserver.ExplainNoSpace(ctx, cli, "")
+	msg := etcdserver.ExplainNoSpace(ctx, etcdkv.New(cli), "")
 	for _, want := range []string{"etcd refuses writes", cfg.DataDir, "m-full/10.0.0.9", "MB free", "free space"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("ExplainNoSpace = %q; lacks %q", msg, want)
@@ -271,7 +272,7 @@ func TestDiskGuardLeavesOthersAlarms(t *testing.T) {
 	if _, err := cli.Put(ctx, "k", "v"); !etcdserver.IsNoSpace(err) {
 		t.Fatalf("put under someone else's NOSPACE alarm: %v; want no space", err)
 	}
-	msg := etcdserver.ExplainNoSpace(ctx, cli, "")
+	msg := etcdserver.ExplainNoSpace(ctx, etcdkv.New(cli), "")
 	if !strings.Contains(msg, "etcd refuses writes") || !strings.Contains(msg, "quota") {
 		t.Errorf("ExplainNoSpace without a record = %q; want the quota explanation", msg)
 	}

@@ -9,9 +9,10 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // IsNoSpace reports whether err is etcd refusing a write for lack of space
@@ -41,19 +42,19 @@ const noSpaceGeneric = "etcd refuses writes: database space exceeded (the disk o
 // for each member with a NOSPACE alarm, the machine, directory and free space
 // its disk guard recorded under prefix (Config.NoSpaceKeyPrefix, or
 // DefaultNoSpaceKeyPrefix if empty), or, without a record, that its
-// database reached etcd's quota. cli needs root's rights (to list alarms).
+// database reached etcd's quota. kc needs root's rights (to list alarms).
 // Errors give a generic message; it never returns "".
-func ExplainNoSpace(ctx context.Context, cli *clientv3.Client, prefix string) string {
+func ExplainNoSpace(ctx context.Context, kc *etcdkv.Client, prefix string) string {
 	if prefix == "" {
 		prefix = DefaultNoSpaceKeyPrefix
 	}
-	alarms, err := cli.AlarmList(ctx)
+	alarms, err := kc.Alarms(ctx)
 	if err != nil {
 		return noSpaceGeneric
 	}
 	var ids []uint64
-	for _, a := range alarms.Alarms {
-		if a.Alarm == pb.AlarmType_NOSPACE {
+	for _, a := range alarms {
+		if a.Kind == pb.AlarmType_NOSPACE.String() {
 			ids = append(ids, a.MemberID)
 		}
 	}
@@ -61,21 +62,21 @@ func ExplainNoSpace(ctx context.Context, cli *clientv3.Client, prefix string) st
 		return noSpaceGeneric
 	}
 	recs := map[uint64]noSpaceRecord{}
-	if resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix()); err == nil {
-		for _, kv := range resp.Kvs {
+	if res, err := kc.List(ctx, prefix, etcdkv.ListOptions{}); err == nil {
+		for _, kv := range res.KVs {
 			var r noSpaceRecord
 			var id uint64
 			if json.Unmarshal(kv.Value, &r) != nil {
 				continue
 			}
-			if _, err := fmt.Sscanf(strings.TrimPrefix(string(kv.Key), prefix), "%x", &id); err == nil {
+			if _, err := fmt.Sscanf(strings.TrimPrefix(kv.Key, prefix), "%x", &id); err == nil {
 				recs[id] = r
 			}
 		}
 	}
 	names := map[uint64]string{}
-	if resp, err := cli.MemberList(ctx); err == nil {
-		for _, m := range resp.Members {
+	if members, err := kc.Members(ctx); err == nil {
+		for _, m := range members {
 			names[m.ID] = m.Name
 		}
 	}

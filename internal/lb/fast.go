@@ -194,8 +194,8 @@ func (fc *fastConn) release(handedOff bool) {
 	fc.s, fc.c = nil, nil
 	clear(fc.req.fields[:cap(fc.req.fields)]) // drop references to the buffer
 	clear(fc.resp.fields[:cap(fc.resp.fields)])
-	fc.req = reqHead{fields: fc.req.fields[:0]}
-	fc.resp = respHead{fields: fc.resp.fields[:0]}
+	fc.req = reqHead{fieldSet: fieldSet{fields: fc.req.fields[:0]}}
+	fc.resp = respHead{fieldSet: fieldSet{fields: fc.resp.fields[:0]}}
 	fc.out = fc.out[:0]
 	fc.tried = fc.tried[:0]
 	fc.h.conns.Put(fc)
@@ -669,8 +669,9 @@ func (fc *fastConn) writeRespHead(resp *respHead, passChunked, connClose, connKe
 	bw.WriteString("HTTP/1.1 ")
 	bw.Write(resp.statusText)
 	bw.WriteString("\r\n")
+	rules := resp.dropRules(passChunked)
 	for _, f := range resp.fields {
-		if dropResponseField(resp, f.name, passChunked) {
+		if resp.drop(f.name, rules) {
 			continue
 		}
 		bw.Write(f.name)

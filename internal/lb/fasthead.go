@@ -23,20 +23,84 @@ const (
 	headBad                  // malformed: answer 400 and close
 )
 
+// fieldSet is what request and response heads share: the header fields
+// and what they say of the body's framing and of the connection.
+type fieldSet struct {
+	fields        []headerField
+	contentLength int64 // -1: no Content-Length
+	chunked       bool  // Transfer-Encoding: chunked
+	connClose     bool  // Connection: close
+	connKeepAlive bool  // Connection: keep-alive
+	connUpgrade   bool  // Connection: upgrade
+	connNames     bool  // Connection lists other header names (dropped when forwarding)
+}
+
+// fieldKind is what addField made of a header line.
+type fieldKind int
+
+const (
+	fieldOther     fieldKind = iota // a field addField does not read: the caller's
+	fieldRead                       // Content-Length or Connection, recorded
+	fieldChunked                    // the first Transfer-Encoding, "chunked"
+	fieldOddTE                      // another Transfer-Encoding: repeated, or not "chunked"
+	fieldMalformed                  // not a field, or a Content-Length malformed or differing from an earlier one
+)
+
+// addField parses a header line, appends it to s.fields and records what
+// Content-Length, Transfer-Encoding (s.chunked for any) and Connection say.
+// The name must be a token, the value (trimmed) without forbidden bytes.
+func (s *fieldSet) addField(line []byte) (headerField, fieldKind) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) {
+		return headerField{}, fieldMalformed
+	}
+	f := headerField{name: line[:colon], value: trimOWS(line[colon+1:])}
+	if !validFieldValue(f.value) {
+		return f, fieldMalformed
+	}
+	s.fields = append(s.fields, f)
+	switch {
+	case eqFold(f.name, "content-length"):
+		n, ok := parseContentLength(f.value)
+		if !ok || (s.contentLength >= 0 && n != s.contentLength) {
+			return f, fieldMalformed
+		}
+		s.contentLength = n
+	case eqFold(f.name, "transfer-encoding"):
+		kind := fieldChunked
+		if s.chunked || !eqFold(f.value, "chunked") {
+			kind = fieldOddTE
+		}
+		s.chunked = true
+		return f, kind
+	case eqFold(f.name, "connection"):
+		forEachToken(f.value, func(tok []byte) {
+			switch {
+			case eqFold(tok, "close"):
+				s.connClose = true
+			case eqFold(tok, "keep-alive"):
+				s.connKeepAlive = true
+			case eqFold(tok, "upgrade"):
+				s.connUpgrade = true
+			default:
+				s.connNames = true
+			}
+		})
+	default:
+		return f, fieldOther
+	}
+	return f, fieldRead
+}
+
 // reqHead is a parsed request head.
 type reqHead struct {
 	method, target []byte
 	minor          int // HTTP/1.minor
-	fields         []headerField
-	host           []byte
-	hasHost        bool
-	contentLength  int64 // -1: no Content-Length
-	chunked        bool  // Transfer-Encoding: chunked
-	connClose      bool  // Connection: close
-	connKeepAlive  bool  // Connection: keep-alive
-	connNames      bool  // Connection lists other header names (dropped when forwarding)
-	teTrailers     bool  // TE lists "trailers"
-	isHead         bool
+	fieldSet
+	host       []byte
+	hasHost    bool
+	teTrailers bool // TE lists "trailers"
+	isHead     bool
 }
 
 // keepAlive reports whether the client wants the connection kept open.
@@ -46,9 +110,6 @@ func (h *reqHead) keepAlive() bool {
 	}
 	return h.connKeepAlive && !h.connClose
 }
-
-// hasBody reports whether a body follows the head.
-func (h *reqHead) hasBody() bool { return h.chunked || h.contentLength > 0 }
 
 // findHeadEnd returns the length of the head at the start of b (through the
 // empty line ending it) or -1 when b does not hold a whole head yet. from is
@@ -87,7 +148,7 @@ func nextLine(b []byte) (line, rest []byte) {
 // parseRequestHead parses head (as delimited by findHeadEnd; leading empty
 // lines already skipped) into h.
 func parseRequestHead(head []byte, h *reqHead) headVerdict {
-	*h = reqHead{fields: h.fields[:0], contentLength: -1}
+	*h = reqHead{fieldSet: fieldSet{fields: h.fields[:0], contentLength: -1}}
 	line, rest := nextLine(head)
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
@@ -136,7 +197,6 @@ func parseRequestHead(head []byte, h *reqHead) headVerdict {
 		fallback = true
 	}
 	h.isHead = string(h.method) == "HEAD"
-	teSeen := false
 	for {
 		line, rest = nextLine(rest)
 		if len(line) == 0 {
@@ -146,51 +206,33 @@ func parseRequestHead(head []byte, h *reqHead) headVerdict {
 			fallback = true // obsolete line folding
 			continue
 		}
-		f, ok := parseField(line)
-		if !ok {
+		f, kind := h.addField(line)
+		switch kind {
+		case fieldOther:
+			switch {
+			case eqFold(f.name, "host"):
+				if h.hasHost || !validHost(f.value) {
+					return headBad
+				}
+				h.host, h.hasHost = f.value, true
+			case eqFold(f.name, "upgrade"), eqFold(f.name, "expect"):
+				fallback = true
+			case eqFold(f.name, "te"):
+				forEachToken(f.value, func(tok []byte) {
+					if eqFold(tok, "trailers") {
+						h.teTrailers = true
+					}
+				})
+			}
+		case fieldMalformed:
 			return headBad
-		}
-		h.fields = append(h.fields, f)
-		switch {
-		case eqFold(f.name, "host"):
-			if h.hasHost || !validHost(f.value) {
-				return headBad
-			}
-			h.host, h.hasHost = f.value, true
-		case eqFold(f.name, "content-length"):
-			n, ok := parseContentLength(f.value)
-			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
-				return headBad
-			}
-			h.contentLength = n
-		case eqFold(f.name, "transfer-encoding"):
-			if teSeen || !eqFold(f.value, "chunked") || h.minor == 0 {
-				fallback = true // net/http answers 501, or ignores it (HTTP/1.0)
-			}
-			teSeen, h.chunked = true, true
-		case eqFold(f.name, "connection"):
-			forEachToken(f.value, func(tok []byte) {
-				switch {
-				case eqFold(tok, "close"):
-					h.connClose = true
-				case eqFold(tok, "keep-alive"):
-					h.connKeepAlive = true
-				case eqFold(tok, "upgrade"):
-					fallback = true
-				default:
-					h.connNames = true
-				}
-			})
-		case eqFold(f.name, "upgrade"), eqFold(f.name, "expect"):
-			fallback = true
-		case eqFold(f.name, "te"):
-			forEachToken(f.value, func(tok []byte) {
-				if eqFold(tok, "trailers") {
-					h.teTrailers = true
-				}
-			})
+		case fieldOddTE:
+			fallback = true // net/http answers 501
+		case fieldChunked:
+			fallback = fallback || h.minor == 0 // net/http ignores it (HTTP/1.0)
 		}
 	}
+	fallback = fallback || h.connUpgrade
 	if h.chunked && h.contentLength >= 0 {
 		return headBad // request smuggling shape: refuse rather than guess
 	}
@@ -203,29 +245,44 @@ func parseRequestHead(head []byte, h *reqHead) headVerdict {
 	return headOK
 }
 
-// dropRequestField reports whether a request header is not forwarded as
-// is: hop-by-hop headers, the ones the proxy sets itself, and the ones the
-// Connection header names.
-func dropRequestField(h *reqHead, name []byte) bool {
+// dropRules are what a head drops besides the hop-by-hop headers.
+type dropRules uint8
+
+const (
+	dropTrailer   dropRules = 1 << iota // Trailer (no chunked body passed on)
+	dropForwarded                       // X-Forwarded-For, -Host and -Proto: the proxy sets them
+	dropLength                          // Content-Length (a chunked body)
+	keepHost                            // not Host, even when the Connection header names it
+)
+
+// drop reports whether a header of s is not forwarded as is: the
+// hop-by-hop headers, the ones rules drop, and the ones the Connection
+// header names. Content-Length is never dropped on the Connection header's
+// word: the body's framing must arrive unchanged.
+func (s *fieldSet) drop(name []byte, rules dropRules) bool {
 	switch len(name) {
 	case 2:
 		return eqFold(name, "te")
 	case 7:
-		return eqFold(name, "upgrade") || (eqFold(name, "trailer") && !h.chunked)
+		return eqFold(name, "upgrade") || (eqFold(name, "trailer") && rules&dropTrailer != 0)
 	case 10:
 		if eqFold(name, "connection") || eqFold(name, "keep-alive") {
 			return true
 		}
+	case 14:
+		if rules&dropLength != 0 && eqFold(name, "content-length") {
+			return true
+		}
 	case 15:
-		if eqFold(name, "x-forwarded-for") {
+		if rules&dropForwarded != 0 && eqFold(name, "x-forwarded-for") {
 			return true
 		}
 	case 16:
-		if eqFold(name, "x-forwarded-host") || eqFold(name, "proxy-connection") {
+		if eqFold(name, "proxy-connection") || (rules&dropForwarded != 0 && eqFold(name, "x-forwarded-host")) {
 			return true
 		}
 	case 17:
-		if eqFold(name, "transfer-encoding") || eqFold(name, "x-forwarded-proto") {
+		if eqFold(name, "transfer-encoding") || (rules&dropForwarded != 0 && eqFold(name, "x-forwarded-proto")) {
 			return true
 		}
 	case 18:
@@ -237,10 +294,19 @@ func dropRequestField(h *reqHead, name []byte) bool {
 			return true
 		}
 	}
-	// Content-Length and Host are never dropped on the Connection
-	// header's word: the body's framing must reach the backend unchanged.
-	return h.connNames && !eqFold(name, "content-length") && !eqFold(name, "host") &&
-		namedByConnection(h.fields, name)
+	return s.connNames && !eqFold(name, "content-length") && (rules&keepHost == 0 || !eqFold(name, "host")) &&
+		namedByConnection(s.fields, name)
+}
+
+// dropRules are the rules of the request headers not forwarded as is:
+// besides the hop-by-hop ones, those the proxy sets itself; Host is kept
+// even when the Connection header names it.
+func (h *reqHead) dropRules() dropRules {
+	rules := dropForwarded | keepHost
+	if !h.chunked {
+		rules |= dropTrailer
+	}
+	return rules
 }
 
 // namedByConnection reports whether a Connection header in fields lists
@@ -269,8 +335,9 @@ func appendRequestHead(out []byte, h *reqHead, clientIP, backendAddr string) []b
 	out = append(out, ' ')
 	out = append(out, h.target...)
 	out = append(out, " HTTP/1.1\r\n"...)
+	rules := h.dropRules()
 	for _, f := range h.fields {
-		if dropRequestField(h, f.name) || (len(f.value) == 0 && eqFold(f.name, "host")) {
+		if h.drop(f.name, rules) || (len(f.value) == 0 && eqFold(f.name, "host")) {
 			continue
 		}
 		out = appendField(out, f.name, f.value)
@@ -311,26 +378,10 @@ func appendField(out, name, value []byte) []byte {
 
 // respHead is a parsed response head.
 type respHead struct {
-	minor         int
-	status        int
-	statusText    []byte // "200 OK": the status line after the version
-	fields        []headerField
-	contentLength int64 // -1: none
-	chunked       bool
-	connClose     bool
-	connKeepAlive bool
-	connNames     bool
-}
-
-// parseField splits a header line into name and value; ok is false when
-// the name is not a token or the value has forbidden bytes.
-func parseField(line []byte) (f headerField, ok bool) {
-	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 || !isToken(line[:colon]) {
-		return headerField{}, false
-	}
-	f = headerField{name: line[:colon], value: trimOWS(line[colon+1:])}
-	return f, validFieldValue(f.value)
+	minor      int
+	status     int
+	statusText []byte // "200 OK": the status line after the version
+	fieldSet
 }
 
 // errBadResponse is a response head the fast path cannot forward.
@@ -338,7 +389,7 @@ const errBadResponse = constError("malformed or unsupported response head from b
 
 // parseResponseHead parses a response head as delimited by findHeadEnd.
 func parseResponseHead(head []byte, h *respHead) error {
-	*h = respHead{fields: h.fields[:0], contentLength: -1}
+	*h = respHead{fieldSet: fieldSet{fields: h.fields[:0], contentLength: -1}}
 	line, rest := nextLine(head)
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
 		!isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || (len(line) > 12 && line[12] != ' ') {
@@ -353,42 +404,17 @@ func parseResponseHead(head []byte, h *respHead) error {
 	if !validFieldValue(h.statusText) {
 		return errBadResponse
 	}
-	teSeen := false
 	for {
 		line, rest = nextLine(rest)
 		if len(line) == 0 {
 			break
 		}
-		f, ok := parseField(line)
-		if !ok {
+		if _, kind := h.addField(line); kind == fieldMalformed || kind == fieldOddTE {
 			return errBadResponse
 		}
-		h.fields = append(h.fields, f)
-		switch {
-		case eqFold(f.name, "content-length"):
-			n, ok := parseContentLength(f.value)
-			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
-				return errBadResponse
-			}
-			h.contentLength = n
-		case eqFold(f.name, "transfer-encoding"):
-			if teSeen || !eqFold(f.value, "chunked") {
-				return errBadResponse
-			}
-			teSeen, h.chunked = true, true
-		case eqFold(f.name, "connection"):
-			forEachToken(f.value, func(tok []byte) {
-				switch {
-				case eqFold(tok, "close"):
-					h.connClose = true
-				case eqFold(tok, "keep-alive"):
-					h.connKeepAlive = true
-				default:
-					h.connNames = true
-				}
-			})
-		}
 	}
+	// Connection's "upgrade" (connUpgrade) is not in connNames: the
+	// Upgrade header is dropped anyway.
 	if h.chunked {
 		h.contentLength = -1 // Transfer-Encoding wins (RFC 9112 6.3)
 	}
@@ -404,40 +430,18 @@ func (h *respHead) reusable() bool {
 	return h.minor >= 1 || h.connKeepAlive
 }
 
-// dropResponseField reports whether a response header is not forwarded as
-// is.
-func dropResponseField(h *respHead, name []byte, passChunked bool) bool {
-	switch len(name) {
-	case 2:
-		return eqFold(name, "te")
-	case 7:
-		return eqFold(name, "upgrade") || (eqFold(name, "trailer") && !passChunked)
-	case 10:
-		if eqFold(name, "connection") || eqFold(name, "keep-alive") {
-			return true
-		}
-	case 14:
-		if h.chunked && eqFold(name, "content-length") {
-			return true
-		}
-	case 16:
-		if eqFold(name, "proxy-connection") {
-			return true
-		}
-	case 17:
-		if eqFold(name, "transfer-encoding") {
-			return true
-		}
-	case 18:
-		if eqFold(name, "proxy-authenticate") {
-			return true
-		}
-	case 19:
-		if eqFold(name, "proxy-authorization") {
-			return true
-		}
+// dropRules are the rules of the response headers not forwarded as is:
+// besides the hop-by-hop ones, Content-Length with a chunked body, and
+// Trailer unless the chunked body is passed on (passChunked).
+func (h *respHead) dropRules(passChunked bool) dropRules {
+	var rules dropRules
+	if !passChunked {
+		rules |= dropTrailer
 	}
-	return h.connNames && !eqFold(name, "content-length") && namedByConnection(h.fields, name)
+	if h.chunked {
+		rules |= dropLength
+	}
+	return rules
 }
 
 // parseContentLength accepts 1 to 18 decimal digits.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleet/internal/clusterauth"
+	"github.com/fleetd/fleet/internal/cmdflags"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
@@ -39,7 +39,10 @@ not succeeded in time.
 Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on runtime errors,
 2 on bad flags.
 
-Flags:
+Flags take two dashes (--listen); one works too (-listen), as with Go's flag
+package. A flag not given on the command line takes the value of its FLEET_*
+variable, where one is named.
+
 `
 
 // validServiceName reports whether name matches [A-Za-z0-9_.-]+.
@@ -64,13 +67,7 @@ type options struct {
 	mode           string
 	balance        string
 	etcdServers    []string
-	etcdCAFile     string
-	etcdCertFile   string
-	etcdKeyFile    string
-	etcdUsername   string
-	etcdPassword   string
-	tokenFile      string
-	etcdInsecure   bool
+	creds          clusterauth.Credentials
 	prefix         string
 	drainTimeout   time.Duration
 	connectTimeout time.Duration
@@ -94,11 +91,11 @@ func lookupEnv(env []string, key string) (string, bool) {
 	return val, found
 }
 
-// parseFlags parses args; flag.ErrHelp means --help was printed to stdout.
+// parseFlags parses args; cmdflags.ErrHelp means --help was printed to
+// stdout.
 func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("fleetd lb", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cmdflags.New("fleetd lb")
 	envOr := func(key, def string) string {
 		if v, ok := lookupEnv(env, key); ok && v != "" {
 			return v
@@ -111,12 +108,7 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.mode, "mode", "http", "`http` (reverse proxy, per-request balancing) or tcp (per-connection)")
 	fs.StringVar(&o.balance, "balance", BalanceRoundRobin, "`algorithm`: roundrobin or leastconn (fewest in-flight requests/connections)")
 	fs.StringVar(&etcdServers, "etcd-servers", envOr("FLEET_ETCD_SERVERS", "http://127.0.0.1:2379"), "etcd client `URLs`, comma separated (env FLEET_ETCD_SERVERS)")
-	fs.StringVar(&o.etcdCAFile, "etcd-cafile", envOr("FLEET_ETCD_CAFILE", ""), "CA certificate `file` for TLS to etcd (env FLEET_ETCD_CAFILE)")
-	fs.StringVar(&o.etcdCertFile, "etcd-certfile", envOr("FLEET_ETCD_CERTFILE", ""), "client certificate `file` for TLS to etcd (env FLEET_ETCD_CERTFILE)")
-	fs.StringVar(&o.etcdKeyFile, "etcd-keyfile", envOr("FLEET_ETCD_KEYFILE", ""), "client key `file` for TLS to etcd (env FLEET_ETCD_KEYFILE)")
-	fs.StringVar(&o.etcdUsername, "etcd-username", envOr("FLEET_ETCD_USERNAME", ""), "etcd `user` name (env FLEET_ETCD_USERNAME; password from FLEET_ETCD_PASSWORD)")
-	fs.StringVar(&o.tokenFile, "cluster-token-file", envOr("FLEET_CLUSTER_TOKEN_FILE", ""), "`file` holding the cluster token (the cluster-token file in the data dir of the fleetd that started etcd; env FLEET_CLUSTER_TOKEN_FILE)")
-	fs.BoolVar(&o.etcdInsecure, "etcd-insecure", envOr("FLEET_ETCD_INSECURE", "") == "true", "allow plain-HTTP etcd URLs beyond loopback (env FLEET_ETCD_INSECURE)")
+	etcd := cmdflags.AddEtcd(fs, env)
 	fs.StringVar(&o.prefix, "services-prefix", "/services/", "etcd `prefix` of service registrations")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", DefaultDrainTimeout, "how long removed backends' in-flight work, and everything at shutdown, may run before it is cut (`duration`)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", DefaultConnectTimeout, "`timeout` of one connect to a backend; on failure the next backend is tried")
@@ -127,19 +119,12 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level (every retried connect, every 503)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` until exit (for benchmarks)")
-	o.etcdPassword, _ = lookupEnv(env, "FLEET_ETCD_PASSWORD")
 
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usageText)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return o, err
+	if err := cmdflags.Parse(fs, args); err != nil {
+		if errors.Is(err, cmdflags.ErrHelp) {
+			cmdflags.Usage(stdout, usageText, fs)
 		}
-		// The flag package spells flags with one dash; we document two.
-		msg := strings.Replace(err.Error(), "flag -", "flag --", 1)
-		msg = strings.Replace(msg, "defined: -", "defined: --", 1)
-		return o, errors.New(msg)
+		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
@@ -205,9 +190,11 @@ func parseFlags(args, env []string, stdout io.Writer) (options, error) {
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return o, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	if (o.etcdCertFile == "") != (o.etcdKeyFile == "") {
-		return o, errors.New("--etcd-certfile and --etcd-keyfile go together")
+	creds, err := etcd.Credentials(o.etcdServers)
+	if err != nil {
+		return o, err
 	}
+	o.creds = creds
 	return o, nil
 }
 
@@ -227,7 +214,7 @@ func checkAddr(addr string) error {
 // on bad flags.
 func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, env, stdout)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, cmdflags.ErrHelp) {
 		return 0
 	}
 	if err != nil {
@@ -273,12 +260,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		dctx, dcancel = context.WithTimeout(ctx, o.etcdTimeout)
 		defer dcancel()
 	}
-	kc, err := etcdkv.Dial(dctx, clusterauth.Credentials{
-		Endpoints: o.etcdServers, TokenFile: o.tokenFile,
-		Username: o.etcdUsername, Password: o.etcdPassword,
-		CAFile: o.etcdCAFile, CertFile: o.etcdCertFile, KeyFile: o.etcdKeyFile,
-		Insecure: o.etcdInsecure,
-	}, etcdkv.DialOptions{ProbeKey: o.prefix, Logger: logger, Wait: true,
+	kc, err := etcdkv.Dial(dctx, o.creds, etcdkv.DialOptions{ProbeKey: o.prefix, Logger: logger, Wait: true,
 		ClientOptions: []etcdkv.Option{etcdkv.WithTimeout(requestTimeout(o.etcdTimeout))}})
 	if err != nil {
 		if o.etcdTimeout > 0 && dctx.Err() != nil && ctx.Err() == nil {

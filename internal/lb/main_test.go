@@ -38,7 +38,13 @@ func TestMainBadFlags(t *testing.T) {
 		{[]string{"--listen", ":0", "--service", "web", "--body-timeout", "-1s"}, "--body-timeout"},
 		{[]string{"--listen", ":0", "--service", "web", "--max-conns", "-1"}, "--max-conns"},
 		{[]string{"--listen", ":0", "--service", "web", "extra"}, `unexpected argument "extra"`},
-		{[]string{"--bogus"}, "flag provided but not defined: --bogus"},
+		{[]string{"--bogus"}, "unknown flag: --bogus"},
+		{[]string{"-bogus"}, "unknown flag: --bogus"},
+		{[]string{"--listen"}, "flag needs an argument: --listen"},
+		{[]string{"--listen", ":0", "--service", "web", "--max-conns", "many"}, `invalid argument "many" for "--max-conns"`},
+		// Single dashes work like double ones: this reaches the --mode check.
+		{[]string{"-listen", ":0", "-service=web", "-mode", "udp"}, `--mode "udp": want http or tcp`},
+		{[]string{"--listen", ":0", "--service", "web", "--etcd-certfile", "c.pem"}, "--etcd-certfile and --etcd-keyfile go together"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runMain(c.args...)
@@ -49,15 +55,32 @@ func TestMainBadFlags(t *testing.T) {
 }
 
 func TestMainHelp(t *testing.T) {
-	code, stdout, _ := runMain("--help")
-	if code != 0 {
-		t.Fatalf("--help exit %d", code)
-	}
-	for _, want := range []string{"Usage: fleetd lb", "-listen", "-service", "-mode", "-balance", "-etcd-servers",
-		"-services-prefix", "-drain-timeout", "-connect-timeout", "-status-addr", "-etcd-timeout", "FLEET_ETCD_SERVERS",
-		"-body-timeout", "-max-conns"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("--help lacks %q", want)
+	for _, arg := range []string{"--help", "-h", "-help"} {
+		var stdout, stderr bytes.Buffer
+		env := []string{"FLEET_ETCD_PASSWORD=s3cret"}
+		code := Main(context.Background(), []string{"--listen", ":0", arg, "--bogus"}, env, &stdout, &stderr)
+		if code != 0 || stderr.Len() != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", arg, code, stderr.String())
+		}
+		out := stdout.String()
+		for _, want := range []string{"Usage: fleetd lb", "\nFlags:\n", "--listen ADDR", "--service NAME", "--mode", "--balance",
+			"--etcd-servers URLs", "--services-prefix", "--drain-timeout", "--connect-timeout", "--status-addr", "--etcd-timeout",
+			"FLEET_ETCD_SERVERS", "--body-timeout", "--max-conns", "-h, --help",
+			// etcd TLS, token and user, with what they are for.
+			"--etcd-cafile file", "FLEET_ETCD_CAFILE", "--etcd-certfile file", "--etcd-keyfile file",
+			"--cluster-token-file file", "FLEET_CLUSTER_TOKEN_FILE", "cluster-token file", "--etcd-username user",
+			"--etcd-password password", "FLEET_ETCD_PASSWORD", "--etcd-insecure"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: help lacks %q", arg, want)
+			}
+		}
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("%s: help shows the password of the environment", arg)
+		}
+		for _, line := range strings.Split(out[strings.Index(out, "Flags:"):], "\n")[1:] {
+			if f := strings.TrimSpace(line); strings.HasPrefix(f, "-") && !strings.HasPrefix(f, "--") && !strings.HasPrefix(f, "-h, --help") {
+				t.Errorf("%s: single-dash flag in help: %q", arg, line)
+			}
 		}
 	}
 }

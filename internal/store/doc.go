@@ -22,8 +22,10 @@
 //     the owner's lease.
 //  3. Agents watch only their own schedule/<machine>/ prefix; the leader
 //     watches units/, machines/ and metadata/. Notify watches are wake-ups:
-//     the watcher re-reads; a View's watches apply their events to the
-//     leader's in-memory copy, and any failure makes it re-read everything.
+//     the watcher re-reads. A View (the leader's in-memory copy) and a
+//     ScheduleFollower (an agent's) are kept by etcdkv.Mirror: one read at
+//     one revision, then watches whose events are applied to the copy; any
+//     failure makes it read everything again (mirrored.go).
 //  4. Every call takes ctx first and wraps errors with the operation name.
 //     ErrNotFound is returned (wrapped) for a missing unit.
 //  5. Snapshot reads units, machines, metadata, schedule and reasons at one
@@ -33,7 +35,7 @@
 //
 //	New(kv *etcdkv.Client, prefix string, opts ...Option) *Store        // prefix "" = DefaultPrefix; WithRequestTimeout(d) (default 5 s per request)
 //	(*Store) Prefix() string
-//	(*Store) Client() *clientv3.Client
+//	(*Store) KV() *etcdkv.Client; Layout() keys.Layout                  // the seam client (same connection) and the key layout
 //	(*Store) CreateUnit(ctx, u fleet.Unit) (created bool, err error)   // absent or different hash: put (desired state from u); same hash: no-op, false
 //	(*Store) CreateUnits(ctx, []fleet.Unit) (int, error)               // many new units, MaxTxnOps per txn; a txn meeting an existing unit falls back to CreateUnit
 //	(*Store) Unit(ctx, name) (fleet.Unit, error)

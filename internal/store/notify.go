@@ -4,17 +4,19 @@ import (
 	"context"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // Notify returns a channel that receives a wake-up (coalesced: capacity 1)
 // after changes under prefix+sub ("" = everything; "schedule/<machine>/" for
-// one agent). The watch is running when Notify returns (or its request
-// deadline passed), so a read made after Notify cannot miss a change. After
-// an error (compaction, lost etcd leader, reconnect) the watch is set up
-// again and a wake-up is sent, since changes may have been missed: the
-// consumer re-reads. The channel is closed when ctx ends or the client is
-// closed.
+// one agent). The watch starts at the revision read when Notify is called
+// (or, if that read fails within its request deadline, at the watch's
+// creation, with a wake-up at once), so a read made after Notify returns
+// cannot miss a change. After an error (compaction, lost etcd leader,
+// reconnect) the watch is set up again, from the revision after the last
+// change it saw (from now after a compaction), and a wake-up is sent, since
+// changes may have been missed: the consumer re-reads. The channel is
+// closed when ctx ends or the client is closed.
 func (s *Store) Notify(ctx context.Context, sub string) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	wake := func() {
@@ -24,71 +26,66 @@ func (s *Store) Notify(ctx context.Context, sub string) <-chan struct{} {
 		}
 	}
 	key := s.prefix + sub
-	watch := func() (clientv3.WatchChan, context.CancelFunc) {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		return s.cli.Watch(wctx, key, clientv3.WithPrefix(), clientv3.WithCreatedNotify()), cancel
+	var from int64 // 0: from the watch's creation
+	if _, _, rev, err := s.kv.Get(ctx, key); err == nil {
+		from = rev + 1
+	} else {
+		wake()
 	}
-	// waitCreated consumes the creation notice; false if the watch failed.
-	waitCreated := func(wch clientv3.WatchChan) bool {
-		t := time.NewTimer(s.timeout)
-		defer t.Stop()
-		select {
-		case resp, ok := <-wch:
-			return ok && resp.Err() == nil && resp.Created
-		case <-t.C:
-			return false
-		}
-	}
-
-	wch, cancel := watch()
-	created := waitCreated(wch)
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
 	go func() {
 		defer close(out)
-		defer func() { cancel() }()
-		backoff := 50 * time.Millisecond
-		if !created {
-			wake()
-		}
+		backoff := minBackoff
 		for {
-			healthy := created
-			for resp := range wch {
-				if resp.Err() != nil || resp.Canceled {
+			started := time.Now()
+			healthy := false
+			var err error
+			wctx, cancel := context.WithCancel(ctx)
+			for b := range s.kv.Watch(wctx, key, etcdkv.WatchOptions{Prefix: true, FromRev: from}) {
+				if b.Err != nil {
+					err = b.Err
 					break
 				}
-				if resp.Created {
-					healthy = true
-					continue
-				}
-				if len(resp.Events) > 0 {
+				healthy = true
+				if n := len(b.Events); n > 0 {
+					from = b.Events[n-1].KV.ModRev + 1
 					wake()
-				}
-				if !resp.IsProgressNotify() {
-					healthy = true
 				}
 			}
 			cancel()
-			if ctx.Err() != nil || s.cli.Ctx().Err() != nil {
+			if ctx.Err() != nil || s.closed() {
 				return
 			}
-			if healthy {
-				backoff = 50 * time.Millisecond
+			if etcdkv.IsCompacted(err) {
+				from = 0 // what was missed is gone: the wake-up below re-reads
+			}
+			if healthy || time.Since(started) >= maxBackoff {
+				backoff = minBackoff
 			}
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-s.cli.Ctx().Done():
+			case <-s.kv.Done():
 				t.Stop()
 				return
 			case <-t.C:
 			}
-			backoff = min(2*backoff, 2*time.Second)
-			wch, cancel = watch()
-			created = waitCreated(wch)
+			backoff = min(2*backoff, maxBackoff)
 			// Changes may have been missed between the two watches.
 			wake()
 		}
 	}()
 	return out
+}
+
+// closed reports whether the store's client was closed.
+func (s *Store) closed() bool {
+	select {
+	case <-s.kv.Done():
+		return true
+	default:
+		return false
+	}
 }

@@ -84,9 +84,6 @@ func (s *Store) KV() *etcdkv.Client { return s.kv }
 // Layout returns the key layout under the store's prefix.
 func (s *Store) Layout() keys.Layout { return s.layout }
 
-// Client returns the etcd client.
-func (s *Store) Client() *clientv3.Client { return s.cli }
-
 // Prefix returns the key prefix, ending in "/".
 func (s *Store) Prefix() string { return s.prefix }
 

@@ -388,7 +388,7 @@ func TestCampaignAndLeader(t *testing.T) {
 	// m2 must not win while m1 leads; wait until m2's key exists to be sure
 	// it is campaigning, then check.
 	eventually(t, ctx, "m2 campaigns", func() bool {
-		resp, err := s.Client().Get(ctx, prefix+"engine/leader/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := s.KV().Raw().Get(ctx, prefix+"engine/leader/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2
 	})
 	select {
@@ -467,7 +467,7 @@ func TestApplyByDeposedLeaderWritesNothing(t *testing.T) {
 func assertNothingScheduled(t *testing.T, ctx context.Context, s *store.Store) {
 	t.Helper()
 	for _, dir := range []string{"schedule/", "placements/", "reasons/"} {
-		resp, err := s.Client().Get(ctx, prefix+dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := s.KV().Raw().Get(ctx, prefix+dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -502,7 +502,7 @@ func TestApplyChunksLargeChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	resp, err := s.Client().Get(ctx, prefix, clientv3.WithPrefix())
+	resp, err := s.KV().Raw().Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +640,7 @@ func TestSnapshotIsConsistent(t *testing.T) {
 	go func() {
 		for i := 0; wctx.Err() == nil; i++ {
 			h := fmt.Sprint(i)
-			_, err := s.Client().Txn(wctx).Then(
+			_, err := s.KV().Raw().Txn(wctx).Then(
 				clientv3.OpPut(prefix+"units/a.service", fmt.Sprintf(`{"name":"a.service","hash":%q,"desiredState":"launched"}`, h)),
 				clientv3.OpPut(prefix+"schedule/m1/a.service", fmt.Sprintf(`{"hash":%q,"desiredState":"launched"}`, h)),
 				clientv3.OpPut(prefix+"reasons/x.service", fmt.Sprintf(`{"summary":%q}`, h)),
@@ -716,7 +716,7 @@ func TestNotifyWakesOnlyForItsPrefix(t *testing.T) {
 	mine := s.Notify(nctx, "schedule/m1/")
 	all := s.Notify(nctx, "")
 
-	if _, err := s.Client().Put(ctx, prefix+"schedule/m10/a.service", "{}"); err != nil {
+	if _, err := s.KV().Raw().Put(ctx, prefix+"schedule/m10/a.service", "{}"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -733,7 +733,7 @@ func TestNotifyWakesOnlyForItsPrefix(t *testing.T) {
 	}
 
 	for i := range 5 { // a burst coalesces into at least one wake-up
-		if _, err := s.Client().Put(ctx, prefix+"schedule/m1/a.service", fmt.Sprint(i)); err != nil {
+		if _, err := s.KV().Raw().Put(ctx, prefix+"schedule/m1/a.service", fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
 		}
 	}

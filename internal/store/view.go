@@ -3,93 +3,91 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
-
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // View is the engine leader's in-memory copy of its inputs, so that a round
-// does not re-read and re-decode the whole keyspace:
+// does not re-read and re-decode the whole keyspace. It is kept by one
+// etcdkv.Mirror:
 //
-//   - units/, machines/ and metadata/ are read once (one Snapshot) and then
-//     followed by watches (one per prefix) that apply each event to the
-//     copy, decoded once, and wake the leader;
+//   - units/, machines/ and metadata/ are read at one revision, together
+//     with schedule/ and reasons/, and then followed by watches (one per
+//     prefix) that apply each event to the copy, decoded once, and wake the
+//     leader;
 //   - schedule/ and reasons/ are written only by the leader (API deletes of
 //     reasons/ of destroyed units aside, which the leader's next diff
-//     deletes again harmlessly), so the leader keeps them up to date with
-//     Applied after each successful Apply instead of watching its own writes.
+//     deletes again harmlessly), so they are read but not watched: the
+//     leader keeps them up to date with Applied after each successful
+//     Apply instead of watching its own writes.
 //
-// A watch that fails (compaction, lost etcd leader, closed client), an
-// Apply that fails, or Invalidate, make the next Snapshot read everything
-// again and restart the watches. A View is bound to one leadership: create
-// it after Campaign and Close it when the leadership ends.
+// The first Snapshot starts the Mirror and waits for its first read. A
+// watch that fails (compaction, lost etcd leader, closed client) makes the
+// Mirror read everything again, and Snapshot wait for that read; an Apply
+// that fails, or Invalidate, stop the Mirror, so that the next Snapshot
+// starts a new one. A View is bound to one leadership: create it after
+// Campaign and Close it when the leadership ends.
 type View struct {
-	s *Store
+	s    *Store
+	m    mirrored
+	dirs [5]string // units/, machines/, metadata/, schedule/, reasons/
 
-	mu       sync.Mutex
-	loaded   bool
-	rev      int64
+	// Guarded by m.mu.
+	rev      int64 // of the last full read
+	err      error // decoding the last full read failed
 	units    map[string]fleet.Unit
 	machines map[string]fleet.Machine // as registered, without metadata overrides
 	metadata map[string]map[string]string
 	schedule map[[2]string]ScheduleEntry // by (unit, machine)
 	reasons  map[string]fleet.Reason
-
-	wake        chan struct{}
-	stopWatches context.CancelFunc
+	// pending are the Changes Applied while the Mirror was reading
+	// again: the read may predate them, so they are applied over it.
+	pending []Changes
 }
 
 // NewView returns an empty view; its first Snapshot loads it.
 func (s *Store) NewView() *View {
-	return &View{s: s, wake: make(chan struct{}, 1)}
+	l := s.layout
+	v := &View{s: s, dirs: [...]string{l.UnitsDir(), l.MachinesDir(), l.MetadataDir(), l.ScheduleDir(), l.ReasonsDir()}}
+	v.m.init(s, "view", mirrorHandler{
+		prefixes: v.dirs[:3:3],
+		listOnly: v.dirs[3:],
+		reset:    v.decode,
+		apply:    v.apply,
+		stopped:  func() { v.pending = nil },
+	})
+	return v
 }
 
 // Wake receives (coalesced) after a change to units/, machines/ or
 // metadata/ was applied to the view, and after a watch failed.
-func (v *View) Wake() <-chan struct{} { return v.wake }
+func (v *View) Wake() <-chan struct{} { return v.m.wake }
 
-func (v *View) notify() {
-	select {
-	case v.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Close stops the watches.
-func (v *View) Close() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.stopWatches != nil {
-		v.stopWatches()
-		v.stopWatches = nil
-	}
-	v.loaded = false
-}
+// Close stops the watches (and returns once they have stopped).
+func (v *View) Close() { v.m.stop(true) }
 
 // Invalidate makes the next Snapshot read everything again.
-func (v *View) Invalidate() { v.Close() }
+func (v *View) Invalidate() { v.m.stop(false) }
 
 // Snapshot returns the view's content in Snapshot's form (sorted as
 // Snapshot sorts). Rev is the revision of the last full read. The first
-// call, and the first after a failure, reads everything from etcd and
-// starts the watches; ctx bounds the watches.
+// call, and the first after Invalidate, starts the Mirror that reads
+// everything from etcd and then follows the watches (ctx bounds the
+// watches); a call while the view is being read (again) waits for that
+// read, bounded by ctx and twice the store's request timeout.
 func (v *View) Snapshot(ctx context.Context) (Snapshot, error) {
-	v.mu.Lock()
-	loaded := v.loaded
-	v.mu.Unlock()
-	if !loaded {
-		if err := v.load(ctx); err != nil {
-			return Snapshot{}, err
-		}
+	if err := v.m.lock(ctx); err != nil {
+		return Snapshot{}, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	defer v.m.mu.Unlock()
+	if v.err != nil {
+		return Snapshot{}, v.err
+	}
 	snap := Snapshot{Rev: v.rev, Reasons: maps.Clone(v.reasons)}
 	snap.Units = make([]fleet.Unit, 0, len(v.units))
 	for _, u := range v.units {
@@ -116,11 +114,20 @@ func (v *View) Snapshot(ctx context.Context) (Snapshot, error) {
 
 // Applied records a successful Apply of c in the view.
 func (v *View) Applied(c Changes) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if !v.loaded {
-		return
+	v.m.mu.Lock()
+	defer v.m.mu.Unlock()
+	switch {
+	case v.m.cancel == nil:
+		// Nothing runs: the next Snapshot reads c's writes.
+	case !v.m.loaded:
+		v.pending = append(v.pending, c)
+	default:
+		v.applyChanges(c)
 	}
+}
+
+// applyChanges is called with v.m.mu held.
+func (v *View) applyChanges(c Changes) {
 	for _, e := range c.Delete {
 		delete(v.schedule, [2]string{e.Unit, e.Machine})
 	}
@@ -135,143 +142,151 @@ func (v *View) Applied(c Changes) {
 	}
 }
 
-func (v *View) load(ctx context.Context) error {
-	v.Close()
-	snap, err := v.s.Snapshot(ctx)
-	if err != nil {
-		return err
+// decode decodes a full read (the keys of units/, machines/, metadata/,
+// schedule/ and reasons/, in that order) as Store.Snapshot does, and
+// returns what installs it.
+func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
+	dirs := &v.dirs
+	// The keys come grouped by prefix, in the order of dirs.
+	var groups [len(dirs)][]etcdkv.KV
+	for i, rest := 0, kvs; i < len(dirs); i++ {
+		n := 0
+		for n < len(rest) && strings.HasPrefix(rest[n].Key, dirs[i]) {
+			n++
+		}
+		groups[i], rest = rest[:n], rest[n:]
 	}
-	// Machines and metadata as stored, before merging: read them again
-	// at the snapshot's revision.
-	rctx, cancel := v.s.req(ctx)
-	resp, err := v.s.cli.Txn(rctx).Then(
-		clientv3.OpGet(v.s.layout.MachinesDir(), clientv3.WithPrefix(), clientv3.WithRev(snap.Rev)),
-		clientv3.OpGet(v.s.layout.MetadataDir(), clientv3.WithPrefix(), clientv3.WithRev(snap.Rev)),
-	).Commit()
-	cancel()
-	if err != nil {
-		return err
-	}
-	machines := map[string]fleet.Machine{}
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		if m, ok := v.decodeMachine(kv); ok {
-			machines[m.ID] = m
+	var err error
+	fail := func(key string, e error) {
+		if err == nil {
+			err = fmt.Errorf("store: view: decode %q: %w", key, e)
 		}
 	}
-	metadata := map[string]map[string]string{}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		v.putMetadata(metadata, kv)
-	}
-
-	wctx, stop := context.WithCancel(ctx)
-	v.mu.Lock()
-	v.loaded = true
-	v.rev = snap.Rev
-	v.units = make(map[string]fleet.Unit, len(snap.Units))
-	for _, u := range snap.Units {
-		v.units[u.Name] = u
-	}
-	v.machines = machines
-	v.metadata = metadata
-	v.schedule = make(map[[2]string]ScheduleEntry, len(snap.Schedule))
-	for _, e := range snap.Schedule {
-		v.schedule[[2]string{e.Unit, e.Machine}] = e
-	}
-	v.reasons = snap.Reasons
-	v.stopWatches = stop
-	v.mu.Unlock()
-
-	for _, dir := range []string{v.s.layout.UnitsDir(), v.s.layout.MachinesDir(), v.s.layout.MetadataDir()} {
-		wch := v.s.cli.Watch(clientv3.WithRequireLeader(wctx), dir, clientv3.WithPrefix(), clientv3.WithRev(snap.Rev+1))
-		go v.follow(wctx, stop, dir, wch)
-	}
-	return nil
-}
-
-// follow applies one watch's events until it fails; then it marks the view
-// for a full read and wakes the leader.
-func (v *View) follow(ctx context.Context, stop context.CancelFunc, dir string, wch clientv3.WatchChan) {
-	for resp := range wch {
-		if resp.Err() != nil || resp.Canceled {
-			break
-		}
-		if len(resp.Events) == 0 {
+	units := make(map[string]fleet.Unit, len(groups[0]))
+	for i := range groups[0] {
+		kv := &groups[0][i]
+		name := kv.Key[len(dirs[0]):]
+		var u fleet.Unit
+		if e := json.Unmarshal(kv.Value, &u); e != nil {
+			fail(kv.Key, e)
 			continue
 		}
-		v.mu.Lock()
-		if ctx.Err() != nil {
-			v.mu.Unlock()
-			return
+		u.Name = name
+		units[name] = u
+	}
+	machines := make(map[string]fleet.Machine, len(groups[1]))
+	for i := range groups[1] {
+		kv := &groups[1][i]
+		m, e := v.decodeMachine(kv)
+		if e != nil {
+			fail(kv.Key, e)
+			continue
 		}
-		for _, ev := range resp.Events {
-			v.applyEvent(dir, ev)
+		machines[m.ID] = m
+	}
+	metadata := map[string]map[string]string{}
+	for i := range groups[2] {
+		v.putMetadata(metadata, &groups[2][i])
+	}
+	schedule := make(map[[2]string]ScheduleEntry, len(groups[3]))
+	for i := range groups[3] {
+		kv := &groups[3][i]
+		machine, unit, ok := splitTwo(kv.Key, dirs[3])
+		if !ok {
+			continue
 		}
-		v.mu.Unlock()
-		v.notify()
+		var sv scheduleValue
+		if e := json.Unmarshal(kv.Value, &sv); e != nil {
+			fail(kv.Key, e)
+			continue
+		}
+		schedule[[2]string{unit, machine}] = ScheduleEntry{Unit: unit, Machine: machine, Hash: sv.Hash, DesiredState: sv.DesiredState}
 	}
-	if ctx.Err() != nil {
-		return
+	reasons := make(map[string]fleet.Reason, len(groups[4]))
+	for i := range groups[4] {
+		kv := &groups[4][i]
+		unit := kv.Key[len(dirs[4]):]
+		var r fleet.Reason
+		if e := json.Unmarshal(kv.Value, &r); e != nil {
+			fail(kv.Key, e)
+			continue
+		}
+		r.Unit = unit
+		reasons[unit] = r
 	}
-	v.mu.Lock()
-	if ctx.Err() == nil {
-		v.loaded = false
-		stop()
+	return func() error {
+		v.rev, v.err = rev, err
+		v.units, v.machines, v.metadata, v.schedule, v.reasons = units, machines, metadata, schedule, reasons
+		// The read may predate writes Applied while it ran: they are the
+		// leader's own, and applying them again is harmless.
+		for _, c := range v.pending {
+			v.applyChanges(c)
+		}
+		v.pending = nil
+		return err
 	}
-	v.mu.Unlock()
-	v.notify()
 }
 
-// applyEvent is called with v.mu held.
-func (v *View) applyEvent(dir string, ev *clientv3.Event) {
-	kv := ev.Kv
-	del := ev.Type == clientv3.EventTypeDelete
+// apply applies a watch batch of units/, machines/ or metadata/; it is
+// called with v.m.mu held.
+func (v *View) apply(b etcdkv.WatchBatch) {
+	dir := b.Key
 	switch dir {
-	case v.s.layout.UnitsDir():
-		name := strings.TrimPrefix(string(kv.Key), dir)
-		var u fleet.Unit
-		if del || json.Unmarshal(kv.Value, &u) != nil {
-			delete(v.units, name)
-			return
+	case v.dirs[0]:
+		for i := range b.Events {
+			ev := &b.Events[i]
+			name := strings.TrimPrefix(ev.KV.Key, dir)
+			var u fleet.Unit
+			if ev.Type == etcdkv.EventDelete || json.Unmarshal(ev.KV.Value, &u) != nil {
+				delete(v.units, name)
+				continue
+			}
+			u.Name = name
+			v.units[name] = u
 		}
-		u.Name = name
-		v.units[name] = u
-	case v.s.layout.MachinesDir():
-		id := strings.TrimPrefix(string(kv.Key), dir)
-		if del {
-			delete(v.machines, id)
-			return
+	case v.dirs[1]:
+		for i := range b.Events {
+			ev := &b.Events[i]
+			id := strings.TrimPrefix(ev.KV.Key, dir)
+			if ev.Type == etcdkv.EventDelete {
+				delete(v.machines, id)
+				continue
+			}
+			if m, err := v.decodeMachine(&ev.KV); err == nil {
+				v.machines[id] = m
+			} else {
+				delete(v.machines, id)
+			}
 		}
-		if m, ok := v.decodeMachine(kv); ok {
-			v.machines[id] = m
-		} else {
-			delete(v.machines, id)
-		}
-	case v.s.layout.MetadataDir():
-		if del {
-			if id, key, ok := splitTwo(string(kv.Key), dir); ok {
+	case v.dirs[2]:
+		for i := range b.Events {
+			ev := &b.Events[i]
+			if ev.Type != etcdkv.EventDelete {
+				v.putMetadata(v.metadata, &ev.KV)
+				continue
+			}
+			if id, key, ok := splitTwo(ev.KV.Key, dir); ok {
 				delete(v.metadata[id], key)
 				if len(v.metadata[id]) == 0 {
 					delete(v.metadata, id)
 				}
 			}
-			return
 		}
-		v.putMetadata(v.metadata, kv)
 	}
 }
 
-func (v *View) decodeMachine(kv *mvccpb.KeyValue) (fleet.Machine, bool) {
-	id := strings.TrimPrefix(string(kv.Key), v.s.layout.MachinesDir())
+func (v *View) decodeMachine(kv *etcdkv.KV) (fleet.Machine, error) {
+	id := strings.TrimPrefix(kv.Key, v.dirs[1])
 	var m fleet.Machine
 	if err := json.Unmarshal(kv.Value, &m); err != nil {
-		return fleet.Machine{}, false
+		return fleet.Machine{}, err
 	}
 	m.ID = id
-	return m, true
+	return m, nil
 }
 
-func (v *View) putMetadata(md map[string]map[string]string, kv *mvccpb.KeyValue) {
-	id, key, ok := splitTwo(string(kv.Key), v.s.layout.MetadataDir())
+func (v *View) putMetadata(md map[string]map[string]string, kv *etcdkv.KV) {
+	id, key, ok := splitTwo(kv.Key, v.dirs[2])
 	if !ok {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // The view follows units, machines and metadata through its watches, and
@@ -184,4 +185,43 @@ func TestScheduleFollower(t *testing.T) {
 	check("one moved, one changed")
 	f.Invalidate()
 	check("reloaded")
+}
+
+// An undecodable entry under the follower's prefix makes Entries fail, as
+// MachineSchedule does, whether it was read or arrived through the watch,
+// and every Entries reads again until it is fixed.
+func TestScheduleFollowerBadEntry(t *testing.T) {
+	ctx := testCtx(t)
+	s, _ := newStore(t)
+	f := s.FollowSchedule("m1")
+	defer f.Close()
+	if es, err := f.Entries(ctx); err != nil || len(es) != 0 {
+		t.Fatalf("Entries = %v, %v", es, err)
+	}
+	key := s.Layout().Schedule("m1", "a.service")
+	if _, err := s.KV().Put(ctx, key, "not json", etcdkv.NoLease); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "Entries fails on the bad entry", func() bool {
+		_, err := f.Entries(ctx)
+		return err != nil
+	})
+	if _, err := f.Entries(ctx); err == nil {
+		t.Fatal("Entries succeeded a second time with the bad entry in place")
+	}
+	if _, err := s.KV().Put(ctx, key, `{"hash":"h","desiredState":"launched"}`, etcdkv.NoLease); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.Entries(ctx)
+	if err != nil || len(es) != 1 || es[0].Hash != "h" || es[0].Machine != "m1" {
+		t.Fatalf("Entries after the fix = %+v, %v", es, err)
+	}
+	// Still followed by the watch after the fix.
+	if _, _, err := s.KV().Delete(ctx, key, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "the deletion is followed", func() bool {
+		es, err := f.Entries(ctx)
+		return err == nil && len(es) == 0
+	})
 }

@@ -19,8 +19,7 @@ import (
 	"text/template"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // Options configures a Daemon.
@@ -80,7 +79,7 @@ type ResourceStatus struct {
 
 // Daemon renders the template resources of one confdir from etcd.
 type Daemon struct {
-	cli  *clientv3.Client
+	kv   *etcdkv.Client
 	opts Options
 	log  *slog.Logger
 	res  []*resource
@@ -101,18 +100,18 @@ type resource struct {
 	st      ResourceStatus
 }
 
-// New loads opts.ConfDir and returns a daemon reading etcd through cli.
-func New(cli *clientv3.Client, opts Options) (*Daemon, error) {
+// New loads opts.ConfDir and returns a daemon reading etcd through kv.
+func New(kv *etcdkv.Client, opts Options) (*Daemon, error) {
 	cfgs, err := LoadConfDir(opts.ConfDir)
 	if err != nil {
 		return nil, err
 	}
-	return NewWithResources(cli, opts, cfgs)
+	return NewWithResources(kv, opts, cfgs)
 }
 
 // NewWithResources returns a daemon for already parsed resources; template
 // sources are still read from opts.ConfDir/templates.
-func NewWithResources(cli *clientv3.Client, opts Options, cfgs []*ResourceConfig) (*Daemon, error) {
+func NewWithResources(kv *etcdkv.Client, opts Options, cfgs []*ResourceConfig) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -125,7 +124,7 @@ func NewWithResources(cli *clientv3.Client, opts Options, cfgs []*ResourceConfig
 	if opts.WaitMax < opts.WaitMin {
 		opts.WaitMax = opts.WaitMin
 	}
-	d := &Daemon{cli: cli, opts: opts, log: opts.Logger}
+	d := &Daemon{kv: kv, opts: opts, log: opts.Logger}
 	for _, c := range cfgs {
 		r := &resource{cfg: c, prefix: joinKey(opts.Prefix, c.Prefix)}
 		r.tmpl = c.Src
@@ -206,21 +205,12 @@ func (r *resource) rel(k string) string {
 	return cleanKey(strings.TrimPrefix(k, r.prefix))
 }
 
-func (r *resource) matches(k string) bool {
-	for _, key := range r.keys {
-		if underKey(k, key) {
-			return true
-		}
-	}
-	return false
-}
-
 // fetch reads every key of r at one etcd revision.
 func (d *Daemon) fetch(ctx context.Context, r *resource) (*snapshot, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		snap, err := d.fetchOnce(ctx, r)
-		if err == nil || !errors.Is(err, rpctypes.ErrCompacted) {
+		if err == nil || !etcdkv.IsCompacted(err) {
 			return snap, err
 		}
 		lastErr = err // compacted between reads: start again at the head
@@ -228,26 +218,26 @@ func (d *Daemon) fetch(ctx context.Context, r *resource) (*snapshot, error) {
 	return nil, lastErr
 }
 
+// fetchOnce reads r's first key at the newest revision and every other key
+// at that same revision, so the snapshot is consistent. (One List per key
+// rather than one transaction: a transaction is capped at etcd's
+// --max-txn-ops, a resource's keys are not.)
 func (d *Daemon) fetchOnce(ctx context.Context, r *resource) (*snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var rev int64
 	kv := map[string]string{}
 	for _, key := range r.keys {
-		opts := []clientv3.OpOption{clientv3.WithPrefix()}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := d.cli.Get(ctx, key, opts...)
+		res, err := d.kv.List(ctx, key, etcdkv.ListOptions{Rev: rev})
 		if err != nil {
-			return nil, fmt.Errorf("etcd get %s (etcd at %s): %w", key, strings.Join(d.cli.Endpoints(), ","), err)
+			return nil, fmt.Errorf("%w (etcd at %s)", err, strings.Join(d.kv.Endpoints(), ","))
 		}
 		if rev == 0 {
-			rev = resp.Header.Revision
+			rev = res.Rev
 		}
-		for _, e := range resp.Kvs {
-			if k := string(e.Key); underKey(k, key) {
-				kv[r.rel(k)] = string(e.Value)
+		for _, e := range res.KVs {
+			if underKey(e.Key, key) {
+				kv[r.rel(e.Key)] = string(e.Value)
 			}
 		}
 	}

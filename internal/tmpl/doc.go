@@ -44,6 +44,12 @@
 // error and the output of the last check_cmd and reload_cmd; StatusHandler
 // serves it as JSON for --status-addr.
 //
+// etcd is read and watched through the seam, internal/store/etcdkv: a
+// render lists each key (with everything below it) at the revision of the
+// first one, retrying from the head if that revision is compacted between
+// the reads; the watches are etcdkv watches (they need an etcd leader), and
+// a batch with an error (etcdkv.ErrCompacted among them) ends them.
+//
 // The package keeps no globals: each Daemon owns its resources, and the
 // template functions are built per render over that render's snapshot.
 package tmpl

@@ -13,12 +13,15 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
-// fixture is a confdir, an output dir and an etcd client for one test.
+// fixture is a confdir, an output dir and an etcd client for one test:
+// cli sets keys up, kv (the seam over it) is what the daemon reads.
 type fixture struct {
 	t       *testing.T
 	cli     *clientv3.Client
+	kv      *etcdkv.Client
 	confDir string
 	outDir  string
 }
@@ -28,7 +31,7 @@ func newFixture(t *testing.T, cli *clientv3.Client) *fixture {
 	if cli == nil {
 		cli = etcdtest.New(t)
 	}
-	f := &fixture{t: t, cli: cli, confDir: t.TempDir(), outDir: t.TempDir()}
+	f := &fixture{t: t, cli: cli, kv: etcdkv.New(cli), confDir: t.TempDir(), outDir: t.TempDir()}
 	for _, d := range []string{"conf.d", "templates"} {
 		if err := os.MkdirAll(filepath.Join(f.confDir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -79,7 +82,7 @@ func (f *fixture) daemon(opts Options) *Daemon {
 	if opts.Env == nil {
 		opts.Env = []string{"PATH=" + os.Getenv("PATH")}
 	}
-	d, err := New(f.cli, opts)
+	d, err := New(f.kv, opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestHAProxyExample(t *testing.T) {
 		"HAPROXY_HTTP_BIND=127.0.0.1:18080",
 		"HAPROXY_STATS_SOCKET=" + f.out("admin.sock"),
 	}
-	d, err := NewWithResources(f.cli, Options{ConfDir: f.confDir, Env: env, Logger: testLogger(t)}, []*ResourceConfig{rc})
+	d, err := NewWithResources(f.kv, Options{ConfDir: f.confDir, Env: env, Logger: testLogger(t)}, []*ResourceConfig{rc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetd/fleet/internal/clusterauth"
+	"github.com/fleetd/fleet/internal/cmdflags"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
@@ -52,12 +51,20 @@ Modes:
                     set, adds a periodic full resync
   (neither)         poll: render every --interval seconds
 
-Flags (a single dash works too, as in confd):
+Flags take two dashes (--onetime); one works too (-onetime -backend etcd), as
+in confd. A flag not given on the command line takes the value of its FLEET_*
+variable, where one is named.
+
+Exit status: 0 on success (and when --watch or polling stops on a signal),
+1 on runtime errors, 2 on bad flags.
+
 `
 
+// stringsFlag is a repeatable, comma-separated list flag.
 type stringsFlag []string
 
 func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
+func (s *stringsFlag) Type() string   { return "URLs" }
 func (s *stringsFlag) Set(v string) error {
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -72,8 +79,7 @@ func (s *stringsFlag) Set(v string) error {
 // getenv and the commands' environment. It returns the exit code: 0 on
 // success, 1 on a runtime failure, 2 on a usage error.
 func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("fleetd confd", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := cmdflags.New("fleetd confd")
 	var (
 		confDir     = fset.String("confdir", "/etc/confd", "`dir`ectory holding conf.d/*.toml and templates/")
 		onetime     = fset.Bool("onetime", false, "render once and exit")
@@ -89,35 +95,21 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		waitMax     = fset.Duration("wait-max", time.Second, "watch mode: render at most this long after the first change of a burst")
 		statusAddr  = fset.String("status-addr", "", "serve GET /status (JSON per resource) on this `address`, e.g. 127.0.0.1:9180")
 		logLevel    = fset.String("log-level", "info", "log `level`: debug, info, warn or error")
-		backend     = fset.String("backend", "etcdv3", "backend; only etcd (v3) is supported")
+		backend     = fset.String("backend", "etcdv3", "backend `name`, for confd compatibility: only etcd and etcdv3 are supported")
 		dialTimeout = fset.Duration("dial-timeout", 5*time.Second, "etcd dial timeout")
-		tokenFile   = fset.String("cluster-token-file", lookup(env, "FLEET_CLUSTER_TOKEN_FILE"), "`file` holding the cluster token (the cluster-token file in the data dir of the fleetd that started etcd; env FLEET_CLUSTER_TOKEN_FILE)")
-		caFile      = fset.String("etcd-cafile", lookup(env, "FLEET_ETCD_CAFILE"), "CA certificate `file` for TLS to etcd (env FLEET_ETCD_CAFILE)")
-		certFile    = fset.String("etcd-certfile", lookup(env, "FLEET_ETCD_CERTFILE"), "client certificate `file` for TLS to etcd (env FLEET_ETCD_CERTFILE)")
-		keyFile     = fset.String("etcd-keyfile", lookup(env, "FLEET_ETCD_KEYFILE"), "client key `file` for TLS to etcd (env FLEET_ETCD_KEYFILE)")
-		username    = fset.String("etcd-username", lookup(env, "FLEET_ETCD_USERNAME"), "etcd `user` name (env FLEET_ETCD_USERNAME; password from FLEET_ETCD_PASSWORD)")
-		insecure    = fset.Bool("etcd-insecure", lookup(env, "FLEET_ETCD_INSECURE") == "true", "allow plain-HTTP etcd URLs beyond loopback (env FLEET_ETCD_INSECURE)")
 	)
 	fset.Var(&nodes, "node", "etcd client `URL`; repeatable or comma-separated (confd's name for --etcd-servers)")
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), usageText)
-		fset.PrintDefaults()
-	}
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
-			fset.SetOutput(stdout)
-			fset.Usage()
+	etcd := cmdflags.AddEtcd(fset, env)
+	if err := cmdflags.Parse(fset, args); err != nil {
+		if errors.Is(err, cmdflags.ErrHelp) {
+			cmdflags.Usage(stdout, usageText, fset)
 			return 0
 		}
-	}
-	if err := fset.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: %v\nRun 'fleetd confd --help' for usage.\n", err)
 		return 2
 	}
 	if fset.NArg() > 0 {
-		fmt.Fprintf(stderr, "fleetd confd: unexpected arguments: %q\n", fset.Args())
+		fmt.Fprintf(stderr, "fleetd confd: unexpected arguments: %q (all settings are flags)\n", fset.Args())
 		return 2
 	}
 	var level slog.Level
@@ -156,6 +148,11 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 	if len(nodes) == 0 {
 		nodes = stringsFlag{"http://127.0.0.1:2379"}
 	}
+	creds, err := etcd.Credentials(nodes)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
+		return 2
+	}
 
 	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("component", "confd")
 	if *onetime && *watch {
@@ -168,20 +165,14 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		return 1
 	}
 	dctx, dcancel := context.WithTimeout(ctx, *dialTimeout+5*time.Second)
-	kc, err := etcdkv.Dial(dctx, clusterauth.Credentials{
-		Endpoints: nodes, TokenFile: *tokenFile,
-		Username: *username, Password: lookup(env, "FLEET_ETCD_PASSWORD"),
-		CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile,
-		Insecure: *insecure,
-	}, etcdkv.DialOptions{ProbeKey: "/", Logger: lg})
+	kc, err := etcdkv.Dial(dctx, creds, etcdkv.DialOptions{ProbeKey: "/", Logger: lg})
 	dcancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetd confd: %v\n", err)
 		return 1
 	}
 	defer kc.Close()
-	cli := kc.Raw()
-	d, err := NewWithResources(cli, Options{
+	d, err := NewWithResources(kc, Options{
 		ConfDir:       *confDir,
 		Prefix:        *prefix,
 		Noop:          *noop,
@@ -233,15 +224,4 @@ func Main(ctx context.Context, args []string, env []string, stdout, stderr io.Wr
 		return 1
 	}
 	return 0
-}
-
-// lookup returns the last value of key in env ("" if absent).
-func lookup(env []string, key string) string {
-	v := ""
-	for _, e := range env {
-		if val, ok := strings.CutPrefix(e, key+"="); ok {
-			v = val
-		}
-	}
-	return v
 }

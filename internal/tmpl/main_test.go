@@ -40,10 +40,16 @@ func TestMainUsage(t *testing.T) {
 		code int
 		out  string // in stdout (code 0) or stderr
 	}{
-		{"help", []string{"--help"}, 0, "-wait-min"},
+		{"help", []string{"--help"}, 0, "--wait-min duration"},
 		{"help single dash", []string{"-h"}, 0, "--onetime"},
-		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined: -nope"},
+		{"help confd style", []string{"-help"}, 0, "--onetime"},
+		{"help beside a bad flag", []string{"--nope", "--help"}, 0, "Usage: fleetd confd"},
+		{"unknown flag", []string{"--nope"}, 2, "unknown flag: --nope\nRun 'fleetd confd --help' for usage."},
+		{"unknown flag single dash", []string{"-nope"}, 2, "unknown flag: --nope"},
+		{"missing value", []string{"--confdir"}, 2, "flag needs an argument: --confdir"},
+		{"bad value", []string{"-interval", "often"}, 2, `invalid argument "often" for "--interval"`},
 		{"extra args", []string{"--onetime", "x"}, 2, "unexpected arguments"},
+		{"cert without key", []string{"--onetime", "--etcd-certfile", "c.pem"}, 2, "--etcd-certfile and --etcd-keyfile go together"},
 		{"wait-max below wait-min", []string{"--wait-min", "2s", "--wait-max", "1s"}, 2, "--wait-max must be at least --wait-min"},
 		{"bad backend", []string{"--backend", "consul"}, 2, "not supported"},
 		{"bad log level", []string{"--log-level", "loud"}, 2, "--log-level"},
@@ -62,6 +68,38 @@ func TestMainUsage(t *testing.T) {
 				t.Errorf("code %d (want %d); output:\n%s\nwant it to contain %q", code, tc.code, out, tc.out)
 			}
 		})
+	}
+}
+
+// TestMainHelpFlags: the help names every flag with two dashes, the etcd
+// TLS, token and user flags among them with what they are for, and never
+// shows a secret taken from the environment.
+func TestMainHelpFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := []string{"FLEET_ETCD_PASSWORD=s3cret", "FLEET_ETCD_CAFILE=/ca.pem"}
+	if code := Main(t.Context(), []string{"--help"}, env, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("code %d, stderr %q", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"Usage: fleetd confd [flags]", "\nFlags:\n", "--confdir dir", "--onetime", "--watch", "--interval seconds",
+		"--node URL", "--etcd-servers URLs", "--backend", "-h, --help",
+		"--etcd-cafile file", "FLEET_ETCD_CAFILE", "--etcd-certfile file", "FLEET_ETCD_CERTFILE",
+		"--etcd-keyfile file", "FLEET_ETCD_KEYFILE", "--cluster-token-file file", "FLEET_CLUSTER_TOKEN_FILE",
+		"cluster-token file", "--etcd-username user", "FLEET_ETCD_USERNAME", "--etcd-password password",
+		"FLEET_ETCD_PASSWORD", "--etcd-insecure", "-onetime -backend etcd",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "s3cret") || strings.Contains(out, "/ca.pem") {
+		t.Errorf("help shows values of the environment:\n%s", out)
+	}
+	for _, line := range strings.Split(out[strings.Index(out, "\nFlags:\n"):], "\n")[2:] {
+		if f := strings.TrimSpace(line); strings.HasPrefix(f, "-") && !strings.HasPrefix(f, "--") && !strings.HasPrefix(f, "-h, --help") {
+			t.Errorf("single-dash flag in help: %q", line)
+		}
 	}
 }
 

@@ -2,12 +2,11 @@ package tmpl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // Watch renders every resource, then re-renders a resource whenever a key
@@ -32,14 +31,24 @@ func (d *Daemon) Watch(ctx context.Context) error {
 func (d *Daemon) watchResource(ctx context.Context, r *resource) {
 	lg := d.log.With("resource", r.cfg.Name())
 	backoff := 100 * time.Millisecond
+	// wait sleeps for backoff and doubles it (up to 10 s); false when ctx
+	// ended first.
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+		return true
+	}
 	for ctx.Err() == nil {
 		rev, _ := d.process(ctx, r)
 		if rev == 0 {
 			// etcd unreachable: retry the full render.
-			if !sleep(ctx, backoff) {
+			if !wait() {
 				return
 			}
-			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}
 		if d.afterRender != nil {
@@ -54,21 +63,9 @@ func (d *Daemon) watchResource(ctx context.Context, r *resource) {
 		if time.Since(start) > time.Minute {
 			backoff = 100 * time.Millisecond
 		}
-		if !sleep(ctx, backoff) {
+		if !wait() {
 			return
 		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -83,11 +80,13 @@ type watchMsg struct {
 // burst. It returns when a watch fails (compaction, cancellation by the
 // server, a fetch error) so the caller can start over with a full render.
 func (d *Daemon) follow(ctx context.Context, r *resource, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	// The seam's watches require an etcd leader: a member cut off from the
+	// quorum ends them, and the resource renders again elsewhere.
+	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs := make(chan watchMsg)
 	for _, key := range r.keys {
-		wch := d.cli.Watch(wctx, key, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		wch := d.kv.Watch(wctx, key, etcdkv.WatchOptions{Prefix: true, FromRev: rev + 1})
 		go forward(wctx, wch, key, msgs)
 	}
 
@@ -144,10 +143,12 @@ func (d *Daemon) follow(ctx context.Context, r *resource, rev int64) error {
 	}
 }
 
-// forward turns a watch channel into watchMsgs on out: the newest revision
-// of each response whose events touch key (the prefix watch also sees
-// siblings such as key+"x"), and finally the error that ended the watch.
-func forward(ctx context.Context, wch clientv3.WatchChan, key string, out chan<- watchMsg) {
+// forward turns a watch's batches into watchMsgs on out: the newest
+// revision of each batch whose events touch key (the prefix watch also sees
+// siblings such as key+"x"), and finally the error that ended the watch
+// (a compaction past rev+1 among them). The seam closes the channel without
+// an error batch only when ctx ends.
+func forward(ctx context.Context, wch <-chan etcdkv.WatchBatch, key string, out chan<- watchMsg) {
 	send := func(m watchMsg) bool {
 		select {
 		case out <- m:
@@ -156,20 +157,15 @@ func forward(ctx context.Context, wch clientv3.WatchChan, key string, out chan<-
 			return false
 		}
 	}
-	for resp := range wch {
-		if err := resp.Err(); err != nil {
-			if resp.CompactRevision != 0 {
-				err = fmt.Errorf("watch %s: compacted at revision %d: %w", key, resp.CompactRevision, err)
-			} else {
-				err = fmt.Errorf("watch %s: %w", key, err)
-			}
-			send(watchMsg{err: err})
+	for b := range wch {
+		if b.Err != nil {
+			send(watchMsg{err: b.Err})
 			return
 		}
 		var rev int64
-		for _, ev := range resp.Events {
-			if underKey(string(ev.Kv.Key), key) {
-				rev = max(rev, ev.Kv.ModRevision)
+		for _, ev := range b.Events {
+			if underKey(ev.KV.Key, key) {
+				rev = max(rev, ev.KV.ModRev)
 			}
 		}
 		if rev > 0 && !send(watchMsg{rev: rev}) {
@@ -177,6 +173,6 @@ func forward(ctx context.Context, wch clientv3.WatchChan, key string, out chan<-
 		}
 	}
 	if ctx.Err() == nil {
-		send(watchMsg{err: errors.New("watch " + key + ": channel closed")})
+		send(watchMsg{err: fmt.Errorf("watch %s: channel closed", key)})
 	}
 }

@@ -1,5 +1,8 @@
 // Package unitfile parses, validates, serializes and hashes systemd unit
 // files the way fleet did, and extracts fleet's [X-Fleet] requirements.
+// It is also the one home of systemd's value primitives (time spans,
+// booleans, continuations, unit names, specifiers, Exec-line splitting),
+// which the exec runner (internal/runner/exec) uses too.
 //
 // The package is pure: no I/O, no clock, no randomness. It imports only the
 // standard library, go-systemd's unit parser and internal/fleet.
@@ -39,7 +42,7 @@
 //     continuation lines kept with their backslash and newline (a value
 //     whose continuation ends with a blank line, or at the end of the file,
 //     keeps one trailing newline). JoinContinuations gives the joined value
-//     systemd uses.
+//     systemd uses (rule 36).
 //  12. A file whose sections hold no options is rejected.
 //  13. Errors are *ParseError values naming the problem and, where one
 //     applies, the line ("line 4: ..."), counting lines of the input as
@@ -69,8 +72,9 @@
 //     start with '@'. Two additions: a name may not start with '.' (systemd
 //     refuses an empty prefix), and a name with '@' must be of type path,
 //     service, socket, target or timer ("invalid unit type for template").
-//  18. ParseName splits at the last '.' (suffix) and the first '@' (prefix,
-//     instance), as fleet's specifiers do.
+//  18. ParseName splits at the last '.' (suffix, even at the start of the
+//     name) and the first '@' before it (prefix, instance), as systemd and
+//     fleet's specifiers do; the runner's specifiers use it too (rule 38).
 //  19. NormalizeArg is fleetctl's argument rule: path.Base, then ".service"
 //     appended unless the name ends in .service .socket .timer .path .device
 //     .mount or .automount.
@@ -81,8 +85,10 @@
 //  21. A value that starts and ends with '"' is split on spaces outside
 //     quotes into several values, quotes removed (`"a=1" "b=2"`).
 //  22. In each value %n (full name), %N (name without suffix), %p (prefix)
-//     and %i (instance) are replaced, plainly, in that order; nothing is
-//     replaced when the name has no '.'. Other sections are never expanded.
+//     and %i (instance) are replaced, plainly, in that order (fleet's rule,
+//     not systemd's: %% is no escape, see expandFleetSpecifiers); nothing
+//     is replaced when the name has no '.'. Other sections are never
+//     expanded here (the runner expands [Unit] and [Service], rule 38).
 //  23. MachineID: the first non-empty value of MachineID, else of
 //     X-ConditionMachineID, else of X-ConditionMachineBootID.
 //  24. MachineOf (after X-ConditionMachineOf values): exact unit names.
@@ -93,7 +99,8 @@
 //     on white space into path.Match glob patterns; a malformed pattern is
 //     an error.
 //  27. Global and StopOnDisconnect (each): the last value, true if it is
-//     true, yes, 1, on or t (any case); false when absent. StopOnDisconnect
+//     true, yes, 1, on or t (any case); false when absent (fleet's rule, not
+//     systemd's boolean of rule 35: "y" is false, as in fleet). StopOnDisconnect
 //     does not affect scheduling: the agent stops such a unit when its
 //     machine loses contact with etcd for agent_ttl.
 //  28. Lists drop empty values and duplicates (fleet kept them: an empty
@@ -127,5 +134,41 @@
 //     are expanded as in [X-Fleet]. Name and Port are required; see
 //     Services for the values and defaults.
 //  33. ValidateOptions also rejects a bad [X-Service] (a template is
-//     checked as its instance "1").
+//     checked as its instance "1"). CheckInterval and CheckTimeout are time
+//     spans (rule 34), finite, positive and at most 1e6 s; CheckTCP is a
+//     boolean (rule 35).
+//
+// # systemd values (ParseTimespan, ParseBool, JoinContinuations, SplitExecLine, ExpandSpecifiers)
+//
+// One implementation, used by these checks and by the exec runner
+// (TimeoutStartSec=, RestartSec=, RemainAfterExit=, Exec lines ...). The
+// table in unitfiletest is fed through both (TestPrimitives* here,
+// TestPrimitivesTable in internal/runner/exec).
+//
+//  34. ParseTimespan is systemd's parse_sec: "infinity", or numbers with
+//     optional units, summed ("1h 30min", "1m30s"; "5 5" is 10 s); a bare
+//     number is seconds; units us usec µs μs, ms msec, s sec second(s), m
+//     min minute(s), h hr hour(s), d day(s), w week(s), M month(s) (2629800
+//     s), y year(s) (31557600 s), matched as the first of systemd's list the
+//     text starts with, case-sensitive; decimal fractions (".5s", "1.5h",
+//     not "1." or "1.s"); no sign; microsecond resolution, in integers.
+//     Spans beyond a time.Duration (about 292 years) are infinite; beyond
+//     systemd's range, or malformed, an error.
+//  35. ParseBool is systemd's parse_boolean: 1 yes y true t on, 0 no n false
+//     f off, any case; anything else is an error.
+//  36. JoinContinuations: a backslash before "\n" or "\r\n" becomes a space,
+//     lines are joined as they are (a continuation line keeps its leading
+//     white space, as in systemd), and the value is stripped of " \t\n\r".
+//  37. SplitWords splits as systemd's Exec and Environment= parsing: white
+//     space separates, single and double quotes group, C escapes (\n \t \s
+//     \xNN \NNN \uXXXX \UXXXXXXXX, "\c" is c) are decoded; an unterminated
+//     quote, a bad escape or a trailing backslash is an error. JoinWords
+//     quotes words so that SplitWords gives them back. SplitExecLine
+//     strips the prefix characters (ParseExecPrefix: "-" ignore failure,
+//     "@" argv[0] follows, ":" no $VAR expansion, "+" "!" "|" accepted and
+//     ignored) and needs at least one word.
+//  38. ExpandSpecifiers expands systemd's specifiers in one pass: %n %N %p
+//     %P %i %I %f from the name (rule 18; %P %I %f unescaped with
+//     UnescapeName: "-" is "/", \xNN a byte), %H %m %b %u %U %h %s from
+//     Specifiers, %t "/run", %% a percent sign; unknown ones are kept.
 package unitfile

@@ -219,26 +219,3 @@ func invalidUTF8At(data []byte) int {
 	}
 	return len(data)
 }
-
-// JoinContinuations returns v with every backslash-newline, and the white
-// space that starts the next line, turned into one space, and surrounding
-// white space removed: the value systemd itself uses. Parse keeps the raw
-// form (for the hash); consumers that execute or display a value use this.
-func JoinContinuations(v string) string {
-	if !strings.Contains(v, "\\\n") {
-		return v
-	}
-	var b strings.Builder
-	b.Grow(len(v))
-	for {
-		i := strings.Index(v, "\\\n")
-		if i < 0 {
-			b.WriteString(v)
-			break
-		}
-		b.WriteString(v[:i])
-		b.WriteByte(' ')
-		v = strings.TrimLeft(v[i+2:], " \t")
-	}
-	return strings.TrimSpace(b.String())
-}

@@ -235,20 +235,3 @@ func TestParseGoSystemdDrops(t *testing.T) {
 		t.Fatal("go-systemd now accepts a comment in a continuation; revisit rule 7")
 	}
 }
-
-func TestJoinContinuations(t *testing.T) {
-	tests := []struct{ name, in, want string }{
-		{"no continuation", "/bin/true", "/bin/true"},
-		{"two continuations", "/usr/bin/docker run \\\n  -p 80:80 \\\n\tnginx", "/usr/bin/docker run  -p 80:80  nginx"},
-		{"no space before backslash", "a\\\nb", "a b"},
-		{"trailing continuation", "a \\\n", "a"},
-		{"backslash not before newline kept", `C:\dir`, `C:\dir`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := JoinContinuations(tt.in); got != tt.want {
-				t.Errorf("JoinContinuations(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}

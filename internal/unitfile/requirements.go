@@ -63,7 +63,7 @@ func fleetValues(name string, opts []fleet.UnitOption) (values map[string][]stri
 		}
 		for _, v := range splitMultiValue(o.Value) {
 			if expand {
-				v = expandSpecifiers(v, n)
+				v = expandFleetSpecifiers(v, n)
 			}
 			values[o.Name] = append(values[o.Name], v)
 		}
@@ -93,18 +93,6 @@ func splitMultiValue(v string) []string {
 		}
 	}
 	return append(out, cur.String())
-}
-
-// expandSpecifiers replaces %n %N %p %i with parts of the unit name, one
-// after the other, as fleet's unitPrintf does (no %% escape).
-func expandSpecifiers(v string, n Name) string {
-	if !strings.Contains(v, "%") {
-		return v
-	}
-	v = strings.ReplaceAll(v, "%n", n.Full)
-	v = strings.ReplaceAll(v, "%N", n.Unsuffixed())
-	v = strings.ReplaceAll(v, "%p", n.Prefix)
-	return strings.ReplaceAll(v, "%i", n.Instance)
 }
 
 // Requirements extracts a unit's [X-Fleet] requirements; name is the unit's
@@ -218,7 +206,11 @@ func (u *uniqueList) add(vs ...string) {
 }
 
 // isTruthy reports whether s is one of fleet's true values: true, yes, 1,
-// on, t (case-insensitive).
+// on, t (case-insensitive). This is fleet's rule for [X-Fleet] Global= and
+// StopOnDisconnect=, kept as fleet had it (rule 27), not systemd's boolean
+// (ParseBool): "y" is false here, and anything else too, never an error;
+// Global=y meaning true would move units that fleet scheduled on one
+// machine onto every machine.
 func isTruthy(s string) bool {
 	switch strings.ToLower(s) {
 	case "true", "yes", "1", "on", "t":

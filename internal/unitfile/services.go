@@ -95,7 +95,7 @@ func Services(unitName string, opts []fleet.UnitOption) ([]fleet.Service, error)
 		}
 		v := JoinContinuations(o.Value)
 		if expand {
-			v = expandSpecifiers(v, n)
+			v = expandFleetSpecifiers(v, n)
 		}
 		cur.vals[o.Name] = strings.TrimSpace(v)
 		cur.order = append(cur.order, o.Name)
@@ -173,7 +173,7 @@ func parseService(vals map[string]string) (fleet.Service, error) {
 		checks++
 	}
 	if v, ok := vals[svcCheckTCP]; ok && v != "" {
-		b, err := parseBool(v)
+		b, err := ParseBool(v)
 		if err != nil {
 			return s, fmt.Errorf("CheckTCP=%s: %w", v, err)
 		}
@@ -202,7 +202,7 @@ func parseService(vals map[string]string) (fleet.Service, error) {
 	}
 	timeoutSet := false
 	if v, ok := vals[svcCheckInterval]; ok && v != "" {
-		d, err := parseTimeSpan(v)
+		d, err := parseCheckSpan(v)
 		if err != nil {
 			return s, fmt.Errorf("CheckInterval=%s: %w", v, err)
 		}
@@ -212,7 +212,7 @@ func parseService(vals map[string]string) (fleet.Service, error) {
 		s.CheckInterval = d
 	}
 	if v, ok := vals[svcCheckTimeout]; ok && v != "" {
-		d, err := parseTimeSpan(v)
+		d, err := parseCheckSpan(v)
 		if err != nil {
 			return s, fmt.Errorf("CheckTimeout=%s: %w", v, err)
 		}
@@ -254,84 +254,18 @@ func validServiceName(name string) error {
 	return nil
 }
 
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true, nil
-	case "0", "no", "n", "false", "f", "off":
-		return false, nil
-	}
-	return false, errors.New("expect yes or no")
-}
+// maxCheckSpan bounds CheckInterval= and CheckTimeout=.
+const maxCheckSpan = 1e6 * time.Second
 
-// timeUnit returns the length of one of systemd's time span units.
-func timeUnit(u string) (time.Duration, bool) {
-	switch u {
-	case "us", "usec", "µs":
-		return time.Microsecond, true
-	case "ms", "msec":
-		return time.Millisecond, true
-	case "s", "sec", "second", "seconds":
-		return time.Second, true
-	case "m", "min", "minute", "minutes":
-		return time.Minute, true
-	case "h", "hr", "hour", "hours":
-		return time.Hour, true
-	case "d", "day", "days":
-		return 24 * time.Hour, true
+// parseCheckSpan parses CheckInterval= and CheckTimeout=: a systemd time
+// span (ParseTimespan), finite and at most maxCheckSpan (about 11.5 days).
+func parseCheckSpan(v string) (time.Duration, error) {
+	d, inf, err := ParseTimespan(v)
+	if err != nil {
+		return 0, err
 	}
-	return 0, false
-}
-
-// parseTimeSpan parses a systemd time span: numbers with units, summed,
-// white space optional ("1min 30s", "1m30s", "500ms", "1.5s"); a bare
-// number is seconds.
-func parseTimeSpan(v string) (time.Duration, error) {
-	s := strings.TrimSpace(v)
-	if s == "" {
-		return 0, errors.New("empty time span")
+	if inf || d > maxCheckSpan {
+		return 0, errors.New("time span out of range")
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || f > 1e6 {
-			return 0, errors.New("time span out of range")
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	var total time.Duration
-	for s != "" {
-		i := 0
-		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
-			i++
-		}
-		if i == 0 {
-			return 0, errors.New(`expect a time span such as "5s", "500ms" or "1min 30s"`)
-		}
-		num, err := strconv.ParseFloat(s[:i], 64)
-		if err != nil {
-			return 0, fmt.Errorf("bad number %q", s[:i])
-		}
-		s = strings.TrimLeft(s[i:], " \t")
-		j := 0
-		for j < len(s) && s[j] != ' ' && s[j] != '\t' && (s[j] < '0' || s[j] > '9') && s[j] != '.' {
-			j++
-		}
-		unit := s[:j]
-		s = strings.TrimLeft(s[j:], " \t")
-		mult := time.Second
-		if unit != "" {
-			m, ok := timeUnit(unit)
-			if !ok {
-				return 0, fmt.Errorf("unknown time unit %q", unit)
-			}
-			mult = m
-		}
-		if num > 1e6 {
-			return 0, errors.New("time span out of range")
-		}
-		total += time.Duration(num * float64(mult))
-		if total > 1e6*time.Second {
-			return 0, errors.New("time span out of range")
-		}
-	}
-	return total, nil
+	return d, nil
 }

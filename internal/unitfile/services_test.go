@@ -91,7 +91,7 @@ func TestServices(t *testing.T) {
 		{name: "dots name", unit: "a.service", file: "[X-Service]\nName=..\nPort=80\n", err: "only dots"},
 		{name: "http path", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckHTTP=health\n", err: "CheckHTTP=health: must be a path starting with '/'"},
 		{name: "two checks", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckHTTP=/\nCheckTCP=yes\n", err: "only one of CheckHTTP="},
-		{name: "bad bool", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckTCP=maybe\n", err: "CheckTCP=maybe: expect yes or no"},
+		{name: "bad bool", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckTCP=maybe\n", err: "CheckTCP=maybe: not a boolean"},
 		{name: "bad interval", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckInterval=soon\n", err: "CheckInterval=soon"},
 		{name: "bad unit", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckInterval=5 parsecs\n", err: `unknown time unit "parsecs"`},
 		{name: "zero interval", unit: "a.service", file: "[X-Service]\nName=w\nPort=80\nCheckInterval=0\n", err: "CheckInterval=0: must be positive"},
@@ -134,20 +134,20 @@ func TestServices(t *testing.T) {
 	}
 }
 
-func TestParseTimeSpan(t *testing.T) {
+func TestParseCheckSpan(t *testing.T) {
 	for in, want := range map[string]time.Duration{
 		"5": 5 * time.Second, "1.5s": 1500 * time.Millisecond, "500ms": 500 * time.Millisecond,
 		"1min 30s": 90 * time.Second, "1m30s": 90 * time.Second, "2h": 2 * time.Hour, "10 sec": 10 * time.Second,
 		"250us": 250 * time.Microsecond,
 	} {
-		got, err := parseTimeSpan(in)
+		got, err := parseCheckSpan(in)
 		if err != nil || got != want {
-			t.Errorf("parseTimeSpan(%q) = %v, %v; want %v", in, got, err, want)
+			t.Errorf("parseCheckSpan(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "s", "5 parsecs", "1..2s", "-1s", "99999999h"} {
-		if d, err := parseTimeSpan(in); err == nil {
-			t.Errorf("parseTimeSpan(%q) = %v, want an error", in, d)
+		if d, err := parseCheckSpan(in); err == nil {
+			t.Errorf("parseCheckSpan(%q) = %v, want an error", in, d)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 
@@ -31,21 +30,7 @@ type LoopbackAuthorizer struct{}
 func (LoopbackAuthorizer) CanRead(*http.Request) bool { return true }
 
 // CanAdmin allows loopback and unix-socket callers.
-func (LoopbackAuthorizer) CanAdmin(r *http.Request) bool { return IsLocal(r.RemoteAddr) }
-
-// IsLocal reports whether a RemoteAddr is a loopback address or a unix
-// socket peer ("@" or empty).
-func IsLocal(remoteAddr string) bool {
-	if remoteAddr == "" || remoteAddr == "@" {
-		return true
-	}
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
+func (LoopbackAuthorizer) CanAdmin(r *http.Request) bool { return auth.IsLocal(r.RemoteAddr) }
 
 const (
 	csrfCookie = "fleet_csrf"

@@ -4,62 +4,24 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fleetd/fleet/internal/events"
+	"github.com/fleetd/fleet/internal/sse"
 )
 
 // journalLines is how many past lines the journal pane starts with.
 const journalLines = 50
 
-// sse writes server-sent events and flushes after each.
-type sse struct {
-	mu sync.Mutex
-	w  http.ResponseWriter
-	rc *http.ResponseController
-}
-
-func startSSE(w http.ResponseWriter) *sse {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	s := &sse{w: w, rc: http.NewResponseController(w)}
-	_ = s.rc.SetWriteDeadline(time.Time{})
-	s.raw("retry: 2000\n\n")
-	return s
-}
-
-func (s *sse) raw(text string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := io.WriteString(s.w, text); err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
-
-// send writes one event; data may hold newlines (one data: line each).
-func (s *sse) send(event, id, data string) error {
-	var b strings.Builder
-	if id != "" {
-		b.WriteString("id: " + id + "\n")
-	}
-	if event != "" {
-		b.WriteString("event: " + event + "\n")
-	}
-	for _, l := range strings.Split(data, "\n") {
-		b.WriteString("data: " + l + "\n")
-	}
-	b.WriteString("\n")
-	return s.raw(b.String())
+// startSSE starts a stream of server-sent events; a proxy in front (nginx)
+// is asked not to buffer it.
+func startSSE(w http.ResponseWriter) *sse.Writer {
+	w.Header().Set("X-Accel-Buffering", "no")
+	return sse.Start(w)
 }
 
 // events streams cluster events as "fleet" events with the revision as id.
@@ -81,7 +43,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if s.raw(": ping\n\n") != nil {
+			if s.Comment("ping") != nil {
 				return
 			}
 		case e, ok := <-ch:
@@ -89,7 +51,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			b, _ := json.Marshal(e)
-			if s.send("fleet", strconv.FormatInt(e.Rev, 10), string(b)) != nil {
+			if s.Event("fleet", strconv.FormatInt(e.Rev, 10), string(b)) != nil {
 				return
 			}
 		}
@@ -124,11 +86,11 @@ func (h *Handler) journal(w http.ResponseWriter, r *http.Request) {
 		if msg == "" {
 			msg = http.StatusText(jw.code)
 		}
-		_ = s.send("status", "", fmt.Sprintf("journal not available yet: %s", msg))
+		_ = s.Event("status", "", fmt.Sprintf("journal not available yet: %s", msg))
 		return
 	}
 	jw.flushPartial()
-	_ = s.send("status", "", "journal ended")
+	_ = s.Event("status", "", "journal ended")
 }
 
 func apiMessage(b []byte) string {
@@ -146,7 +108,7 @@ func apiMessage(b []byte) string {
 // journalWriter receives the API's journal answer and turns each line
 // into a "line" event.
 type journalWriter struct {
-	s       *sse
+	s       *sse.Writer
 	header  http.Header
 	code    int
 	started bool
@@ -163,7 +125,7 @@ func (j *journalWriter) WriteHeader(code int) {
 	j.code = code
 	if code == http.StatusOK {
 		j.started = true
-		_ = j.s.send("reset", "", "")
+		_ = j.s.Event("reset", "", "")
 	}
 }
 
@@ -185,7 +147,7 @@ func (j *journalWriter) Write(p []byte) (int, error) {
 		}
 		line := strings.TrimRight(string(j.partial[:i]), "\r")
 		j.partial = j.partial[i+1:]
-		if err := j.s.send("line", "", line); err != nil {
+		if err := j.s.Event("line", "", line); err != nil {
 			return 0, err
 		}
 	}
@@ -194,7 +156,7 @@ func (j *journalWriter) Write(p []byte) (int, error) {
 
 func (j *journalWriter) flushPartial() {
 	if len(j.partial) > 0 && j.code == http.StatusOK {
-		_ = j.s.send("line", "", string(j.partial))
+		_ = j.s.Event("line", "", string(j.partial))
 		j.partial = nil
 	}
 }

@@ -1,37 +1,15 @@
 package exec
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
-)
 
-func TestSplitWords(t *testing.T) {
-	cases := []struct {
-		in   string
-		want []string
-	}{
-		{`/bin/echo a  b`, []string{"/bin/echo", "a", "b"}},
-		{`/bin/sh -c "echo 'hi there'"`, []string{"/bin/sh", "-c", "echo 'hi there'"}},
-		{`a"b c"d 'e f'`, []string{"ab cd", "e f"}},
-		{`x\ y \"q\" \x41\101\n`, []string{"x y", `"q"`, "AA\n"}},
-		{`"" ''`, []string{"", ""}},
-		{"  \t ", nil},
-		{`'a\'b'`, []string{"a'b"}},
-	}
-	for _, c := range cases {
-		got, err := SplitWords(c.in)
-		if err != nil || !reflect.DeepEqual(got, c.want) {
-			t.Errorf("SplitWords(%q) = %q, %v; want %q", c.in, got, err, c.want)
-		}
-	}
-	for _, bad := range []string{`"abc`, `'abc`, `abc\`, `\xZZ`} {
-		if _, err := SplitWords(bad); err == nil {
-			t.Errorf("SplitWords(%q) succeeded", bad)
-		}
-	}
-}
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/unitfile"
+	"github.com/fleetd/fleet/internal/unitfile/unitfiletest"
+)
 
 func FuzzSplitWords(f *testing.F) {
 	for _, s := range []string{`/bin/sh -c "echo hi"`, `a'b'c "d\"e" \x41`, `\`, `"`, "a\tb\nc", `$FOO ${BAR} $$`} {
@@ -42,7 +20,7 @@ func FuzzSplitWords(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := SplitWords(JoinWords(words))
+		again, err := SplitWords(unitfile.JoinWords(words))
 		if err != nil {
 			t.Fatalf("quoted form of %q does not split: %v", words, err)
 		}
@@ -101,28 +79,6 @@ func TestSpecifiers(t *testing.T) {
 	}
 }
 
-func TestParseTimespan(t *testing.T) {
-	cases := map[string]time.Duration{
-		"90": 90 * time.Second, "5s": 5 * time.Second, "1min 30s": 90 * time.Second,
-		"500ms": 500 * time.Millisecond, "1min30s": 90 * time.Second, "2h": 2 * time.Hour,
-		"1.5s": 1500 * time.Millisecond, "0": 0, "3 days": 72 * time.Hour,
-	}
-	for in, want := range cases {
-		d, inf, err := ParseTimespan(in)
-		if err != nil || inf || d != want {
-			t.Errorf("ParseTimespan(%q) = %v %v %v; want %v", in, d, inf, err, want)
-		}
-	}
-	if _, inf, err := ParseTimespan("infinity"); !inf || err != nil {
-		t.Error("infinity")
-	}
-	for _, bad := range []string{"", "abc", "5 parsecs", "s"} {
-		if _, _, err := ParseTimespan(bad); err == nil {
-			t.Errorf("ParseTimespan(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestParseEnvFile(t *testing.T) {
 	in := "# comment\n; other\n\nA=1\n  B = two words  \nexport C=\"quoted \\\"x\\\" $y\"\nD='single $z'\nE=cont\\\ninued\nF=\n"
 	got, err := parseEnvFile(in)
@@ -148,13 +104,6 @@ func TestParseEnvironment(t *testing.T) {
 	}
 }
 
-func TestJoinContinuations(t *testing.T) {
-	in := "/usr/bin/docker run --name web-%i \\\n  -p 80:80 \\\n  nginx:alpine"
-	if got := joinContinuations(in); got != "/usr/bin/docker run --name web-%i -p 80:80 nginx:alpine" {
-		t.Errorf("got %q", got)
-	}
-}
-
 func TestExecPrefix(t *testing.T) {
 	p, rest := parseExecPrefix("-@:/bin/sh sh -c x")
 	if !p.ignoreFailure || !p.argv0 || !p.noEnv || rest != "/bin/sh sh -c x" {
@@ -164,4 +113,155 @@ func TestExecPrefix(t *testing.T) {
 	if p.ignoreFailure || rest != "/bin/true" {
 		t.Errorf("%+v %q", p, rest)
 	}
+}
+
+// The primitives table (internal/unitfile/unitfiletest) through the
+// runner's own path: options as the runner gets them, parseConfig, the
+// specifier adapter and commandLine. unitfile's TestPrimitives* feed the
+// same table through unitfile, so both read a unit the same way.
+
+// loadService runs parseConfig on a service with one ExecStart= (unless
+// extra has one) and the extra options.
+func loadService(t *testing.T, extra ...fleet.UnitOption) (*config, error) {
+	t.Helper()
+	opts := extra
+	hasStart := false
+	for _, o := range extra {
+		hasStart = hasStart || o.Name == kindStart
+	}
+	if !hasStart {
+		opts = append([]fleet.UnitOption{{Section: "Service", Name: kindStart, Value: "/bin/true"}}, extra...)
+	}
+	return parseConfig("x.service", opts)
+}
+
+func svc(name, value string) fleet.UnitOption {
+	return fleet.UnitOption{Section: "Service", Name: name, Value: value}
+}
+
+func TestPrimitivesTable(t *testing.T) {
+	t.Run("timespans", func(t *testing.T) {
+		for _, tc := range unitfiletest.Timespans {
+			// TimeoutStartSec=, TimeoutStopSec=: 0 and infinity are none (0).
+			timeout := tc.D
+			if tc.Infinity {
+				timeout = 0
+			}
+			for _, key := range []string{"TimeoutStartSec", "TimeoutStopSec"} {
+				c, err := loadService(t, svc(key, tc.In))
+				if (err != nil) != tc.Err {
+					t.Errorf("%s=%s: error %v, want error %v", key, tc.In, err, tc.Err)
+					continue
+				}
+				if err != nil {
+					continue
+				}
+				got := c.timeoutStop
+				if key == "TimeoutStartSec" {
+					got = c.timeoutStart
+				}
+				if got != timeout {
+					t.Errorf("%s=%s: %v, want %v", key, tc.In, got, timeout)
+				}
+			}
+			// RestartSec=: no infinity.
+			c, err := loadService(t, svc("RestartSec", tc.In))
+			if wantErr := tc.Err || tc.Infinity; (err != nil) != wantErr {
+				t.Errorf("RestartSec=%s: error %v, want error %v", tc.In, err, wantErr)
+			} else if err == nil && c.restartSec != tc.D {
+				t.Errorf("RestartSec=%s: %v, want %v", tc.In, c.restartSec, tc.D)
+			}
+			// StartLimitIntervalSec=: infinity never forgets (an empty value
+			// is the default).
+			if strings.TrimSpace(tc.In) == "" {
+				continue
+			}
+			c, err = loadService(t, fleet.UnitOption{Section: "Unit", Name: "StartLimitIntervalSec", Value: tc.In})
+			want := tc.D
+			if tc.Infinity {
+				want = math.MaxInt64
+			}
+			if (err != nil) != tc.Err {
+				t.Errorf("StartLimitIntervalSec=%s: error %v, want error %v", tc.In, err, tc.Err)
+			} else if err == nil && c.startLimitInterval != want {
+				t.Errorf("StartLimitIntervalSec=%s: %v, want %v", tc.In, c.startLimitInterval, want)
+			}
+		}
+	})
+	t.Run("booleans", func(t *testing.T) {
+		for _, tc := range unitfiletest.Bools {
+			for _, key := range []string{"RemainAfterExit", "GuessMainPID", "SendSIGKILL"} {
+				c, err := loadService(t, svc(key, tc.In))
+				if (err != nil) != tc.Err {
+					t.Errorf("%s=%s: error %v, want error %v", key, tc.In, err, tc.Err)
+					continue
+				}
+				if err != nil {
+					continue
+				}
+				got := map[string]bool{"RemainAfterExit": c.remainAfterExit, "GuessMainPID": c.guessMainPID, "SendSIGKILL": c.sendSIGKILL}[key]
+				if got != tc.Want {
+					t.Errorf("%s=%s: %v, want %v", key, tc.In, got, tc.Want)
+				}
+			}
+		}
+	})
+	t.Run("continuations", func(t *testing.T) {
+		for _, tc := range unitfiletest.Continuations {
+			c, err := loadService(t, fleet.UnitOption{Section: "Unit", Name: "Description", Value: tc.In})
+			if err != nil || c.description != tc.Want {
+				t.Errorf("Description=%q: %q, %v; want %q", tc.In, c.description, err, tc.Want)
+			}
+		}
+	})
+	t.Run("names", func(t *testing.T) {
+		for _, tc := range unitfiletest.Names {
+			if got := (specifiers{name: tc.Name}).expand(unitfiletest.NameFormat); got != tc.Expanded {
+				t.Errorf("%s for %s:\n got %s\nwant %s", unitfiletest.NameFormat, tc.Name, got, tc.Expanded)
+			}
+		}
+	})
+	t.Run("specifiers", func(t *testing.T) {
+		for _, tc := range unitfiletest.Specifiers {
+			sp := specifiers{name: tc.Unit, hostname: unitfiletest.Hostname, machineID: unitfiletest.MachineID,
+				bootID: unitfiletest.BootID, user: unitfiletest.User, uid: unitfiletest.UID,
+				home: unitfiletest.Home, shell: unitfiletest.Shell}
+			if got := sp.expand(tc.In); got != tc.Want {
+				t.Errorf("%q for %s = %q, want %q", tc.In, tc.Unit, got, tc.Want)
+			}
+		}
+	})
+	t.Run("exec lines", func(t *testing.T) {
+		for _, tc := range unitfiletest.ExecLines {
+			c, err := loadService(t, svc(kindStart, tc.In))
+			if (err != nil) != tc.Err {
+				t.Errorf("ExecStart=%q: error %v, want error %v", tc.In, err, tc.Err)
+				continue
+			}
+			if err != nil {
+				continue
+			}
+			l := c.exec[kindStart][0]
+			if l.ignoreFailure != tc.IgnoreFailure || l.argv0 != tc.Argv0 || l.noEnv != tc.NoEnv {
+				t.Errorf("ExecStart=%q: prefix %+v, want -%v @%v :%v", tc.In, l.execPrefix, tc.IgnoreFailure, tc.Argv0, tc.NoEnv)
+			}
+			env := newEnviron()
+			env.set("HOME", "/root")
+			env.set("USER", "root")
+			_, path, argv, err := commandLine(l, specifiers{name: "x.service"}, env)
+			if err != nil {
+				t.Errorf("ExecStart=%q: %v", tc.In, err)
+				continue
+			}
+			words := argv
+			if l.argv0 {
+				words = append([]string{path}, argv...)
+			} else if path != argv[0] {
+				t.Errorf("ExecStart=%q: path %q, argv %q", tc.In, path, argv)
+			}
+			if !reflect.DeepEqual(words, tc.Words) {
+				t.Errorf("ExecStart=%q: words %q, want %q", tc.In, words, tc.Words)
+			}
+		}
+	})
 }

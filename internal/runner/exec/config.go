@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/unitfile"
 )
 
 // Exec* kinds, as systemd names them.
@@ -80,16 +81,6 @@ type config struct {
 	startLimitBurst    int
 }
 
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true, nil
-	case "0", "no", "n", "false", "f", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("invalid boolean %q", s)
-}
-
 func parseSignal(s string) (syscall.Signal, error) {
 	if v, err := strconv.Atoi(s); err == nil {
 		if v <= 0 || v > 64 {
@@ -111,7 +102,7 @@ func parseSignal(s string) (syscall.Signal, error) {
 // timeoutValue parses TimeoutStartSec=/TimeoutStopSec=: 0 and infinity
 // mean no timeout (returned as 0).
 func timeoutValue(v string) (time.Duration, error) {
-	d, inf, err := ParseTimespan(v)
+	d, inf, err := unitfile.ParseTimespan(v)
 	if err != nil {
 		return 0, err
 	}
@@ -142,10 +133,11 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 		return nil, fmt.Errorf("unit type of %s is not supported by the exec runner (only .service)", name)
 	}
 	var startTimeout *time.Duration
-	setTimeout := func(dst *time.Duration, key, v string) error {
+	// setTimeout's error is wrapped with the key below.
+	setTimeout := func(dst *time.Duration, v string) error {
 		d, err := timeoutValue(v)
 		if err != nil {
-			return fmt.Errorf("%s=%s: %w", key, v, err)
+			return err
 		}
 		*dst = d
 		return nil
@@ -161,7 +153,7 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 				c.startLimitInterval = defaultStartLimitInterval
 				return true, nil
 			}
-			d, inf, err := ParseTimespan(v)
+			d, inf, err := unitfile.ParseTimespan(v)
 			if err != nil {
 				return true, fmt.Errorf("%s=%s: %w", name, v, err)
 			}
@@ -185,7 +177,7 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 		return false, nil
 	}
 	for _, o := range opts {
-		v := joinContinuations(o.Value)
+		v := unitfile.JoinContinuations(o.Value)
 		if o.Section == "Unit" || o.Section == "Service" {
 			if ok, err := startLimit(o.Name, v); ok {
 				if err != nil {
@@ -224,9 +216,9 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 					return nil, fmt.Errorf("unsupported Type=%s (simple, exec, oneshot or forking)", v)
 				}
 			case "RemainAfterExit":
-				c.remainAfterExit, err = parseBool(v)
+				c.remainAfterExit, err = unitfile.ParseBool(v)
 			case "GuessMainPID":
-				c.guessMainPID, err = parseBool(v)
+				c.guessMainPID, err = unitfile.ParseBool(v)
 			case "PIDFile":
 				c.pidFile = v
 			case kindStartPre, kindStart, kindStartPost, kindStop, kindStopPost:
@@ -234,20 +226,17 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 					c.exec[o.Name] = nil
 					continue
 				}
-				p, rest := parseExecPrefix(v)
-				if _, serr := SplitWords(rest); serr != nil {
+				if _, _, serr := unitfile.SplitExecLine(v); serr != nil {
 					return nil, fmt.Errorf("%s=%s: %w", o.Name, v, serr)
 				}
-				if strings.TrimSpace(rest) == "" {
-					return nil, fmt.Errorf("%s=%s: empty command", o.Name, v)
-				}
+				p, rest := parseExecPrefix(v)
 				c.exec[o.Name] = append(c.exec[o.Name], execLine{execPrefix: p, line: rest})
 			case "Environment":
 				if v == "" {
 					c.environment = nil
 					continue
 				}
-				if _, serr := SplitWords(v); serr != nil {
+				if _, serr := unitfile.SplitWords(v); serr != nil {
 					return nil, fmt.Errorf("Environment=%s: %w", v, serr)
 				}
 				c.environment = append(c.environment, v)
@@ -279,19 +268,19 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 				}
 			case "RestartSec":
 				var inf bool
-				c.restartSec, inf, err = ParseTimespan(v)
+				c.restartSec, inf, err = unitfile.ParseTimespan(v)
 				if inf {
 					err = fmt.Errorf("RestartSec=infinity is not supported")
 				}
 			case "TimeoutStartSec":
 				var d time.Duration
-				err = setTimeout(&d, o.Name, v)
+				err = setTimeout(&d, v)
 				startTimeout = &d
 			case "TimeoutStopSec":
-				err = setTimeout(&c.timeoutStop, o.Name, v)
+				err = setTimeout(&c.timeoutStop, v)
 			case "TimeoutSec":
 				var d time.Duration
-				err = setTimeout(&d, o.Name, v)
+				err = setTimeout(&d, v)
 				startTimeout = &d
 				c.timeoutStop = d
 			case "KillMode":
@@ -304,7 +293,7 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 			case "KillSignal":
 				c.killSignal, err = parseSignal(v)
 			case "SendSIGKILL":
-				c.sendSIGKILL, err = parseBool(v)
+				c.sendSIGKILL, err = unitfile.ParseBool(v)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s=%s: %w", o.Name, v, err)

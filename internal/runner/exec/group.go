@@ -59,12 +59,6 @@ func (g *group) added(pid int) {
 	g.mu.Unlock()
 }
 
-func (g *group) usesCgroups() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.cgs) > 0
-}
-
 // members lists the live (non-zombie) processes of the group, sorted.
 func (g *group) members() []int {
 	g.mu.Lock()

@@ -254,12 +254,9 @@ func (r *Runner) Load(ctx context.Context, ru runner.Unit) error {
 func (r *Runner) Start(ctx context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
-	u := r.units[name]
-	if u == nil {
-		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	u, err := r.loadedLocked(name)
+	if err != nil {
+		return err
 	}
 	if u.phase == phaseIdle && !u.startReq {
 		u.startLimit.reset()
@@ -272,34 +269,39 @@ func (r *Runner) Start(ctx context.Context, name string) error {
 func (r *Runner) Stop(ctx context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
-	u := r.units[name]
-	if u == nil {
-		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	u, err := r.loadedLocked(name)
+	if err != nil {
+		return err
 	}
 	u.requestStopLocked()
 	return nil
 }
 
-// Unload stops the unit, waits for it (bounded by ctx) and forgets it.
-func (r *Runner) Unload(ctx context.Context, name string) error {
-	r.mu.Lock()
+// loadedLocked returns the unit loaded as name (r.mu held): ErrClosed once
+// the runner is closed, runner.ErrNotLoaded when no unit has that name.
+func (r *Runner) loadedLocked(name string) (*unit, error) {
 	if r.closed {
-		r.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	u := r.units[name]
 	if u == nil {
+		return nil, fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+	}
+	return u, nil
+}
+
+// Unload stops the unit, waits for it (bounded by ctx) and forgets it.
+func (r *Runner) Unload(ctx context.Context, name string) error {
+	r.mu.Lock()
+	u, err := r.loadedLocked(name)
+	if err != nil {
 		r.mu.Unlock()
-		return fmt.Errorf("%w: %s", runner.ErrNotLoaded, name)
+		return err
 	}
 	u.unloading = true
 	u.requestStopLocked()
 	r.mu.Unlock()
 
-	var err error
 	select {
 	case <-u.done:
 	case <-ctx.Done():

@@ -142,11 +142,18 @@ func TestStatusAndMembers(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	st, err := c.Status(ctx)
-	if err != nil || !st.IsLeader() || st.DBSize <= 0 || st.Revision == 0 {
+	if err != nil || !st.IsLeader() || st.DBSize <= 0 || st.Revision == 0 || len(st.Alarms) != 0 {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	ms, err := c.Members(ctx)
 	if err != nil || len(ms) != 1 || ms[0].ID != st.MemberID || len(ms[0].ClientURLs) == 0 {
 		t.Fatalf("members %+v %v", ms, err)
+	}
+}
+
+func TestAlarmsEmpty(t *testing.T) {
+	c := newClient(t)
+	if as, err := c.Alarms(context.Background()); err != nil || len(as) != 0 {
+		t.Fatalf("alarms of a fresh etcd: %v %v", as, err)
 	}
 }

@@ -50,9 +50,7 @@ func (c *Client) StatusOf(ctx context.Context, endpoint string) (MemberStatus, e
 		st.MemberID = resp.Header.MemberId
 		st.Revision = resp.Header.Revision
 	}
-	for _, e := range resp.Errors {
-		st.Alarms = append(st.Alarms, e)
-	}
+	st.Alarms = append(st.Alarms, resp.Errors...)
 	return st, nil
 }
 
@@ -104,4 +102,25 @@ func (c *Client) MemberRemove(ctx context.Context, id uint64) error {
 		return fmt.Errorf("etcd member remove %x: %w", id, err)
 	}
 	return nil
+}
+
+// Alarm is an alarm raised on a member (NOSPACE: writes are refused).
+type Alarm struct {
+	MemberID uint64
+	Kind     string // "NOSPACE", "CORRUPT"
+}
+
+// Alarms lists the cluster's raised alarms.
+func (c *Client) Alarms(ctx context.Context) ([]Alarm, error) {
+	rctx, cancel := c.req(ctx)
+	defer cancel()
+	resp, err := c.raw.AlarmList(rctx)
+	if err != nil {
+		return nil, fmt.Errorf("etcd alarm list: %w", err)
+	}
+	out := make([]Alarm, len(resp.Alarms))
+	for i, a := range resp.Alarms {
+		out[i] = Alarm{MemberID: a.MemberID, Kind: a.Alarm.String()}
+	}
+	return out, nil
 }

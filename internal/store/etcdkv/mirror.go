@@ -3,6 +3,7 @@ package etcdkv
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -22,9 +23,14 @@ var RealClock Clock = realClock{}
 type MirrorConfig struct {
 	// Prefixes are read at one revision and then watched from the next.
 	Prefixes []string
+	// ListOnly are read with Prefixes, at the same revision, but not
+	// watched: for parts of the copy that the handler keeps current
+	// itself (its own writes). Their keys follow those of Prefixes in
+	// Reset. May be nil.
+	ListOnly []string
 	// Reset receives the whole content of the prefixes (in the order of
-	// Prefixes, each sorted by key) after every (re)read: the handler
-	// replaces its copy.
+	// Prefixes, then of ListOnly, each sorted by key) after every
+	// (re)read: the handler replaces its copy.
 	Reset func(kvs []KV, rev int64)
 	// Apply receives each watch batch, in revision order per prefix
 	// (batches of different prefixes may interleave).
@@ -78,10 +84,14 @@ func Mirror(ctx context.Context, c *Client, cfg MirrorConfig) error {
 			return true
 		}
 	}
+	list := cfg.Prefixes
+	if len(cfg.ListOnly) > 0 {
+		list = append(slices.Clip(cfg.Prefixes), cfg.ListOnly...)
+	}
 	failures := 0
 	delay := cfg.Retry
 	for {
-		kvs, rev, err := c.ListPrefixes(ctx, cfg.Prefixes)
+		kvs, rev, err := c.ListPrefixes(ctx, list)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestAgentFollowsSchedule(t *testing.T) {
 	await := func(what string, cond func(fleet.UnitState, bool) bool) {
 		t.Helper()
 		var last []fleet.UnitState
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		eventually(t, what, func() bool {
 			states, err := st.UnitStates(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -88,11 +89,8 @@ func TestAgentFollowsSchedule(t *testing.T) {
 					found, ok = s, true
 				}
 			}
-			if cond(found, ok) {
-				return
-			}
-		}
-		t.Fatalf("timed out waiting for %s; states: %+v", what, last)
+			return cond(found, ok)
+		}, func() string { return fmt.Sprintf("states: %+v", last) })
 	}
 
 	await("launched and running", func(s fleet.UnitState, ok bool) bool {
@@ -123,5 +121,22 @@ func TestAgentFollowsSchedule(t *testing.T) {
 	await("state deleted", func(_ fleet.UnitState, ok bool) bool { return !ok })
 	if _, ok := rn.States()[u.Name]; ok {
 		t.Error("runner still holds the unit after it was unscheduled")
+	}
+}
+
+// eventually polls cond until it holds or 30 s pass; then it fails,
+// saying what it waited for and, with detail, what it saw last.
+func eventually(t *testing.T, what string, cond func() bool, detail ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			msg := "timed out waiting for " + what
+			for _, d := range detail {
+				msg += "; " + d()
+			}
+			t.Fatal(msg)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

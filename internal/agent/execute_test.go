@@ -214,11 +214,7 @@ func TestUnitsDoNotWaitForTheRunner(t *testing.T) {
 	}
 
 	release()
-	for deadline := time.Now().Add(30 * time.Second); rn.active(u.Name) != "active"; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the start never completed")
-		}
-	}
+	eventually(t, "the start to complete", func() bool { return rn.active(u.Name) == "active" })
 }
 
 // execAgent is an agent for execute alone: no store, a fake runner.

@@ -57,16 +57,8 @@ func TestAgentHooks(t *testing.T) {
 	go func() { defer close(done); _ = a.Run(runCtx) }()
 	defer func() { stop(); <-done }()
 
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
-	eventually("active", func() bool { return rn.States()[u.Name].ActiveState == "active" })
-	eventually("OnChange", func() bool { mu.Lock(); defer mu.Unlock(); return changes > 0 })
+	eventually(t, "active", func() bool { return rn.States()[u.Name].ActiveState == "active" })
+	eventually(t, "OnChange", func() bool { mu.Lock(); defer mu.Unlock(); return changes > 0 })
 	units := a.Units()
 	if len(units) != 1 || units[0].Name != u.Name || !slices.Equal(units[0].Options, opts) {
 		t.Fatalf("Units() = %+v", units)
@@ -76,7 +68,7 @@ func TestAgentHooks(t *testing.T) {
 	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually("stopped", func() bool { return rn.States()[u.Name].ActiveState == "inactive" })
+	eventually(t, "stopped", func() bool { return rn.States()[u.Name].ActiveState == "inactive" })
 	mu.Lock()
 	got := slices.Clone(stops)
 	mu.Unlock()
@@ -86,7 +78,7 @@ func TestAgentHooks(t *testing.T) {
 	if err := st.Apply(ctx, lead, store.Changes{Delete: []store.ScheduleEntry{{Unit: u.Name, Machine: "m1"}}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually("unloaded", func() bool { _, ok := rn.States()[u.Name]; return !ok })
+	eventually(t, "unloaded", func() bool { _, ok := rn.States()[u.Name]; return !ok })
 	mu.Lock()
 	got = slices.Clone(stops)
 	mu.Unlock()
@@ -156,20 +148,14 @@ func TestBeforeStopIsConcurrentWithinARound(t *testing.T) {
 	go func() { defer close(done); _ = a.Run(runCtx) }()
 	defer func() { stop(); <-done }()
 
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		running := 0
+	eventually(t, "units all active", func() bool {
 		for _, n := range names {
-			if rn.States()[n].ActiveState == "active" {
-				running++
+			if rn.States()[n].ActiveState != "active" {
+				return false
 			}
 		}
-		if running == len(names) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("units never all active")
-		}
-	}
+		return true
+	})
 	if err := st.Apply(ctx, lead, store.Changes{Delete: entries}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,9 +14,17 @@ import (
 	"github.com/fleetd/fleet/internal/fleet"
 )
 
-// openStream starts GET path and returns a line reader; the stream is
-// cancelled when the test ends.
-func openStream(t *testing.T, e *env, path string, hdr http.Header) (*http.Response, *bufio.Reader) {
+// stream reads an event stream in the background: one block per event
+// (an NDJSON line, or the lines of one server-sent event), keep-alives
+// left out.
+type stream struct {
+	t      *testing.T
+	blocks chan []string
+}
+
+// openStream starts GET path and reads it; the stream is cancelled when
+// the test ends.
+func openStream(t *testing.T, e *env, path string, hdr http.Header) (*http.Response, *stream) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
@@ -28,36 +37,94 @@ func openStream(t *testing.T, e *env, path string, hdr http.Header) (*http.Respo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
-	return resp, bufio.NewReader(resp.Body)
-}
-
-// readLine reads one non-empty line within 10 s.
-func readLine(t *testing.T, r *bufio.Reader) string {
-	t.Helper()
-	type res struct {
-		s   string
-		err error
-	}
-	ch := make(chan res, 1)
+	sse := resp.Header.Get("Content-Type") == "text/event-stream"
+	s := &stream{t: t, blocks: make(chan []string, 100)}
 	go func() {
+		defer close(s.blocks)
+		r := bufio.NewReader(resp.Body)
+		var block []string
 		for {
-			s, err := r.ReadString('\n')
-			if err != nil || strings.TrimSpace(s) != "" {
-				ch <- res{strings.TrimSpace(s), err}
+			line, err := r.ReadString('\n')
+			if err != nil {
 				return
 			}
+			line = strings.TrimSpace(line)
+			switch {
+			case line != "" && !strings.HasPrefix(line, ":"):
+				block = append(block, line)
+				if sse {
+					continue
+				}
+			case !sse || len(block) == 0:
+				continue
+			}
+			select {
+			case s.blocks <- block:
+			case <-ctx.Done():
+				return
+			}
+			block = nil
 		}
 	}()
-	select {
-	case x := <-ch:
-		if x.err != nil {
-			t.Fatalf("reading stream: %v", x.err)
+	return resp, s
+}
+
+// next returns the next event that is not a probe's (see live), within
+// 10 s.
+func (s *stream) next() []string {
+	s.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case b, ok := <-s.blocks:
+			if !ok {
+				s.t.Fatal("stream ended")
+			}
+			if !strings.Contains(strings.Join(b, "\n"), probePrefix) {
+				return b
+			}
+		case <-deadline:
+			s.t.Fatal("no event within 10s")
 		}
-		return x.s
-	case <-time.After(10 * time.Second):
-		t.Fatal("no line within 10s")
 	}
-	return ""
+}
+
+// readLine returns the next NDJSON event.
+func (s *stream) readLine() string {
+	s.t.Helper()
+	return strings.Join(s.next(), "\n")
+}
+
+const probePrefix = "stream-probe-"
+
+// live returns once the stream follows the store: a stream "from now"
+// starts its etcd watch after answering, so changes made right after the
+// answer may come before the watch. It submits probe units until the
+// stream carries one; next skips the probes' events.
+func (s *stream) live(e *env) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("%s%d.service", probePrefix, i)
+		if _, err := e.store.CreateUnit(e.ctx(), fleet.Unit{Name: name, Hash: "h", DesiredState: fleet.JobStateInactive}); err != nil {
+			s.t.Fatal(err)
+		}
+		select {
+		case b, ok := <-s.blocks:
+			if !ok {
+				s.t.Fatal("stream ended")
+			}
+			if ev := strings.Join(b, "\n"); !strings.Contains(ev, probePrefix) {
+				s.t.Fatalf("event %q on a stream where nothing else happens", ev)
+			}
+			s.t.Logf("stream live after %d probe(s)", i+1)
+			return
+		case <-time.After(min(10*time.Millisecond<<i, time.Second)):
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatal("the stream carried no probe within 10s")
+		}
+	}
 }
 
 func TestEventsNDJSONAgainstRealStore(t *testing.T) {
@@ -67,12 +134,12 @@ func TestEventsNDJSONAgainstRealStore(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	time.Sleep(100 * time.Millisecond)
+	r.live(e)
 	if _, err := e.store.CreateUnit(ctx, fleet.Unit{Name: "a.service", Hash: "h", DesiredState: fleet.JobStateLaunched}); err != nil {
 		t.Fatal(err)
 	}
 	var ev fleet.Event
-	line := readLine(t, r)
+	line := r.readLine()
 	if err := json.Unmarshal([]byte(line), &ev); err != nil {
 		t.Fatalf("line %q: %v", line, err)
 	}
@@ -82,17 +149,17 @@ func TestEventsNDJSONAgainstRealStore(t *testing.T) {
 	if err := e.store.DestroyUnit(ctx, "a.service"); err != nil {
 		t.Fatal(err)
 	}
-	line = readLine(t, r)
+	line = r.readLine()
 	if !strings.Contains(line, `"type":"unit.destroyed"`) {
 		t.Fatalf("got %q, want unit.destroyed", line)
 	}
 
 	// ?since replays from a revision.
 	_, r2 := openStream(t, e, "/fleet/v1/events?since="+itoa(ev.Rev), nil)
-	if line := readLine(t, r2); !strings.Contains(line, `"type":"unit.submitted"`) {
+	if line := r2.readLine(); !strings.Contains(line, `"type":"unit.submitted"`) {
 		t.Fatalf("replay: %q", line)
 	}
-	if line := readLine(t, r2); !strings.Contains(line, `"type":"unit.destroyed"`) {
+	if line := r2.readLine(); !strings.Contains(line, `"type":"unit.destroyed"`) {
 		t.Fatalf("replay: %q", line)
 	}
 
@@ -122,16 +189,16 @@ func TestEventsSSE(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
 	}
-	if l := readLine(t, r); l != "retry: 2000" {
-		t.Fatalf("first line %q", l)
+	if b := r.next(); len(b) != 1 || b[0] != "retry: 2000" {
+		t.Fatalf("first event %q", b)
 	}
-	time.Sleep(100 * time.Millisecond)
+	r.live(e)
 	if _, err := e.store.CreateUnit(ctx, fleet.Unit{Name: "b.service", Hash: "h", DesiredState: fleet.JobStateLoaded}); err != nil {
 		t.Fatal(err)
 	}
-	id, typ, data := readLine(t, r), readLine(t, r), readLine(t, r)
-	if !strings.HasPrefix(id, "id: ") || typ != "event: fleet" || !strings.Contains(data, `"unit":"b.service"`) {
-		t.Fatalf("got %q %q %q", id, typ, data)
+	b := r.next()
+	if len(b) != 3 || !strings.HasPrefix(b[0], "id: ") || b[1] != "event: fleet" || !strings.Contains(b[2], `"unit":"b.service"`) {
+		t.Fatalf("got %q", b)
 	}
 }
 

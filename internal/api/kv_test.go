@@ -104,17 +104,36 @@ func TestKVTTL(t *testing.T) {
 	if r := e.do("PUT", "/fleet/v1/kv/tmp/lease2", "application/json", `{"value":"v","ttl":1}`); r.code != http.StatusOK {
 		t.Fatalf("put ttl 1: %d %s", r.code, r.body)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		a := e.do("GET", "/fleet/v1/kv/tmp/lease", "", "")
-		b := e.do("GET", "/fleet/v1/kv/tmp/lease2", "", "")
-		if a.code == http.StatusNotFound && b.code == http.StatusNotFound {
+	// Both leases expire: etcd deletes the keys (watched from the
+	// revision after the puts, so no deletion is missed), and the API
+	// answers 404 for them.
+	_, _, rev, err := e.store.KV().Get(e.ctx(), "/tmp/lease2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(e.ctx(), 30*time.Second)
+	defer cancel()
+	gone := map[string]bool{}
+	for b := range e.store.KV().Watch(wctx, "/tmp/lease", etcdkv.WatchOptions{Prefix: true, FromRev: rev + 1}) {
+		if b.Err != nil {
+			t.Fatalf("watch: %v", b.Err)
+		}
+		for _, ev := range b.Events {
+			if ev.Type == etcdkv.EventDelete {
+				gone[ev.KV.Key] = true
+			}
+		}
+		if gone["/tmp/lease"] && gone["/tmp/lease2"] {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("keys did not expire: %d %s / %d %s", a.code, a.body, b.code, b.body)
+	}
+	if !gone["/tmp/lease"] || !gone["/tmp/lease2"] {
+		t.Fatalf("keys did not expire within 30s: deleted %v", gone)
+	}
+	for _, p := range []string{"/fleet/v1/kv/tmp/lease", "/fleet/v1/kv/tmp/lease2"} {
+		if r := e.do("GET", p, "", ""); r.code != http.StatusNotFound {
+			t.Fatalf("GET %s after expiry: %d %s", p, r.code, r.body)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/runner"
-	"github.com/fleetd/fleet/internal/store"
 )
 
 // UnitStatus is the status of a unit on one machine: Text on success, Error
@@ -92,12 +91,7 @@ type target struct {
 func (s *Server) targets(w http.ResponseWriter, r *http.Request, name string) (ts []target, multi, ok bool) {
 	ctx := r.Context()
 	u, err := s.store.Unit(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, msgUnitNotFound)
-		return nil, false, false
-	}
-	if err != nil {
-		s.storeError(w, r, err)
+	if s.unitError(w, r, err) {
 		return nil, false, false
 	}
 	placements, err := s.store.Placements(ctx, name)

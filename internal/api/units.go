@@ -143,12 +143,7 @@ func (s *Server) getUnit(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	ctx := r.Context()
 	u, err := s.store.Unit(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, msgUnitNotFound)
-		return
-	}
-	if err != nil {
-		s.storeError(w, r, err)
+	if s.unitError(w, r, err) {
 		return
 	}
 	pl, err := s.store.Placements(ctx, name)
@@ -169,16 +164,29 @@ func (s *Server) getUnit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteUnit(w http.ResponseWriter, r *http.Request) {
-	err := s.store.DestroyUnit(r.Context(), r.PathValue("name"))
+	s.unitChanged(w, r, s.store.DestroyUnit(r.Context(), r.PathValue("name")))
+}
+
+// unitError answers err, if any, of a store call about one unit: 404 when
+// the unit does not exist, else as storeError. It reports whether it
+// answered.
+func (s *Server) unitError(w http.ResponseWriter, r *http.Request, err error) bool {
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, msgUnitNotFound)
-		return
+		return true
 	}
 	if err != nil {
 		s.storeError(w, r, err)
-		return
+		return true
 	}
-	writeJSON(w, http.StatusNoContent, nil)
+	return false
+}
+
+// unitChanged answers a change of one unit: 204, or its error (unitError).
+func (s *Server) unitChanged(w http.ResponseWriter, r *http.Request, err error) {
+	if !s.unitError(w, r, err) {
+		writeJSON(w, http.StatusNoContent, nil)
+	}
 }
 
 // checkJSONContentType applies fleet's Content-Type rule: exactly one
@@ -290,16 +298,7 @@ func (s *Server) putUnit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("cannot activate template %q", name))
 		return
 	}
-	err = s.store.SetDesiredState(ctx, name, ds)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, msgUnitNotFound)
-		return
-	}
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusNoContent, nil)
+	s.unitChanged(w, r, s.store.SetDesiredState(ctx, name, ds))
 }
 
 // WarningHeader carries, once per warning, what a unit submitted with PUT

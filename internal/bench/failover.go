@@ -65,16 +65,9 @@ func failoverOnce(ctx context.Context, e *env, bin, dir string, n int, ttl, free
 		return res, err
 	}
 	defer c.stop()
-	cli, err := newClient(c.etcd, c.token)
-	if err != nil {
-		return res, err
-	}
-	defer cli.Close()
+	cli := c.cli
 	aw := watchActive(ctx, cli, store.DefaultPrefix)
 	st := store.New(etcdkv.New(cli), "")
-	if err := awaitMachines(ctx, st, 3, 60*time.Second); err != nil {
-		return res, err
-	}
 	api, err := c.client(0)
 	if err != nil {
 		return res, err

@@ -1,53 +1,41 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/fleetd/fleet/internal/client"
 	"github.com/fleetd/fleet/internal/clusterauth"
 	"github.com/fleetd/fleet/internal/fleet"
-	"github.com/fleetd/fleet/internal/orphans"
+	"github.com/fleetd/fleet/internal/procutil"
+	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
-// buildFleetd builds cmd/fleetd, and cmd/fleet-shim next to it (the unit
-// shims), into dir (or returns path if given).
-func buildFleetd(ctx context.Context, e *env, path, dir string) (string, error) {
-	if path != "" {
-		return path, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	e.printf("building fleetd and fleet-shim ...\n")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/fleetd", "./cmd/fleet-shim")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/fleetd ./cmd/fleet-shim: %v\n%s", err, b)
-	}
-	return filepath.Join(dir, "fleetd"), nil
-}
-
 // fleetdWorkdir makes a temporary directory for the bench called name and
-// builds fleetd into it (unless bin is given); the caller removes dir.
+// builds fleetd (and fleet-shim) into it, unless bin names a prebuilt
+// fleetd; the caller removes dir.
 func fleetdWorkdir(ctx context.Context, e *env, name, bin string) (dir, path string, err error) {
 	dir, err = os.MkdirTemp("", "fleet-bench-"+name+"-")
 	if err != nil {
 		return "", "", err
 	}
-	path, err = buildFleetd(ctx, e, bin, dir)
+	if bin != "" {
+		return dir, bin, nil
+	}
+	e.printf("building fleetd and fleet-shim ...\n")
+	path, err = procutil.BuildFleetd(ctx, dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", "", err
@@ -73,81 +61,45 @@ type fleetdProc struct {
 	etcdName string
 	args     []string
 	bin      string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	mu       sync.Mutex
-	log      bytes.Buffer
+	proc     *procutil.Proc
+	log      procutil.Log
 }
 
-func (p *fleetdProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *fleetdProc) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *fleetdProc) logText() string { return p.log.String() }
 
 func (p *fleetdProc) start() error {
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = append(os.Environ(), "FLEET_LOG_FORMAT=text")
-	cmd.Stdout, cmd.Stderr = p, p
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	proc, err := procutil.StartFleetd(p.bin, p.args, &p.log)
+	if err != nil {
 		return fmt.Errorf("start fleetd %d: %w", p.idx, err)
 	}
-	p.cmd = cmd
-	p.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(p.done) }()
+	p.proc = proc
 	return nil
 }
 
-func (p *fleetdProc) pid() int { return p.cmd.Process.Pid }
+func (p *fleetdProc) pid() int { return p.proc.Pid() }
 
-func (p *fleetdProc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *fleetdProc) alive() bool { return !p.proc.Exited() }
 
-func (p *fleetdProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *fleetdProc) kill() { p.proc.Kill() }
 
+// stop ends fleetd (also a stopped one: SIGCONT first), killing it after d.
 func (p *fleetdProc) stop(d time.Duration) {
 	if !p.alive() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		p.kill()
-	}
+	p.proc.Signal(syscall.SIGCONT)
+	p.proc.Stop(d)
 }
 
 func (p *fleetdProc) awaitAPI(ctx context.Context, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if !p.alive() {
-			return fmt.Errorf("fleetd %d exited early:\n%s", p.idx, tail(p.logText(), 3000))
-		}
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(p.api, "http://"), time.Second)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	err := p.proc.Await(ctx, d, 50*time.Millisecond, procutil.Listening(strings.TrimPrefix(p.api, "http://")))
+	switch {
+	case errors.Is(err, procutil.ErrExited):
+		return fmt.Errorf("fleetd %d exited early:\n%s", p.idx, tail(p.logText(), 3000))
+	case err != nil:
+		return fmt.Errorf("fleetd %d API did not come up:\n%s", p.idx, tail(p.logText(), 3000))
 	}
-	return fmt.Errorf("fleetd %d API did not come up:\n%s", p.idx, tail(p.logText(), 3000))
+	return nil
 }
 
 func tail(s string, n int) string {
@@ -173,13 +125,17 @@ type fleetdCluster struct {
 	dir   string
 	procs []*fleetdProc
 	etcd  []string // client URLs of the etcd members
+	// cli is a client of etcd (as root), closed by stop.
+	cli *clientv3.Client
 	// token is the cluster token (etcd's root password) every fleetd
 	// shares; admin is the admin API token machine 0 wrote.
 	token, admin string
 }
 
+// startCluster starts the fleetd processes, connects c.cli to their etcd
+// and waits until every fleetd registered its machine.
 func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdCluster, error) {
-	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	procutil.BecomeSubreaper()
 	c := &fleetdCluster{dir: dir}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -256,6 +212,15 @@ func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdC
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
 	c.admin = strings.TrimSpace(string(b))
+	if c.cli, err = newClient(c.etcd, c.token); err != nil {
+		c.stop()
+		return nil, err
+	}
+	if err := awaitMachines(ctx, store.New(etcdkv.New(c.cli), ""), o.n, 60*time.Second); err != nil {
+		err = fmt.Errorf("%w; end of fleetd logs:\n%s", err, c.logTails(1500))
+		c.stop()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -269,39 +234,22 @@ func (c *fleetdCluster) logTails(n int) string {
 }
 
 func (c *fleetdCluster) stop() {
+	if c.cli != nil {
+		c.cli.Close()
+	}
 	var wg sync.WaitGroup
 	for _, p := range c.procs {
-		if p.cmd != nil {
+		if p.proc != nil {
 			wg.Go(func() { p.stop(40 * time.Second) })
 		}
 	}
 	wg.Wait()
-	killOrphans()
+	// fleetd leaves its units running when it stops.
+	procutil.KillOrphans(10)
 }
 
 func (c *fleetdCluster) client(i int) (*client.Client, error) {
 	return client.New(c.procs[i].api, client.Options{RequestTimeout: 30 * time.Second, Token: c.admin})
-}
-
-// killOrphans kills the processes this process adopted as a subreaper
-// (units, and the exec runner's shims, of fleetd processes that were killed
-// or stopped) and reaps them; it runs after every fleetd of ours has been
-// waited for. A unit in its own process group is adopted when its shim
-// dies, so it repeats until no orphan is left.
-func killOrphans() {
-	for range 10 {
-		if killOrphansOnce() == 0 {
-			return
-		}
-	}
-}
-
-func killOrphansOnce() int {
-	killed := orphans.Kill()
-	for _, pid := range killed {
-		orphans.Reap(pid, time.Now().Add(5*time.Second))
-	}
-	return len(killed)
 }
 
 // sleepUnit is a trivial long-running unit for the exec runner.

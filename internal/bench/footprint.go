@@ -74,12 +74,7 @@ func runFootprint(ctx context.Context, e *env, args []string) (map[string]any, e
 	res["target_idle_cpu_pct"] = 1
 
 	if *units > 0 {
-		cli, err := newClient(c.etcd, c.token)
-		if err != nil {
-			return res, err
-		}
-		defer cli.Close()
-		aw := watchActive(ctx, cli, store.DefaultPrefix)
+		aw := watchActive(ctx, c.cli, store.DefaultPrefix)
 		api, err := c.client(0)
 		if err != nil {
 			return res, err
@@ -139,11 +134,15 @@ func measureIdle(ctx context.Context, pid int, settle, window time.Duration) (in
 	return b.RSS, cpuPercent(a, b), b.HWM
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
+// sleepCtx sleeps d and reports whether ctx is still live (false: it
+// ended the sleep early).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }

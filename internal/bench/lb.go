@@ -22,6 +22,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fleetd/fleet/internal/procutil"
 )
 
 // lbOpts are the lb scenario's flags.
@@ -90,7 +92,7 @@ func runLB(ctx context.Context, e *env, args []string) (map[string]any, error) {
 		return nil, err
 	}
 	defer prof.stop()
-	dir, err := os.MkdirTemp("", "fleet-bench-lb-")
+	dir, bin, err := fleetdWorkdir(ctx, e, "lb", o.fleetd)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +100,6 @@ func runLB(ctx context.Context, e *env, args []string) (map[string]any, error) {
 		e.printf("temporary directory: %s\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
-	}
-	bin, err := buildFleetd(ctx, e, o.fleetd, dir)
-	if err != nil {
-		return nil, err
 	}
 	return lbScenario(ctx, e, o, bin, dir)
 }
@@ -286,7 +284,7 @@ func churnRun(ctx context.Context, e *env, o lbOpts, bal lbBalancer, bs []*lbBac
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		// Leave the first and last half second of the run undisturbed.
-		if !pause(cctx, 500*time.Millisecond) {
+		if !sleepCtx(cctx, 500*time.Millisecond) {
 			return
 		}
 		for i := 0; cctx.Err() == nil; i++ {
@@ -306,7 +304,7 @@ func churnRun(ctx context.Context, e *env, o lbOpts, bal lbBalancer, bs []*lbBac
 				return
 			}
 			cycles++
-			if !pause(cctx, o.churnPause) {
+			if !sleepCtx(cctx, o.churnPause) {
 				return
 			}
 		}
@@ -320,18 +318,6 @@ func churnRun(ctx context.Context, e *env, o lbOpts, bal lbBalancer, bs []*lbBac
 	// Let the balancer take the last re-registered backend back.
 	time.Sleep(100 * time.Millisecond)
 	return w, cycles, err
-}
-
-// pause sleeps d and reports whether ctx is still live.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func median(xs []float64) float64 {
@@ -364,8 +350,7 @@ type lbBackend struct {
 	addr, key string
 	exe       string
 	errw      io.Writer
-	cmd       *exec.Cmd
-	done      chan struct{}
+	proc      *procutil.Proc // nil when stopped
 }
 
 func (b *lbBackend) start(ctx context.Context) error {
@@ -376,23 +361,20 @@ func (b *lbBackend) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start backend %d: %w", b.idx, err)
-	}
-	b.cmd, b.done = cmd, make(chan struct{})
 	ready := make(chan bool, 1)
-	go func() {
+	b.proc, err = procutil.Start(cmd, func() {
 		sc := bufio.NewScanner(out)
 		ready <- sc.Scan()
 		for sc.Scan() {
 		}
-		_ = cmd.Wait()
-		close(b.done)
-	}()
+	})
+	if err != nil {
+		return fmt.Errorf("start backend %d: %w", b.idx, err)
+	}
 	select {
 	case ok := <-ready:
 		if !ok {
-			<-b.done
+			<-b.proc.Done()
 			return fmt.Errorf("backend %d on %s did not start", b.idx, b.addr)
 		}
 		return nil
@@ -408,17 +390,11 @@ func (b *lbBackend) start(ctx context.Context) error {
 // stop asks the backend to stop (it answers "Connection: close" for a
 // moment, then shuts down) and waits; it kills it after 5s.
 func (b *lbBackend) stop() {
-	if b.cmd == nil {
+	if b.proc == nil {
 		return
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(5 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
-	b.cmd = nil
+	b.proc.Stop(5 * time.Second)
+	b.proc = nil
 }
 
 // runLBBackendChild is a backend: a keep-alive HTTP/1.1 server answering
@@ -474,8 +450,7 @@ func runLBBackendChild(ctx context.Context, e *env, args []string) (map[string]a
 
 type haproxyProc struct {
 	mode, dir, addr, sock string
-	cmd                   *exec.Cmd
-	done                  chan struct{}
+	proc                  *procutil.Proc
 }
 
 func startHAProxy(ctx context.Context, dir, mode string, threads int, bs []*lbBackend) (*haproxyProc, error) {
@@ -511,35 +486,21 @@ func startHAProxy(ctx context.Context, dir, mode string, threads int, bs []*lbBa
 		return nil, err
 	}
 	cmd := exec.Command("haproxy", "-db", "-f", path)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	if h.proc, err = startChild(cmd, logf); err != nil {
 		return nil, fmt.Errorf("start haproxy: %w", err)
 	}
-	h.cmd, h.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(h.done) }()
-	if err := awaitListen(ctx, addr, h.done, 10*time.Second); err != nil {
+	if err := awaitListen(ctx, h.proc, addr, 10*time.Second); err != nil {
 		h.stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "haproxy.log"))
-		return nil, fmt.Errorf("haproxy: %w\n%s", err, tail(string(log), 2000))
+		return nil, fmt.Errorf("haproxy: %w\n%s", err, logTail(logf.Name()))
 	}
 	return h, nil
 }
 
 func (h *haproxyProc) name() string { return "haproxy" }
 func (h *haproxyProc) url() string  { return "http://" + h.addr + "/" }
-func (h *haproxyProc) pid() int     { return h.cmd.Process.Pid }
+func (h *haproxyProc) pid() int     { return h.proc.Pid() }
 
-func (h *haproxyProc) stop() {
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(5 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.done
-	}
-}
+func (h *haproxyProc) stop() { h.proc.Stop(5 * time.Second) }
 
 // admin sends one command to haproxy's runtime API.
 func (h *haproxyProc) admin(cmd string) error {
@@ -572,9 +533,7 @@ func (h *haproxyProc) register(_ context.Context, b *lbBackend) error {
 type lbProc struct {
 	mode, addr, status string
 	cli                *clientv3.Client
-	cmd                *exec.Cmd
-	done               chan struct{}
-	log                *os.File
+	proc               *procutil.Proc
 }
 
 func startLBProc(ctx context.Context, bin, dir, mode, etcdURL string, o lbOpts, n int) (*lbProc, error) {
@@ -596,7 +555,7 @@ func startLBProc(ctx context.Context, bin, dir, mode, etcdURL string, o lbOpts, 
 	if o.lbCPU != "" {
 		args = append(args, "--cpuprofile", o.lbCPU+"."+mode)
 	}
-	p.log, err = os.Create(filepath.Join(dir, "lb-"+mode+".log"))
+	logf, err := os.Create(filepath.Join(dir, "lb-"+mode+".log"))
 	if err != nil {
 		cli.Close()
 		return nil, err
@@ -606,70 +565,68 @@ func startLBProc(ctx context.Context, bin, dir, mode, etcdURL string, o lbOpts, 
 	if o.lbGOGC != "" {
 		cmd.Env = append(cmd.Env, "GOGC="+o.lbGOGC)
 	}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if p.proc, err = startChild(cmd, logf); err != nil {
 		cli.Close()
-		p.log.Close()
 		return nil, fmt.Errorf("start fleetd lb: %w", err)
 	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(p.done) }()
 	if err := p.awaitBackends(ctx, n, 20*time.Second); err != nil {
 		p.stop()
-		log, _ := os.ReadFile(p.log.Name())
-		return nil, fmt.Errorf("fleetd lb: %w\n%s", err, tail(string(log), 2000))
+		return nil, fmt.Errorf("fleetd lb: %w\n%s", err, logTail(logf.Name()))
 	}
 	return p, nil
 }
 
+// startChild starts cmd with its output to log (closed here: the child has
+// its own copy), to be killed if fleet-bench dies.
+func startChild(cmd *exec.Cmd, log *os.File) (*procutil.Proc, error) {
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return procutil.Start(cmd, nil)
+}
+
+// logTail is the end of a child's log file, for errors.
+func logTail(path string) string {
+	log, _ := os.ReadFile(path)
+	return tail(string(log), 2000)
+}
+
 // awaitBackends waits until /status reports the lb synced with n backends.
 func (p *lbProc) awaitBackends(ctx context.Context, n int, d time.Duration) error {
-	deadline := time.Now().Add(d)
 	hc := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case <-p.done:
-			return errors.New("exited early")
-		default:
+	err := p.proc.Await(ctx, d, 50*time.Millisecond, func() bool {
+		resp, err := hc.Get("http://" + p.status + "/status")
+		if err != nil {
+			return false
 		}
-		if resp, err := hc.Get("http://" + p.status + "/status"); err == nil {
-			var st struct {
-				Synced   bool `json:"synced"`
-				Backends []struct {
-					Draining bool `json:"draining"`
-				} `json:"backends"`
-			}
-			err := json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			live := 0
-			for _, b := range st.Backends {
-				if !b.Draining {
-					live++
-				}
-			}
-			if err == nil && st.Synced && live == n {
-				return nil
+		var st struct {
+			Synced   bool `json:"synced"`
+			Backends []struct {
+				Draining bool `json:"draining"`
+			} `json:"backends"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		live := 0
+		for _, b := range st.Backends {
+			if !b.Draining {
+				live++
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && st.Synced && live == n
+	})
+	if err != nil && !errors.Is(err, procutil.ErrExited) {
+		return fmt.Errorf("not synced with %d backends within %v", n, d)
 	}
-	return fmt.Errorf("not synced with %d backends within %v", n, d)
+	return err
 }
 
 func (p *lbProc) name() string { return "lb" }
 func (p *lbProc) url() string  { return "http://" + p.addr + "/" }
-func (p *lbProc) pid() int     { return p.cmd.Process.Pid }
+func (p *lbProc) pid() int     { return p.proc.Pid() }
 
 func (p *lbProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.log.Close()
+	p.proc.Stop(10 * time.Second)
 	p.cli.Close()
 }
 
@@ -683,21 +640,13 @@ func (p *lbProc) register(ctx context.Context, b *lbBackend) error {
 	return err
 }
 
-func awaitListen(ctx context.Context, addr string, done <-chan struct{}, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case <-done:
-			return errors.New("exited early")
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+// awaitListen waits until p listens on addr.
+func awaitListen(ctx context.Context, p *procutil.Proc, addr string, d time.Duration) error {
+	err := p.Await(ctx, d, 20*time.Millisecond, procutil.Listening(addr))
+	if err != nil && !errors.Is(err, procutil.ErrExited) {
+		return fmt.Errorf("not listening on %s within %v", addr, d)
 	}
-	return fmt.Errorf("not listening on %s within %v", addr, d)
+	return err
 }
 
 // procSyscalls returns the read and write system calls pid made so far
@@ -787,24 +736,18 @@ func runWrk(ctx context.Context, o lbOpts, url string, pid int) (wrkResult, erro
 func parseWrk(out string) (wrkResult, error) {
 	var w wrkResult
 	var haveRPS, haveP99 bool
+	latency := map[string]*float64{"50%": &w.P50, "75%": &w.P75, "90%": &w.P90, "99%": &w.P99}
+	socketErrors := map[string]*int64{"connect": &w.ConnectErr, "read": &w.ReadErr, "write": &w.WriteErr, "timeout": &w.TimeoutErr}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		switch {
-		case len(f) == 2 && (f[0] == "50%" || f[0] == "75%" || f[0] == "90%" || f[0] == "99%"):
+		case len(f) == 2 && latency[f[0]] != nil:
 			d, err := parseWrkDuration(f[1])
 			if err != nil {
 				return w, err
 			}
-			switch f[0] {
-			case "50%":
-				w.P50 = d
-			case "75%":
-				w.P75 = d
-			case "90%":
-				w.P90 = d
-			case "99%":
-				w.P99, haveP99 = d, true
-			}
+			*latency[f[0]] = d
+			haveP99 = haveP99 || f[0] == "99%"
 		case len(f) == 2 && f[0] == "Requests/sec:":
 			v, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
@@ -820,16 +763,8 @@ func parseWrk(out string) (wrkResult, error) {
 				if len(kv) != 2 {
 					continue
 				}
-				n, _ := strconv.ParseInt(kv[1], 10, 64)
-				switch kv[0] {
-				case "connect":
-					w.ConnectErr = n
-				case "read":
-					w.ReadErr = n
-				case "write":
-					w.WriteErr = n
-				case "timeout":
-					w.TimeoutErr = n
+				if p := socketErrors[kv[0]]; p != nil {
+					*p, _ = strconv.ParseInt(kv[1], 10, 64)
 				}
 			}
 		case strings.HasPrefix(strings.TrimSpace(line), "Non-2xx or 3xx responses:"):

@@ -23,7 +23,6 @@ import (
 	"github.com/fleetd/fleet/internal/client"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
-	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
 // The soak scenario: real fleetd processes (the first embeds etcd, the
@@ -201,16 +200,25 @@ func (c *soakChurn) create(ctx context.Context, i int) {
 	})
 }
 
+// claim returns unit i for the operation whose mark flag done picks, and
+// sets the flag; nil if the unit is gone or the operation was claimed.
+func (c *soakChurn) claim(i int, done func(*soakUnit) *bool) *soakUnit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.units[i]
+	if u == nil || *done(u) {
+		return nil
+	}
+	*done(u) = true
+	return u
+}
+
 // stop stops unit i (once it was created).
 func (c *soakChurn) stop(ctx context.Context, i int) {
-	c.mu.Lock()
-	u := c.units[i]
-	if u == nil || u.stopDone {
-		c.mu.Unlock()
+	u := c.claim(i, func(u *soakUnit) *bool { return &u.stopDone })
+	if u == nil {
 		return
 	}
-	u.stopDone = true
-	c.mu.Unlock()
 	c.wg.Go(func() {
 		defer close(u.stopped)
 		<-u.created
@@ -235,14 +243,10 @@ func (c *soakChurn) stop(ctx context.Context, i int) {
 
 // destroy destroys unit i (once the stop returned) and forgets it.
 func (c *soakChurn) destroy(ctx context.Context, i int) {
-	c.mu.Lock()
-	u := c.units[i]
-	if u == nil || u.destroy {
-		c.mu.Unlock()
+	u := c.claim(i, func(u *soakUnit) *bool { return &u.destroy })
+	if u == nil {
 		return
 	}
-	u.destroy = true
-	c.mu.Unlock()
 	c.wg.Go(func() {
 		<-u.stopped
 		ok := u.createOK && c.call(ctx, "destroy", u.name, func(ctx context.Context) error { return c.client(i+2).DestroyUnit(ctx, u.name) })
@@ -343,14 +347,7 @@ func soak(ctx context.Context, e *env, bin, dir string, o soakOpts) (map[string]
 		return res, err
 	}
 	defer c.stop()
-	cli, err := newClient(c.etcd, c.token)
-	if err != nil {
-		return res, err
-	}
-	defer cli.Close()
-	if err := awaitMachines(ctx, store.New(etcdkv.New(cli), ""), o.machines, 60*time.Second); err != nil {
-		return res, fmt.Errorf("%w; end of fleetd logs:\n%s", err, c.logTails(1500))
-	}
+	cli := c.cli
 	ch := &soakChurn{
 		o: o, units: map[int]*soakUnit{}, pending: map[string]bool{}, sem: make(chan struct{}, 8),
 		runID:  fmt.Sprintf("%04x", time.Now().UnixNano()&0xffff),

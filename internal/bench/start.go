@@ -30,11 +30,7 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 		return nil, err
 	}
 	defer c.stop()
-	cli, err := newClient(c.etcd, c.token)
-	if err != nil {
-		return nil, err
-	}
-	defer cli.Close()
+	cli := c.cli
 	api, err := c.client(0)
 	if err != nil {
 		return nil, err

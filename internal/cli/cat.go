@@ -16,22 +16,9 @@ stores it (re-serialized from its options: no comments, sections merged).
 Useful to verify the correct version of a unit is running.`,
 	}
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if len(args) != 1 {
-			a.errf("One unit file must be provided")
-			return 1
-		}
-		c := a.client()
-		if c == nil {
-			return 1
-		}
-		name := unitName(args[0])
-		u, err := c.Unit(a.ctx, name)
-		if err != nil {
-			a.errf("Error retrieving Unit %s: %v", name, err)
-			return 1
-		}
+		_, u := a.argUnit(args, "One unit file must be provided",
+			unitMsgs{failed: "Error retrieving Unit %s: %v", missing: "Unit %s not found"})
 		if u == nil {
-			a.errf("Unit %s not found", name)
 			return 1
 		}
 		_, _ = a.stdout.Write(unitfile.Serialize(client.ToFleetOptions(u.Options)))

@@ -28,13 +28,9 @@ Destroy everything:
 	}
 	bf.register(cmd, "destroyed", true)
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if len(args) == 0 {
-			a.errf("No units given")
-			return 0
-		}
-		c := a.client()
+		c, exit := a.unitsClient(args)
 		if c == nil {
-			return 1
+			return exit
 		}
 		var destroyed []string
 		for _, name := range unitNames(args) {

@@ -40,24 +40,11 @@ Follow the journal:
 	_ = cmd.Flags().MarkHidden("ssh-port")
 	_ = cmd.Flags().MarkHidden("sudo")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if len(args) != 1 {
-			a.errf("One unit file must be provided.")
-			return 1
-		}
-		c := a.client()
-		if c == nil {
+		c, u := a.argUnit(args, "One unit file must be provided.", unitMsgsFleet)
+		if u == nil {
 			return 1
 		}
 		name := unitName(args[0])
-		u, err := c.Unit(a.ctx, name)
-		if err != nil {
-			a.errf("Error retrieving unit %s: %v", name, err)
-			return 1
-		}
-		if u == nil {
-			a.errf("Unit %s does not exist.", name)
-			return 1
-		}
 		if err := c.Journal(a.ctx, name, lines, follow, output, machine, a.stdout); err != nil {
 			if a.ctx.Err() != nil {
 				return 0

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleet/internal/client"
 )
 
 // listFlags are the flags of the list commands.
@@ -28,6 +30,46 @@ func (f *listFlags) parse(valid func(string) bool) ([]string, error) {
 	return parseFields(f.fields, valid)
 }
 
+// listing is what a list command prints: json for -o json, else rows
+// renders the table rows of the --fields columns.
+type listing struct {
+	json any
+	rows func(fields []string) [][]string
+}
+
+// runList is the body of a list command: it checks the flags (valid checks
+// a --fields column; note, if not nil, may warn about the columns), lets
+// load fetch the listing (it prints its error and returns nil on failure)
+// and prints it.
+func (a *app) runList(f *listFlags, valid func(string) bool, note func(fields []string), load func(c *client.Client) *listing) int {
+	fields, err := f.parse(valid)
+	if err != nil {
+		a.errf("%v", err)
+		return 1
+	}
+	if note != nil {
+		note(fields)
+	}
+	c := a.client()
+	if c == nil {
+		return 1
+	}
+	l := load(c)
+	if l == nil {
+		return 1
+	}
+	if f.output == outputJSON {
+		err = writeJSON(a.stdout, l.json)
+	} else {
+		err = renderTable(a.stdout, fields, l.rows(fields), f.noLegend)
+	}
+	if err != nil {
+		a.errf("%v", err)
+		return 1
+	}
+	return 0
+}
+
 func (a *app) cmdListMachines() *cobra.Command {
 	var f listFlags
 	cmd := &cobra.Command{
@@ -48,32 +90,16 @@ Machine-readable output:
 	}
 	f.register(cmd, defaultMachineFields, "machine,ip,metadata")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		fields, err := f.parse(validMachineField)
-		if err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		c := a.client()
-		if c == nil {
-			return 1
-		}
-		ms, err := c.Machines(a.ctx)
-		if err != nil {
-			a.errf("Error retrieving list of active machines: %v", err)
-			return 1
-		}
-		if f.output == outputJSON {
-			if err := writeJSON(a.stdout, machinesJSON(ms)); err != nil {
-				a.errf("%v", err)
-				return 1
+		return a.runList(&f, validMachineField, nil, func(c *client.Client) *listing {
+			ms, err := c.Machines(a.ctx)
+			if err != nil {
+				a.errf("Error retrieving list of active machines: %v", err)
+				return nil
 			}
-			return 0
-		}
-		if err := renderTable(a.stdout, fields, machineRows(ms, fields, f.full), f.noLegend); err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		return 0
+			return &listing{json: machinesJSON(ms), rows: func(fields []string) [][]string {
+				return machineRows(ms, fields, f.full)
+			}}
+		})
 	})
 	return cmd
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"slices"
+
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleet/internal/client"
@@ -27,54 +29,31 @@ Print only some columns:
 	}
 	f.register(cmd, defaultUnitFileFields, "desc,dstate,global,hash,state,target,unit")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		fields, err := f.parse(validUnitFileField)
-		if err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		for _, fl := range fields {
-			if fl == "tmachine" {
-				a.errf(`WARNING: The "tmachine" field is deprecated. Use "target" instead.`)
-				break
-			}
-		}
-		c := a.client()
-		if c == nil {
-			return 1
-		}
-		units, err := c.Units(a.ctx)
-		if err != nil {
-			a.errf("Error retrieving list of units from repository: %v", err)
-			return 1
-		}
-		var states []client.UnitState
-		hasGlobal := false
-		for _, u := range units {
-			if isGlobalUnit(u) {
-				hasGlobal = true
-				break
-			}
-		}
-		if hasGlobal {
-			states, err = c.UnitStates(a.ctx)
+		return a.runList(&f, validUnitFileField, a.warnTMachine, func(c *client.Client) *listing {
+			units, err := c.Units(a.ctx)
 			if err != nil {
-				a.errf("Error retrieving list of unit states: %v", err)
-				return 1
+				a.errf("Error retrieving list of units from repository: %v", err)
+				return nil
 			}
-		}
-		if f.output == outputJSON {
-			if err := writeJSON(a.stdout, unitFilesJSON(units, states)); err != nil {
-				a.errf("%v", err)
-				return 1
+			var states []client.UnitState
+			if slices.ContainsFunc(units, isGlobalUnit) {
+				states, err = c.UnitStates(a.ctx)
+				if err != nil {
+					a.errf("Error retrieving list of unit states: %v", err)
+					return nil
+				}
 			}
-			return 0
-		}
-		machines := a.machineMap()
-		if err := renderTable(a.stdout, fields, unitFileRows(units, machines, states, fields, f.full), f.noLegend); err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		return 0
+			return &listing{json: unitFilesJSON(units, states), rows: func(fields []string) [][]string {
+				return unitFileRows(units, a.machineMap(), states, fields, f.full)
+			}}
+		})
 	})
 	return cmd
+}
+
+// warnTMachine warns about fleet's deprecated "tmachine" column.
+func (a *app) warnTMachine(fields []string) {
+	if slices.Contains(fields, "tmachine") {
+		a.errf(`WARNING: The "tmachine" field is deprecated. Use "target" instead.`)
+	}
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleet/internal/client"
 )
 
 func (a *app) cmdListUnits() *cobra.Command {
@@ -25,33 +27,17 @@ Destroy every loaded unit:
 	}
 	f.register(cmd, defaultUnitFields, "active,hash,load,machine,sub,unit")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		fields, err := f.parse(validUnitField)
-		if err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		c := a.client()
-		if c == nil {
-			return 1
-		}
-		states, err := c.UnitStates(a.ctx)
-		if err != nil {
-			a.errf("Error retrieving list of units from repository: %v", err)
-			return 1
-		}
-		machines := a.machineMap()
-		if f.output == outputJSON {
-			if err := writeJSON(a.stdout, unitStatesJSON(states, machines)); err != nil {
-				a.errf("%v", err)
-				return 1
+		return a.runList(&f, validUnitField, nil, func(c *client.Client) *listing {
+			states, err := c.UnitStates(a.ctx)
+			if err != nil {
+				a.errf("Error retrieving list of units from repository: %v", err)
+				return nil
 			}
-			return 0
-		}
-		if err := renderTable(a.stdout, fields, unitRows(states, machines, fields, f.full), f.noLegend); err != nil {
-			a.errf("%v", err)
-			return 1
-		}
-		return 0
+			machines := a.machineMap()
+			return &listing{json: unitStatesJSON(states, machines), rows: func(fields []string) [][]string {
+				return unitRows(states, machines, fields, f.full)
+			}}
+		})
 	})
 	return cmd
 }

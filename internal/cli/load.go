@@ -35,18 +35,10 @@ place it.`,
 // runLoadOrStart is load and start: create what is missing, set the
 // desired state, wait for it (and, for start, for systemd's active state).
 func (a *app) runLoadOrStart(_ *cobra.Command, args []string, command string, cf createFlags, bf blockFlags) int {
-	if a.deprecatedSign(cf.sign) {
-		return 2
-	}
-	if len(args) == 0 {
-		a.errf("No units given")
-		return 0
-	}
-	c := a.client()
+	c, args, exit := a.createClient(args, cf)
 	if c == nil {
-		return 1
+		return exit
 	}
-	args = dedupArgs(args)
 	var baseline map[string]map[string]string
 	if command == "start" && !bf.noBlock {
 		baseline = a.oneshotBaseline(c, unitNames(args))

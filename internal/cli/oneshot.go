@@ -26,11 +26,8 @@ func isRunOnce(u client.Unit) bool {
 		return false
 	}
 	rae, _ := unitfile.Value(opts, "Service", "RemainAfterExit")
-	switch strings.ToLower(strings.TrimSpace(unitfile.JoinContinuations(rae))) {
-	case "1", "yes", "y", "true", "t", "on":
-		return false
-	}
-	return true
+	remain, err := unitfile.ParseBool(strings.TrimSpace(unitfile.JoinContinuations(rae)))
+	return err != nil || !remain
 }
 
 // runReport is what a unit's status text says about its last run.

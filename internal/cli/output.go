@@ -126,17 +126,23 @@ func sortMachines(ms []client.Machine) []client.Machine {
 	return out
 }
 
-// machineRows renders machines (sorted by ID) for fields.
-func machineRows(ms []client.Machine, fields []string, full bool) [][]string {
+// tableRows renders items, one row each, for fields: field gives an item's
+// column.
+func tableRows[T any](items []T, fields []string, field func(key string, item T) string) [][]string {
 	var rows [][]string
-	for _, m := range sortMachines(ms) {
+	for _, it := range items {
 		row := make([]string, len(fields))
 		for i, f := range fields {
-			row[i] = machineField(f, m, full)
+			row[i] = field(f, it)
 		}
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// machineRows renders machines (sorted by ID) for fields.
+func machineRows(ms []client.Machine, fields []string, full bool) [][]string {
+	return tableRows(sortMachines(ms), fields, func(k string, m client.Machine) string { return machineField(k, m, full) })
 }
 
 // machineJSON is one machine in list-machines -o json.
@@ -262,15 +268,7 @@ func statesByUnit(states []client.UnitState) map[string][]client.UnitState {
 // unitFileRows renders units (sorted by name) for fields.
 func unitFileRows(units []client.Unit, machines map[string]client.Machine, states []client.UnitState, fields []string, full bool) [][]string {
 	v := unitFileView{machines: machines, states: statesByUnit(states)}
-	var rows [][]string
-	for _, u := range sortUnits(units) {
-		row := make([]string, len(fields))
-		for i, f := range fields {
-			row[i] = v.field(f, u, full)
-		}
-		rows = append(rows, row)
-	}
-	return rows
+	return tableRows(sortUnits(units), fields, func(k string, u client.Unit) string { return v.field(k, u, full) })
 }
 
 // unitFileJSON is one unit in list-unit-files -o json.
@@ -354,15 +352,9 @@ func sortStates(states []client.UnitState) []client.UnitState {
 
 // unitRows renders unit states (sorted by unit, then machine) for fields.
 func unitRows(states []client.UnitState, machines map[string]client.Machine, fields []string, full bool) [][]string {
-	var rows [][]string
-	for _, s := range sortStates(states) {
-		row := make([]string, len(fields))
-		for i, f := range fields {
-			row[i] = unitStateField(f, s, machines, full)
-		}
-		rows = append(rows, row)
-	}
-	return rows
+	return tableRows(sortStates(states), fields, func(k string, s client.UnitState) string {
+		return unitStateField(k, s, machines, full)
+	})
 }
 
 // unitStateJSON is one row of list-units -o json.

@@ -25,20 +25,15 @@ Restart a single unit:
 	}
 	bf.register(cmd, "restarted", false)
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if len(args) == 0 {
-			a.errf("No units given")
-			return 0
-		}
-		c := a.client()
+		c, exit := a.unitsClient(args)
 		if c == nil {
-			return 1
+			return exit
 		}
 		units, err := a.findUnits(c, unitNames(args))
 		if err != nil {
 			a.errf("Error restarting units: %v", err)
 			return 1
 		}
-		exit := 0
 		for _, u := range units {
 			if e := a.restartUnit(c, u, bf.blockAttempts); e != 0 {
 				exit = e

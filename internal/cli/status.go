@@ -30,24 +30,17 @@ Show status of an entire directory with glob matching:
 	cmd.Flags().IntVar(&sshPort, "ssh-port", 22, "Ignored: fleetd fetches the status without SSH")
 	_ = cmd.Flags().MarkHidden("ssh-port")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if len(args) == 0 {
-			a.errf("No units given")
-			return 0
-		}
-		c := a.client()
+		c, exit := a.unitsClient(args)
 		if c == nil {
-			return 1
+			return exit
 		}
-		exit := 0
 		first := true
 		for _, name := range unitNames(args) {
-			u, err := c.Unit(a.ctx, name)
-			if err != nil {
-				a.errf("Error retrieving unit %s: %v", name, err)
+			u, failed := a.fetchUnit(c, name, unitMsgsFleet)
+			if failed {
 				return 1
 			}
 			if u == nil {
-				a.errf("Unit %s does not exist.", name)
 				exit = 1
 				continue
 			}

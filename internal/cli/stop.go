@@ -59,13 +59,9 @@ func (a *app) findUnits(c *client.Client, names []string) ([]client.Unit, error)
 
 // runStopOrUnload is stop (desired loaded) and unload (desired inactive).
 func (a *app) runStopOrUnload(args []string, command string, bf blockFlags) int {
-	if len(args) == 0 {
-		a.errf("No units given")
-		return 0
-	}
-	c := a.client()
+	c, exit := a.unitsClient(args)
 	if c == nil {
-		return 1
+		return exit
 	}
 	want, verb := "loaded", "stopping"
 	if command == "unload" {
@@ -76,7 +72,6 @@ func (a *app) runStopOrUnload(args []string, command string, bf blockFlags) int 
 		a.errf("Error %s units: %v", verb, err)
 		return 1
 	}
-	exit := 0
 	var names []string
 	for _, u := range units {
 		if command == "stop" && !isGlobalUnit(u) && u.CurrentState == "inactive" {

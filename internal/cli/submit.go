@@ -32,18 +32,10 @@ the current directory):
 	}
 	cf.register(cmd)
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
-		if a.deprecatedSign(cf.sign) {
-			return 2
-		}
-		if len(args) == 0 {
-			a.errf("No units given")
-			return 0
-		}
-		c := a.client()
+		c, args, exit := a.createClient(args, cf)
 		if c == nil {
-			return 1
+			return exit
 		}
-		args = dedupArgs(args)
 		created, err := a.lazyCreateUnits(c, "submit", args, cf.replace)
 		if err != nil {
 			a.errf("Error creating units: %v", err)

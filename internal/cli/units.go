@@ -132,12 +132,71 @@ func (f *blockFlags) register(cmd *cobra.Command, what string, withNoBlock bool)
 	}
 }
 
-// deprecatedSign reports (and prints) fleet's refusal of --sign.
-func (a *app) deprecatedSign(sign bool) bool {
-	if sign {
-		a.errf("WARNING: The signed/verified units feature is DEPRECATED and cannot be used.")
+// unitsClient begins a command on the units args names: with none it
+// says so (exit 0, as fleet), else it returns the API client and exit 0.
+// A nil client ends the command with the exit code returned.
+func (a *app) unitsClient(args []string) (*client.Client, int) {
+	if len(args) == 0 {
+		a.errf("No units given")
+		return nil, 0
 	}
-	return sign
+	c := a.client()
+	if c == nil {
+		return nil, 1
+	}
+	return c, 0
+}
+
+// createClient is unitsClient for the commands that create units (submit,
+// load, start): it first refuses fleet's deprecated --sign (exit 2), and
+// returns args without those naming a unit already named.
+func (a *app) createClient(args []string, cf createFlags) (*client.Client, []string, int) {
+	if cf.sign {
+		a.errf("WARNING: The signed/verified units feature is DEPRECATED and cannot be used.")
+		return nil, nil, 2
+	}
+	c, exit := a.unitsClient(args)
+	return c, dedupArgs(args), exit
+}
+
+// unitMsgs word the errors of fetching a unit by name: fleet's commands
+// word them differently, and fleetctl keeps their words.
+type unitMsgs struct {
+	failed  string // format of a failed fetch: name, error
+	missing string // format of a unit that does not exist: name
+}
+
+// unitMsgsFleet are the words of most commands.
+var unitMsgsFleet = unitMsgs{failed: "Error retrieving unit %s: %v", missing: "Unit %s does not exist."}
+
+// fetchUnit fetches the unit name, printing m's error when that fails
+// (failed) or the unit does not exist (nil unit).
+func (a *app) fetchUnit(c *client.Client, name string, m unitMsgs) (u *client.Unit, failed bool) {
+	u, err := c.Unit(a.ctx, name)
+	if err != nil {
+		a.errf(m.failed, name, err)
+		return nil, true
+	}
+	if u == nil {
+		a.errf(m.missing, name)
+	}
+	return u, false
+}
+
+// argUnit begins a command on the one unit args must name (else it prints
+// usage): it returns the API client and the unit, or a nil unit when the
+// command is to end with exit 1 (the error printed, worded by m).
+func (a *app) argUnit(args []string, usage string, m unitMsgs) (*client.Client, *client.Unit) {
+	if len(args) != 1 {
+		a.errf("%s", usage)
+		return nil, nil
+	}
+	c := a.client()
+	if c == nil {
+		return nil, nil
+	}
+	u, _ := a.fetchUnit(c, unitName(args[0]), m)
+	return c, u
 }
 
 // lazyCreateUnits makes sure every argument's unit exists in the registry:
@@ -340,14 +399,9 @@ func (a *app) triggered(results []targetResult, op string, noBlock bool) []strin
 
 // unitNames normalizes unit arguments, dropping duplicates.
 func unitNames(args []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, arg := range args {
-		n := unitName(arg)
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
+	out := dedupArgs(args)
+	for i, arg := range out {
+		out[i] = unitName(arg)
 	}
 	return out
 }

@@ -28,16 +28,50 @@ func (a *app) sleep() bool {
 	}
 }
 
+// pollUntil calls round with the names still pending (first all of names)
+// until it leaves none (true), the wait of attempts runs out (see deadline)
+// or the context ends (false). When it gives up it prints, after what
+// ("Error waiting for units"), timedOut(name) for each name still pending,
+// or the context's error.
+func (a *app) pollUntil(names []string, attempts int, what string, round func(pending []string) []string, timedOut func(name string) string) bool {
+	pending := append([]string(nil), names...)
+	deadline := a.deadline(attempts)
+	for {
+		pending = round(pending)
+		if len(pending) == 0 {
+			return true
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			for _, name := range pending {
+				a.errf("%s: %s", what, timedOut(name))
+			}
+			return false
+		}
+		if !a.sleep() {
+			a.errf("%s: %v", what, a.ctx.Err())
+			return false
+		}
+	}
+}
+
+// exitCode is the exit code of a wait: 0 if it succeeded.
+func exitCode(ok bool) int {
+	if ok {
+		return 0
+	}
+	return 1
+}
+
 // waitForJobStates polls the named (non-global) units until each reports
 // current state want, printing "Unit X <state> on <machine>" as each gets
 // there. attempts > 0 bounds the wait to attempts×2 s; 0 waits until the
 // context ends. While a unit waits to be placed, the scheduler's reason is
 // printed once (again only when it changes). It returns the exit code.
 func (a *app) waitForJobStates(c *client.Client, names []string, want string, attempts int) int {
-	pending := append([]string(nil), names...)
-	deadline := a.deadline(attempts)
 	shown := map[string]string{}
-	for round := 0; ; round++ {
+	round := -1
+	return exitCode(a.pollUntil(names, attempts, "Error waiting for units", func(pending []string) []string {
+		round++
 		var still []string
 		for _, name := range pending {
 			u, err := c.Unit(a.ctx, name)
@@ -54,21 +88,10 @@ func (a *app) waitForJobStates(c *client.Client, names []string, want string, at
 			}
 			still = append(still, name)
 		}
-		pending = still
-		if len(pending) == 0 {
-			return 0
-		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			for _, name := range pending {
-				a.errf("Error waiting for units: timed out waiting for unit %s to report state %s", name, want)
-			}
-			return 1
-		}
-		if !a.sleep() {
-			a.errf("Error waiting for units: %v", a.ctx.Err())
-			return 1
-		}
-	}
+		return still
+	}, func(name string) string {
+		return fmt.Sprintf("timed out waiting for unit %s to report state %s", name, want)
+	}))
 }
 
 // printUnitState prints fleet's success line for a unit that reached its
@@ -108,8 +131,6 @@ func (a *app) showReason(c *client.Client, name string, shown map[string]string)
 // error naming the failure. baseline holds, per such unit and machine,
 // an earlier run that does not count (from oneshotBaseline; may be nil).
 func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts int, baseline map[string]map[string]string) int {
-	pending := append([]string(nil), names...)
-	deadline := a.deadline(attempts)
 	failedSince := map[string]time.Time{}
 	last := map[string]client.UnitState{}
 	hashes := map[string]string{}
@@ -121,7 +142,7 @@ func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts in
 		}
 	}
 	exit := 0
-	for {
+	done := a.pollUntil(names, attempts, "Error waiting for systemd unit states", func(pending []string) []string {
 		var still []string
 		for _, name := range pending {
 			states, err := c.UnitStatesFiltered(a.ctx, name, "")
@@ -162,29 +183,22 @@ func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts in
 			}
 			still = append(still, name)
 		}
-		pending = still
-		if len(pending) == 0 {
-			return exit
+		return still
+	}, func(name string) string {
+		now := "no state reported"
+		if s, ok := last[name]; ok {
+			now = fmt.Sprintf("%s/%s/%s", s.SystemdLoadState, s.SystemdActiveState, s.SystemdSubState)
 		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			for _, name := range pending {
-				now := "no state reported"
-				if s, ok := last[name]; ok {
-					now = fmt.Sprintf("%s/%s/%s", s.SystemdLoadState, s.SystemdActiveState, s.SystemdSubState)
-				}
-				what := fmt.Sprintf("timed out waiting for unit %s to become active", name)
-				if runOnce[name] {
-					what = describeRunOnce(name)
-				}
-				a.errf("Error waiting for systemd unit states: %s (now %s)", what, now)
-			}
-			return 1
+		what := fmt.Sprintf("timed out waiting for unit %s to become active", name)
+		if runOnce[name] {
+			what = describeRunOnce(name)
 		}
-		if !a.sleep() {
-			a.errf("Error waiting for systemd unit states: %v", a.ctx.Err())
-			return 1
-		}
+		return fmt.Sprintf("%s (now %s)", what, now)
+	})
+	if !done {
+		return 1
 	}
+	return exit
 }
 
 // pickState chooses the state to judge a non-global unit by, among those
@@ -219,9 +233,7 @@ func sameHash(reported, full string) bool {
 
 // waitForDestroyed polls until the named units are gone from the registry.
 func (a *app) waitForDestroyed(c *client.Client, names []string, attempts int) int {
-	pending := append([]string(nil), names...)
-	deadline := a.deadline(attempts)
-	for {
+	return exitCode(a.pollUntil(names, attempts, "Error waiting for units", func(pending []string) []string {
 		var still []string
 		for _, name := range pending {
 			u, err := c.Unit(a.ctx, name)
@@ -233,21 +245,10 @@ func (a *app) waitForDestroyed(c *client.Client, names []string, attempts int) i
 			}
 			still = append(still, name)
 		}
-		pending = still
-		if len(pending) == 0 {
-			return 0
-		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			for _, name := range pending {
-				a.errf("Error waiting for units: timed out waiting for unit %s to be destroyed", name)
-			}
-			return 1
-		}
-		if !a.sleep() {
-			a.errf("Error waiting for units: %v", a.ctx.Err())
-			return 1
-		}
-	}
+		return still
+	}, func(name string) string {
+		return fmt.Sprintf("timed out waiting for unit %s to be destroyed", name)
+	}))
 }
 
 // waitForGlobalInactive polls until no machine reports the global unit

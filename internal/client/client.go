@@ -367,26 +367,33 @@ func (c *Client) pages(ctx context.Context, path string, q url.Values, decode fu
 	return fmt.Errorf("too many pages for %s", path)
 }
 
-func unitPath(name string) string { return "units/" + url.PathEscape(name) }
-
-// Units lists every unit, following page tokens.
-func (c *Client) Units(ctx context.Context) ([]Unit, error) {
-	var all []Unit
-	err := c.pages(ctx, "units", nil, func(b []byte) (string, error) {
-		var p UnitPage
+// listAll lists every item of the paged list at path: a page is a P, and
+// items returns its items and next page token.
+func listAll[P, T any](ctx context.Context, c *Client, path string, q url.Values, items func(p *P) ([]*T, string)) ([]T, error) {
+	var all []T
+	err := c.pages(ctx, path, q, func(b []byte) (string, error) {
+		var p P
 		if len(b) > 0 {
 			if err := json.Unmarshal(b, &p); err != nil {
 				return "", err
 			}
 		}
-		for _, u := range p.Units {
-			if u != nil {
-				all = append(all, *u)
+		list, next := items(&p)
+		for _, it := range list {
+			if it != nil {
+				all = append(all, *it)
 			}
 		}
-		return p.NextPageToken, nil
+		return next, nil
 	})
 	return all, err
+}
+
+func unitPath(name string) string { return "units/" + url.PathEscape(name) }
+
+// Units lists every unit, following page tokens.
+func (c *Client) Units(ctx context.Context) ([]Unit, error) {
+	return listAll(ctx, c, "units", nil, func(p *UnitPage) ([]*Unit, string) { return p.Units, p.NextPageToken })
 }
 
 // Unit returns the named unit, or (nil, nil) if it does not exist.
@@ -457,42 +464,12 @@ func (c *Client) UnitStatesFiltered(ctx context.Context, unitName, machineID str
 	if machineID != "" {
 		q.Set("machineID", machineID)
 	}
-	var all []UnitState
-	err := c.pages(ctx, "state", q, func(b []byte) (string, error) {
-		var p UnitStatePage
-		if len(b) > 0 {
-			if err := json.Unmarshal(b, &p); err != nil {
-				return "", err
-			}
-		}
-		for _, s := range p.States {
-			if s != nil {
-				all = append(all, *s)
-			}
-		}
-		return p.NextPageToken, nil
-	})
-	return all, err
+	return listAll(ctx, c, "state", q, func(p *UnitStatePage) ([]*UnitState, string) { return p.States, p.NextPageToken })
 }
 
 // Machines lists the machines currently in the cluster.
 func (c *Client) Machines(ctx context.Context) ([]Machine, error) {
-	var all []Machine
-	err := c.pages(ctx, "machines", nil, func(b []byte) (string, error) {
-		var p MachinePage
-		if len(b) > 0 {
-			if err := json.Unmarshal(b, &p); err != nil {
-				return "", err
-			}
-		}
-		for _, m := range p.Machines {
-			if m != nil {
-				all = append(all, *m)
-			}
-		}
-		return p.NextPageToken, nil
-	})
-	return all, err
+	return listAll(ctx, c, "machines", nil, func(p *MachinePage) ([]*Machine, string) { return p.Machines, p.NextPageToken })
 }
 
 // PatchMachineMetadata applies metadata operations (see MetadataAdd,

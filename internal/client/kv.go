@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,27 +82,19 @@ func (c *Client) KVWatch(ctx context.Context, key string, recursive bool, fn fun
 	if recursive {
 		q.Set("recursive", "true")
 	}
-	resp, cancel, err := c.do(ctx, request{method: http.MethodGet, path: kvPath(key), query: q, stream: true})
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
+	ended, err := c.streamLines(ctx, request{method: http.MethodGet, path: kvPath(key), query: q}, func(line []byte) (bool, error) {
 		var ev KVEvent
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return fmt.Errorf("decoding watch event: %w", err)
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return false, fmt.Errorf("decoding watch event: %w", err)
 		}
-		if !fn(ev) {
-			return nil
-		}
-	}
-	if ctx.Err() != nil {
+		return fn(ev), nil
+	})
+	switch {
+	case !ended:
+		return err
+	case ctx.Err() != nil:
 		return nil
-	}
-	if err := sc.Err(); err != nil {
+	case err != nil:
 		return fmt.Errorf("watch of %s: %w", key, err)
 	}
 	return fmt.Errorf("watch of %s: the server ended the stream", key)

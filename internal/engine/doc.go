@@ -13,7 +13,10 @@
 //     (engine_reconcile_interval), which re-reads everything as a safety
 //     net; then reconcile: take the view's snapshot, run the pure
 //     schedule.Schedule over it (unit requirements are parsed once per unit
-//     hash), diff the result against the stored schedule and reasons, and
+//     hash; every live machine is passed with its metadata, draining ones
+//     included: the drain policy of fleetctl drain, metadata draining=true,
+//     is schedule's rule 12, not the engine's, which filters no machine),
+//     diff the result against the stored schedule and reasons, and
 //     write the difference with store.Apply (leader-fenced transactions,
 //     pipelined; bursts of changes are batched into one round). A failed
 //     write or watch makes the next round re-read everything.

@@ -180,9 +180,7 @@ func (e *Engine) reconcile(ctx context.Context, lead *store.Leadership, view *st
 	in, byName := e.input(snap)
 	keep := e.updateHolds(snap)
 	held := holdUnits(&in, keep)
-	drained := dropDrained(&in)
-	res := schedule.Schedule(in)
-	explainDrained(res, drained)
+	res := schedule.Schedule(in) // draining machines are schedule's business (its rule 12)
 	applyHeld(&res, held, keep)
 	ch := Changes(snap, byName, res)
 	if !ch.Empty() {

@@ -273,3 +273,22 @@ func applyHeld(res *schedule.Result, held map[string][]string, keep map[string]b
 		explainMachines(*res, slices.Sorted(maps.Keys(keep)), reasonHeld)
 	}
 }
+
+// explainMachines sets why each of ids rejected the units left without a
+// machine.
+func explainMachines(res schedule.Result, ids []string, why string) {
+	if len(ids) == 0 {
+		return
+	}
+	for name, r := range res.Reasons {
+		pm := make(map[string]string, len(r.PerMachine)+len(ids))
+		for k, v := range r.PerMachine {
+			pm[k] = v
+		}
+		for _, id := range ids {
+			pm[id] = why
+		}
+		r.PerMachine = pm
+		res.Reasons[name] = r
+	}
+}

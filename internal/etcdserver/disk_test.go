@@ -267,8 +267,12 @@ func TestDiskGuardLeavesOthersAlarms(t *testing.T) {
 		Action: pb.AlarmRequest_ACTIVATE, MemberID: st.Header.MemberId, Alarm: pb.AlarmType_NOSPACE}); err != nil {
 		t.Fatal(err)
 	}
-	// Many looks of the guard, with plenty of space.
-	time.Sleep(500 * time.Millisecond)
+	// Ten more looks of the guard, with plenty of space and the alarm up.
+	looks := etcdserver.GuardLooks(srv) + 10
+	await(t, "ten looks of the disk guard", 15*time.Second, func() (bool, string) {
+		n := etcdserver.GuardLooks(srv)
+		return n >= looks, fmt.Sprintf("%d looks", n)
+	})
 	if _, err := cli.Put(ctx, "k", "v"); !etcdserver.IsNoSpace(err) {
 		t.Fatalf("put under someone else's NOSPACE alarm: %v; want no space", err)
 	}

@@ -208,6 +208,7 @@ func (g *diskGuard) adopt(ctx context.Context) {
 
 // check looks at the disk once and acts.
 func (g *diskGuard) check(ctx context.Context) {
+	g.s.guardLooks.Add(1)
 	free, err := freeSpace(g.dir)
 	if err != nil {
 		if !g.statErr {

@@ -186,6 +186,8 @@ type Server struct {
 	// stopGuard ends the disk guard; guardDone is closed once it has.
 	stopGuard context.CancelFunc
 	guardDone chan struct{}
+	// guardLooks counts the disk guard's looks at the disk (for tests).
+	guardLooks atomic.Int64
 }
 
 // Start starts a member and waits until it is ready to serve clients (it has

@@ -166,17 +166,14 @@ func TestStaticClusterAndMemberAdd(t *testing.T) {
 	// etcd refuses to add a member until the cluster has been healthy for a
 	// few seconds ("unhealthy cluster"): retry.
 	var resp *clientv3.MemberAddResponse
-	for {
+	await(t, "the cluster accepting a fourth member", 60*time.Second, func() (bool, string) {
 		var err error
 		resp, err = cli.MemberAdd(ctx, []string{m4.peer})
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "unhealthy cluster") || ctx.Err() != nil {
+		if err != nil && !strings.Contains(err.Error(), "unhealthy cluster") {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err == nil, fmt.Sprint(err)
+	})
 	var cluster []string
 	for _, m := range resp.Members {
 		name := m.Name

@@ -295,33 +295,56 @@ func TestLongLineSplit(t *testing.T) {
 
 // Two Journals on one directory stand for two processes (fleetd and a
 // unit's shim): appends interleave under the file lock, rotation by one is
-// seen by the other, and Follow sees the other's entries.
+// seen by the other, and Follow sees the other's entries, in order. The
+// writers go in near-lockstep: neither appends its entry i+1 before the
+// other has appended its entry i, so their appends interleave (and the
+// two at one index contend for the lock).
 func TestSharedDirectory(t *testing.T) {
-	a := open(t, Options{MaxFileBytes: 2000, MaxFiles: 3})
-	b, err := Open(a.Dir(), Options{MaxFileBytes: 2000, MaxFiles: 3, Hostname: "h"})
+	a := open(t, Options{MaxFileBytes: 2500, MaxFiles: 3})
+	b, err := Open(a.Dir(), Options{MaxFileBytes: 2500, MaxFiles: 3, Hostname: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	// The unit's file exists when the follower starts. (A follower that
+	// starts before it does misses a file rotated away before its first
+	// read.) The 31 entries of ~110 bytes rotate the 2500-byte file
+	// exactly once, which a follower holding the file survives however
+	// late it reads.
+	if err := a.Log("s.service", "sh", 1, "before"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch, err := a.Follow(ctx, "s.service", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	var done [2]int // entries appended by each writer
 	var wg sync.WaitGroup
 	for w, j := range []*Journal{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 15 {
-				j.Append(Entry{Unit: "s.service", Line: fmt.Sprintf("w%d %02d", w, i)})
-				time.Sleep(time.Millisecond)
+				mu.Lock()
+				for done[1-w] < i {
+					cond.Wait()
+				}
+				mu.Unlock()
+				if err := j.Append(Entry{Unit: "s.service", Line: fmt.Sprintf("w%d %02d", w, i)}); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				done[w]++
+				cond.Broadcast()
+				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	seen := map[string]bool{}
+	next := [2]int{} // the next index expected from each writer
 	deadline := time.After(30 * time.Second)
 	for len(seen) < 30 {
 		select {
@@ -330,12 +353,28 @@ func TestSharedDirectory(t *testing.T) {
 				t.Fatalf("duplicate %q", e.Line)
 			}
 			seen[e.Line] = true
+			var w, i int
+			if _, err := fmt.Sscanf(e.Line, "w%d %d", &w, &i); err != nil || w < 0 || w > 1 {
+				t.Fatalf("entry %q", e.Line)
+			}
+			// Each writer's entries in order, and never two ahead of
+			// the other's: the follower reads the appends' order.
+			if i != next[w] || i > next[1-w]+1 {
+				t.Fatalf("got %q after w0 %d, w1 %d entries", e.Line, next[0], next[1])
+			}
+			next[w]++
 		case <-deadline:
 			t.Fatalf("follower saw %d of 30 entries: %v", len(seen), seen)
 		}
 	}
+	if _, err := os.Stat(a.fileName("s.service", 1)); err != nil {
+		t.Fatalf("no rotation: %v", err)
+	}
+	if _, err := os.Stat(a.fileName("s.service", 2)); err == nil {
+		t.Fatal("more than one rotation")
+	}
 	es, _ := b.Tail("s.service", 0)
-	if len(es) == 0 || len(es) > 30 {
+	if len(es) == 0 || len(es) > 31 {
 		t.Fatalf("tail: %d entries", len(es))
 	}
 	for _, e := range es {

@@ -170,19 +170,39 @@ func rawBackend(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) (string,
 }
 
 func TestFastCloseDelimitedResponse(t *testing.T) {
+	// The backend sends the start of a close-delimited body and writes
+	// the rest only once the client has received that start: the proxy
+	// streams such a body instead of waiting for its end.
+	firstSeen := make(chan struct{})
 	addr, _ := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the ")
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-firstSeen:
+		case <-time.After(waitLong):
+			t.Error("the client did not get the start of the body before its end was written: the proxy holds close-delimited bodies back")
+		}
 		io.WriteString(c, "end")
 	})
 	_, _, front := fastFront(t, addr)
 	c := dialRaw(t, front)
 	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, body := c.response("GET")
-	if resp.StatusCode != 200 || body != "until the end" || !resp.Close {
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	first := make([]byte, len("until the "))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "until the " {
+		t.Fatalf("start of the body: %q %v", first, err)
+	}
+	close(firstSeen)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	if body := string(first) + string(rest); resp.StatusCode != 200 || body != "until the end" || !resp.Close {
 		t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
 	}
 	if !c.closed() {
@@ -353,6 +373,7 @@ func TestFastRetriesClosedIdleConnection(t *testing.T) {
 	// A backend that closes every connection right after its first
 	// response, without saying so: the proxy's idle connection is dead
 	// when the next request takes it.
+	backendClosed := make(chan struct{}, 10)
 	addr, accepted := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -361,6 +382,8 @@ func TestFastRetriesClosedIdleConnection(t *testing.T) {
 		b, _ := io.ReadAll(req.Body)
 		body := req.Method + " " + string(b)
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		c.Close()
+		backendClosed <- struct{}{}
 	})
 	_, _, front := fastFront(t, addr)
 	c := dialRaw(t, front)
@@ -376,7 +399,14 @@ func TestFastRetriesClosedIdleConnection(t *testing.T) {
 		if resp.StatusCode != 200 || body != want {
 			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, body, want)
 		}
-		time.Sleep(20 * time.Millisecond) // let the backend's close arrive
+		// The backend has closed its end (on loopback the FIN reaches
+		// the proxy's socket within the close call, in practice): the
+		// proxy now holds a dead idle connection for the next request.
+		select {
+		case <-backendClosed:
+		case <-time.After(waitLong):
+			t.Fatalf("request %d: the backend did not close its connection", i)
+		}
 	}
 	if n := accepted.Load(); n != 6 {
 		t.Fatalf("backend accepted %d connections, want 6 (one per request)", n)

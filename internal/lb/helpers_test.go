@@ -135,6 +135,20 @@ func (h *harness) waitBackends(ids ...string) {
 	})
 }
 
+// waitDrained waits until backend id is neither in the pool's rotation
+// nor draining.
+func (h *harness) waitDrained(id string) {
+	h.t.Helper()
+	eventually(h.t, id+" out of rotation and drained", func() bool {
+		for _, s := range h.pool.Status() {
+			if s.ID == id {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // httpFront serves an HTTPProxy over the harness's pool the way fleetd lb
 // does: HTTPProxy.Serve, the fast path with the ReverseProxy path as its
 // fallback. With LB_TEST_REVERSEPROXY=1 it serves the ReverseProxy path

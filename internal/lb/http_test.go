@@ -231,13 +231,15 @@ func TestHTTPZeroErrorsThroughRemovalAndShutdown(t *testing.T) {
 	}
 	waitMore(200)
 	// What the agent does when a unit stops: remove the key, then stop
-	// the process shortly after.
+	// the process once the balancer is done with it (the deregister
+	// delay): out of the rotation and drained, its in-flight requests
+	// answered.
 	h.deregister("b")
-	time.Sleep(200 * time.Millisecond)
+	h.waitDrained("b")
 	stops[1]()
 	waitMore(200)
 	h.deregister("c")
-	time.Sleep(200 * time.Millisecond)
+	h.waitDrained("c")
 	stops[2]()
 	waitMore(200)
 	close(stop)

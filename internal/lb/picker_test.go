@@ -1,11 +1,13 @@
 package lb
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -146,17 +148,76 @@ func TestPoolUpdateAndDrain(t *testing.T) {
 	}
 }
 
+// A removed backend's in-flight work is cut exactly DrainTimeout after its
+// removal, with errDrainTimeout as the cause; one that drains before that
+// is never cut (its timer is stopped), and a negative timeout never cuts.
+// Fake time: the timers are the pool's own.
 func TestPoolDrainTimeoutAborts(t *testing.T) {
-	p, _ := NewPool(PoolConfig{DrainTimeout: 50 * time.Millisecond})
-	p.Update([]Backend{{"a", "10.0.0.1:80"}})
-	ta := p.Acquire(nil)
-	p.Update(nil)
-	select {
-	case <-ta.Aborted():
-	case <-time.After(waitLong):
-		t.Fatal("drain timeout did not abort")
-	}
-	p.Release(ta)
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := NewPool(PoolConfig{DrainTimeout: 50 * time.Millisecond})
+		var drained []string
+		p.onDrained(func(b Backend) { drained = append(drained, b.ID) })
+		p.Update([]Backend{{"a", "10.0.0.1:80"}, {"b", "10.0.0.2:80"}})
+		ta, tb := p.Acquire(nil), p.Acquire(nil)
+		if ta.b.ID != "a" || tb.b.ID != "b" {
+			t.Fatalf("picked %s, %s", ta.b.ID, tb.b.ID)
+		}
+		p.Update(nil)
+		// advance lets d of fake time pass, and the pool's timers run.
+		advance := func(d time.Duration) {
+			time.Sleep(d)
+			synctest.Wait()
+		}
+		aborted := func(x *Target) bool {
+			select {
+			case <-x.Aborted():
+				return true
+			default:
+				return false
+			}
+		}
+
+		advance(50*time.Millisecond - time.Nanosecond)
+		if aborted(ta) || aborted(tb) {
+			t.Fatal("cut before the drain timeout")
+		}
+		p.Release(tb) // b drains in time
+		if fmt.Sprint(drained) != "[b]" {
+			t.Fatalf("drained = %v, want [b]", drained)
+		}
+
+		advance(time.Nanosecond)
+		if !aborted(ta) {
+			t.Fatal("not cut when the drain timeout expired")
+		}
+		if cause := context.Cause(ta.abort); cause != errDrainTimeout {
+			t.Fatalf("cut with cause %v, want %v", cause, errDrainTimeout)
+		}
+		// Cut is not drained: the holder still gives it back.
+		if st := p.Status(); len(st) != 1 || st[0].ID != "a" || st[0].InFlight != 1 {
+			t.Fatalf("status after the cut = %+v", st)
+		}
+		p.Release(ta)
+		if fmt.Sprint(drained) != "[b a]" || len(p.Status()) != 0 {
+			t.Fatalf("after release: drained %v, status %+v", drained, p.Status())
+		}
+
+		advance(time.Hour)
+		if aborted(tb) {
+			t.Fatal("a backend that drained in time was cut later")
+		}
+
+		// No bound: never cut.
+		p2, _ := NewPool(PoolConfig{DrainTimeout: -1})
+		p2.Update([]Backend{{"c", "10.0.0.3:80"}})
+		tc := p2.Acquire(nil)
+		p2.Update(nil)
+		advance(24 * time.Hour)
+		if aborted(tc) {
+			t.Fatal("cut although the drain timeout is negative")
+		}
+		p2.Release(tc)
+	})
 }
 
 func TestPoolConcurrentUpdateAcquire(t *testing.T) {

@@ -29,7 +29,7 @@ func (r *Registry) runCheck(ctx context.Context, unit string, c *checker) {
 			return
 		case <-timer.C:
 		}
-		err := r.check(ctx, svc)
+		err := r.probe(ctx, svc)
 		if ctx.Err() != nil {
 			return
 		}

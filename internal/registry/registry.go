@@ -146,6 +146,9 @@ type Registry struct {
 	log    *slog.Logger
 	wake   chan struct{}
 	writer chan struct{} // one etcd writer at a time (a semaphore honoring ctx)
+	// probe runs one health check (r.check; tests replace it to drive
+	// runCheck's cadence and thresholds without a network).
+	probe func(ctx context.Context, svc fleet.Service) error
 
 	mu        sync.Mutex
 	units     map[string]*unitState
@@ -209,7 +212,7 @@ func New(cfg Config) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{
+	r := &Registry{
 		cfg:       cfg,
 		log:       log.With("component", "registry", "machine", cfg.MachineID, "host", cfg.Hostname),
 		wake:      make(chan struct{}, 1),
@@ -218,6 +221,8 @@ func New(cfg Config) *Registry {
 		external:  map[string][]Endpoint{},
 		published: map[string]pubEntry{},
 	}
+	r.probe = r.check
+	return r
 }
 
 // Prefix returns the key prefix, with its trailing '/'.

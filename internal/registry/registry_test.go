@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ type env struct {
 	cli   *clientv3.Client
 	lease atomic.Int64
 	reg   *Registry
+	logs  *logSink
 }
 
 func grant(t *testing.T, cli *clientv3.Client, ttl int64) etcdkv.LeaseID {
@@ -48,12 +51,12 @@ func grant(t *testing.T, cli *clientv3.Client, ttl int64) etcdkv.LeaseID {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, cli: etcdtest.New(t)}
+	e := &env{t: t, cli: etcdtest.New(t), logs: &logSink{t: t, changed: make(chan struct{})}}
 	e.lease.Store(int64(grant(t, e.cli, 30)))
 	cfg := Config{
 		Client: etcdkv.New(e.cli), MachineID: "m1", PublicIP: "127.0.0.1", Hostname: "host1",
 		Lease:          func() etcdkv.LeaseID { return etcdkv.LeaseID(e.lease.Load()) },
-		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ResyncInterval: time.Hour,
 	}
 	if mod != nil {
@@ -67,48 +70,121 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	return e
 }
 
-type testWriter struct{ t *testing.T }
+// logSink passes the registry's log to t and lets a test wait for a line.
+type logSink struct {
+	t       *testing.T
+	mu      sync.Mutex
+	text    strings.Builder
+	changed chan struct{} // closed (and replaced) at each write
+}
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+func (l *logSink) Write(p []byte) (int, error) {
+	l.t.Log(string(p))
+	l.mu.Lock()
+	l.text.Write(p)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+// await waits until the log holds substr.
+func (l *logSink) await(substr string, timeout time.Duration) {
+	l.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		found, changed := strings.Contains(l.text.String(), substr), l.changed
+		l.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			l.t.Fatalf("no log line with %q within %v", substr, timeout)
+		}
+	}
+}
 
 // get returns the value of key ("" if absent) and its lease.
 func (e *env) get(key string) (string, etcdkv.LeaseID) {
+	e.t.Helper()
+	v, l, _ := e.getRev(key)
+	return v, l
+}
+
+// getRev is get with the store's revision at the read.
+func (e *env) getRev(key string) (string, etcdkv.LeaseID, int64) {
 	e.t.Helper()
 	resp, err := e.cli.Get(context.Background(), key)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if len(resp.Kvs) == 0 {
-		return "", 0
+		return "", 0, resp.Header.Revision
 	}
-	return string(resp.Kvs[0].Value), etcdkv.LeaseID(resp.Kvs[0].Lease)
+	return string(resp.Kvs[0].Value), etcdkv.LeaseID(resp.Kvs[0].Lease), resp.Header.Revision
+}
+
+// follow reads key, then watches it from the next revision, calling seen
+// with its value ("" = absent) first and after every change, until seen
+// returns true (follow returns true) or d passes (false). No change is
+// missed between the read and the watch.
+func (e *env) follow(key string, d time.Duration, seen func(string) bool) bool {
+	e.t.Helper()
+	got, _, rev := e.getRev(key)
+	if seen(got) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for resp := range e.cli.Watch(ctx, key, clientv3.WithRev(rev+1)) {
+		if err := resp.Err(); err != nil {
+			if ctx.Err() == nil {
+				e.t.Fatalf("watch %s: %v", key, err)
+			}
+			break
+		}
+		for _, ev := range resp.Events {
+			got = string(ev.Kv.Value)
+			if ev.Type == clientv3.EventTypeDelete {
+				got = ""
+			}
+			if seen(got) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // await waits until key has value want ("" = absent).
 func (e *env) await(what, key, want string, timeout time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got, _ := e.get(key)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: %s = %q after %v, want %q", what, key, got, timeout, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	last := ""
+	if !e.follow(key, timeout, func(v string) bool { last = v; return v == want }) {
+		e.t.Fatalf("%s: %s = %q after %v, want %q", what, key, last, timeout, want)
 	}
 }
 
-// stays checks that key keeps value want for d.
+// stays checks that key keeps value want for d: every change to it in
+// that time is seen (a watch, not samples), and none may change the value.
 func (e *env) stays(what, key, want string, d time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if got, _ := e.get(key); got != want {
-			e.t.Fatalf("%s: %s = %q, want %q", what, key, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	bad := ""
+	if e.follow(key, d, func(v string) bool { bad = v; return v != want }) {
+		e.t.Fatalf("%s: %s = %q, want %q", what, key, bad, want)
+	}
+}
+
+// settled returns once the registry's writer is free, i.e. the sync in
+// progress (if any) has finished: Deregister of a unit that publishes
+// nothing takes the writer and removes nothing.
+func (e *env) settled() {
+	e.t.Helper()
+	if err := e.reg.Deregister(context.Background(), "settle-barrier.service"); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
@@ -315,7 +391,11 @@ func TestInvalidServicesAndNoPublicIP(t *testing.T) {
 		{Name: "web.service", Options: opts, Active: true, Since: time.Now()},
 		{Name: "web@99999.service", Options: bad, Active: true, Since: time.Now()},
 	})
-	time.Sleep(300 * time.Millisecond)
+	// Both are seen (the warnings), and the sync that saw them wrote
+	// nothing.
+	e.logs.await("unit declares invalid services", 10*time.Second)
+	e.logs.await("no public IP configured", 10*time.Second)
+	e.settled()
 	resp, err := e.cli.Get(context.Background(), "/services/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +466,9 @@ func TestNoMachineIDPublishesNothing(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MachineID = "" })
 	opts := unitOpts(t, "[Service]\nExecStart=/x\n[X-Service]\nName=web\nPort=8080\n")
 	e.reg.SetUnits([]Unit{{Name: "web.service", Options: opts, Active: true, Since: time.Now()}})
-	e.stays("unpublished", "/services/web/:web.service:8080", "", 300*time.Millisecond)
+	// The sync that saw the unit warned and wrote nothing.
+	e.logs.await("no machine ID configured", 10*time.Second)
+	e.settled()
 	resp, err := e.cli.Get(context.Background(), "/services/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)

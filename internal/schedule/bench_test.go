@@ -65,6 +65,21 @@ func BenchmarkSchedule1000x10000MachineLoss(b *testing.B) {
 	benchSchedule(b, s)
 }
 
+// BenchmarkSchedule1000x10000Drain: 10 machines are draining (rule 12);
+// their units are re-placed, the rest stays. Compare with MachineLoss: the
+// drain costs what the loss of those machines does.
+func BenchmarkSchedule1000x10000Drain(b *testing.B) {
+	s := benchCluster(1000, 10000)
+	s.Current = Schedule(s).Assign
+	for i := range 10 {
+		m := &s.Machines[i]
+		m.Metadata = map[string]string{"region": m.Metadata["region"], fleet.DrainMetadataKey: "true"}
+	}
+	if res := benchSchedule(b, s); len(res.Reasons) != 0 {
+		b.Fatalf("%d unplaced", len(res.Reasons))
+	}
+}
+
 // conflictsCluster: 100 machines, 1,000 units from 20 templates whose
 // instances conflict with each other (Conflicts=tplN@*.service), some
 // templates more numerous than the machines, plus cross-template

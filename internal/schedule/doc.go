@@ -1,9 +1,11 @@
 // Package schedule is fleet's scheduler: a pure function from a snapshot of
-// the cluster (live machines, units with their [X-Fleet] requirements,
-// current placements) to the desired placement of every unit, plus a
-// reason for every unit it cannot place. It imports only the standard
-// library and internal/fleet, reads no clock and draws no random numbers:
-// the same snapshot, in any input order, gives the same Result.
+// the cluster (live machines with their metadata, draining ones included,
+// units with their [X-Fleet] requirements, current placements) to the
+// desired placement of every unit, plus a reason for every unit it cannot
+// place. It imports only the standard library and internal/fleet, reads no
+// clock and draws no random numbers: the same snapshot, in any input order,
+// gives the same Result. Every placement policy lives here, the drain of
+// machines included (rule 12); callers filter nothing.
 //
 // The contract, as numbered rules (tests cite them by number):
 //
@@ -20,14 +22,15 @@
 //
 //  3. Sticky. In the sticky pass a unit currently scheduled on a live
 //     machine stays there if it is feasible there given the placements made
-//     so far (the first such machine by ID if Current lists several).
+//     so far (the first such machine by ID if Current lists several); a
+//     draining machine is never feasible (rule 12).
 //     Current entries naming dead machines or unknown units are ignored.
 //     Units not kept (new ones, ones whose machine is gone, ones no longer
 //     feasible where they are) go through the placement pass.
 //
-//  4. Global. A global unit is placed on every live machine that matches its
-//     MachineMetadata and has no Conflicts clash (both ways) with the global
-//     units already placed there; global units count toward load. Its
+//  4. Global. A global unit is placed on every live machine that is not
+//     draining (rule 12), matches its MachineMetadata and has no Conflicts
+//     clash (both ways) with the global units already placed there; global units count toward load. Its
 //     MachineID, MachineOf and Replaces are ignored. It gets a reason only
 //     when no machine accepts it. Non-global units must respect global ones
 //     (Conflicts both ways; a Replaces matching a global unit rejects the
@@ -44,10 +47,10 @@
 //     pattern (path.Match) matching this unit's name, and no pattern of this
 //     unit matches a unit there; a unit never conflicts with itself;
 //     (e) no non-global unit on the machine has a Replaces pattern matching
-//     this unit.
+//     this unit; (f) the machine is not draining (rule 12).
 //
 //  6. Replaces. If this unit's Replaces matches non-global units V on a
-//     machine, the machine is feasible when (a)-(e) hold without V and V's
+//     machine, the machine is feasible when (a)-(f) hold without V and V's
 //     followers there; choosing it displaces them. A displaced unit (and
 //     its followers) is re-placed on its best feasible machine, or left
 //     unplaced with a reason naming the replacer (fleet moved it with no
@@ -70,7 +73,7 @@
 //
 //  9. Maximality and stability. If a displacement happened, the unplaced
 //     units are retried until nothing changes; so in the result no unplaced
-//     unit has a machine that passes (a)-(e) given the final placements.
+//     unit has a machine that passes (a)-(f) given the final placements.
 //     Scheduling again with Current set to a result returns that result. Greedy is
 //     not optimal in general (a unit placed first can block several others);
 //     see TestGreedyBound for the bound that holds and the cases where it is
@@ -82,9 +85,11 @@
 //     web@1.service on 1a2b3c4d, web@2.service on 5e6f7a8b",
 //     "no machine has metadata region=us-west (MachineMetadata)",
 //     "MachineID=abc matches no live machine", "peer db.service (MachineOf)
-//     is not scheduled", "no machines in the cluster". Summaries list the
-//     machines that got furthest through the filters, at most five per
-//     kind. PerMachine maps each live machine ID to why it rejects the unit.
+//     is not scheduled", "no machines in the cluster", "no machine can run
+//     db.service: 1a2b3c4d is draining". Summaries list the machines that
+//     got furthest through the filters, at most five per kind. PerMachine
+//     maps each live machine ID (draining ones included) to why it rejects
+//     the unit.
 //
 //  11. Cost. Roughly linear in machines x units: conflicts are checked with
 //     per-(machine, pattern) counters, least-loaded picks walk a heap per
@@ -93,6 +98,27 @@
 //     share failed searches and reason texts. The total number of PerMachine entries is bounded by
 //     Snapshot.MaxReasonEntries (DefaultMaxReasonEntries): past it, reasons
 //     carry only a Summary. A reason's PerMachine is either complete or nil.
+//     Draining machines are in no least-loaded heap, so they cost nothing
+//     per placement.
+//
+//  12. Drain. A machine whose metadata has draining=true
+//     (fleet.DrainMetadataKey, set by fleetctl drain) is live but takes no
+//     unit: filter (f) rejects it for every non-global unit, global units
+//     skip it, and the sticky pass does not keep units there, so every unit
+//     on it is placed as if the machine were gone: it moves to the best
+//     other feasible machine, its MachineOf followers with it, or, when no
+//     other machine can take it (one pinned there by MachineID, say), is
+//     left unplaced. A draining machine thus never appears in Assign, and
+//     the placements are exactly those of the snapshot without it. Undrain
+//     (the key removed) makes it an ordinary machine again: nothing moves
+//     back (rule 3), new and re-placed units may go there (rule 7). In
+//     reasons, a draining machine's PerMachine entry is always "machine is
+//     draining" (ReasonDraining); in summaries the drain is the last filter:
+//     a draining machine that passes every other one is named, as in "no
+//     machine can run a.service: 1a2b3c4d is draining" (also for a unit
+//     pinned to it by MachineID, or a global unit no other machine accepts),
+//     and the summary "no machine has metadata ..." counts draining
+//     machines too.
 //
 // Diff turns two assignments into the placements to add and remove.
 package schedule

@@ -22,6 +22,7 @@ const (
 	kReplacedBy                 // stage 3
 	kConflict                   // stage 3
 	kCannotDisplace             // stage 3
+	kDraining                   // stage 4: draining, and nothing else rejects the unit (rule 12)
 	kCycle
 	kNone // internal inconsistency: the machine accepts the unit
 	numKinds
@@ -35,12 +36,18 @@ func (k kind) stage() int {
 		return 1
 	case kMetadata:
 		return 2
+	case kDraining:
+		return 4
 	default:
 		return 3
 	}
 }
 
 const summaryItems = 5
+
+// ReasonDraining is the PerMachine reason of every draining machine
+// (rule 12), whatever else would keep the unit off it.
+const ReasonDraining = "machine is draining"
 
 func (st *state) result(maxEntries int) Result {
 	res := Result{Assign: make(map[string][]string), Reasons: make(map[string]fleet.Reason)}
@@ -73,8 +80,19 @@ func (st *state) result(maxEntries int) Result {
 
 // classify says why machine m rejects unit u in the final placement, and
 // names the unit involved (-1 if none or not looked up: naming a conflict
-// needs a scan of the machine, done only when asked with name).
+// needs a scan of the machine, done only when asked with name). The drain
+// (rule 12) is the last filter: a draining machine is classified by the
+// other filters first, and kDraining only when none of them rejects u.
 func (st *state) classify(u, m int32, name bool) (kind, int32) {
+	k, w := st.classifyFilters(u, m, name)
+	if k == kNone && st.ms[m].draining {
+		return kDraining, -1
+	}
+	return k, w
+}
+
+// classifyFilters is classify without the drain.
+func (st *state) classifyFilters(u, m int32, name bool) (kind, int32) {
 	ui := &st.us[u]
 	if ui.cyclic {
 		return kCycle, -1
@@ -170,6 +188,8 @@ func (st *state) text(u, m int32, k kind, w int32) string {
 		return "replaced by " + st.us[w].name + " (Replaces)"
 	case kCannotDisplace:
 		return "would replace " + st.us[w].name + " (Replaces), which cannot move"
+	case kDraining:
+		return ReasonDraining
 	}
 	return "no constraint rejects this machine (internal error)"
 }
@@ -227,6 +247,10 @@ func (st *state) explain(u int32, withPer bool, cache map[string]*cachedReason) 
 	if withPer && c.per == nil {
 		c.per = make(map[string]string, len(st.ms))
 		for m := range st.ms {
+			if st.ms[m].draining {
+				c.per[st.ms[m].id] = ReasonDraining
+				continue
+			}
 			k, w := st.classify(u, int32(m), true)
 			c.per[st.ms[m].id] = st.text(u, int32(m), k, w)
 		}
@@ -259,7 +283,7 @@ func (st *state) summary(u int32) (string, bool) {
 	if len(ui.peers) > 1 && len(st.peerCands(u)) == 0 {
 		return "peers " + strings.Join(ui.peerNames, ", ") + " (MachineOf) share no machine", false
 	}
-	if ui.cls != nil && st.heapFor(ui.cls) != nil && ui.cls.n == 0 {
+	if ui.cls != nil && st.heapFor(ui.cls) != nil && ui.cls.n == 0 && !st.drainedMatch(ui.cls) {
 		return "no machine has metadata " + ui.cls.key + " (MachineMetadata)", false
 	}
 	// Group the machines that got furthest through the filters by kind.
@@ -293,9 +317,20 @@ func (st *state) summary(u int32) (string, bool) {
 		if n := len(ms) - summaryItems; n > 0 {
 			s += " and " + strconv.Itoa(n) + " more"
 		}
-		parts = append(parts, st.groupPhrase(u, kind(k), s))
+		parts = append(parts, st.groupPhrase(u, kind(k), s, len(ms)))
 	}
 	return strings.Join(parts, "; "), true
+}
+
+// drainedMatch reports whether a draining machine matches c: then the
+// summary names the drain, not missing metadata.
+func (st *state) drainedMatch(c *class) bool {
+	for _, m := range st.drained {
+		if c.matches(st.ms[m].meta) {
+			return true
+		}
+	}
+	return false
 }
 
 // item is one machine in a summary group.
@@ -314,9 +349,15 @@ func (st *state) item(u, m int32, k kind, w int32) string {
 	return short
 }
 
-func (st *state) groupPhrase(u int32, k kind, items string) string {
+// groupPhrase words a summary group of n machines.
+func (st *state) groupPhrase(u int32, k kind, items string, n int) string {
 	ui := &st.us[u]
 	switch k {
+	case kDraining:
+		if n == 1 {
+			return items + " is draining"
+		}
+		return items + " are draining"
 	case kMachineID:
 		return "MachineID=" + ui.req.MachineID + " excludes " + items
 	case kPeerElsewhere, kPeerMissing:

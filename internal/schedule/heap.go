@@ -12,7 +12,8 @@ type membership struct {
 }
 
 // heapFor returns the heap of the machines matching c (nil: all machines),
-// building it on first use.
+// building it on first use. Draining machines are in no heap (rule 12):
+// they take no unit, so walks never visit them.
 func (st *state) heapFor(c *class) *mheap {
 	if c == nil {
 		c = st.all
@@ -22,6 +23,9 @@ func (st *state) heapFor(c *class) *mheap {
 	}
 	h := &mheap{}
 	for m := range st.ms {
+		if st.ms[m].draining {
+			continue
+		}
 		if c == st.all || c.matches(st.ms[m].meta) {
 			e := &hentry{m: int32(m), i: int32(len(h.items))}
 			h.items = append(h.items, e)

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"fmt"
+	"maps"
 	"math/rand"
 	"path"
 	"reflect"
@@ -28,6 +29,7 @@ type genOpts struct {
 	maxMachines, maxUnits int
 	conflictsOnly         bool
 	noReplaces            bool
+	drain                 bool // some machines draining (rule 12)
 }
 
 func genSnapshot(r *rand.Rand, o genOpts) Snapshot {
@@ -44,6 +46,9 @@ func genSnapshot(r *rand.Rand, o genOpts) Snapshot {
 		}
 		if r.Intn(2) == 0 {
 			meta["disk"] = []string{"ssd", "hdd"}[r.Intn(2)]
+		}
+		if o.drain && r.Intn(3) == 0 { // draws only with drain: other tests' streams are unchanged
+			meta[fleet.DrainMetadataKey] = "true"
 		}
 		s.Machines = append(s.Machines, fleet.Machine{ID: id, Metadata: meta})
 	}
@@ -176,8 +181,13 @@ func (o *oracle) clash(a, b Unit) bool {
 	return false
 }
 
+func (o *oracle) draining(m string) bool { return o.meta[m][fleet.DrainMetadataKey] == "true" }
+
 // feasible: can non-global u be on m given everything else on m?
 func (o *oracle) feasible(u Unit, m string) (bool, string) {
+	if o.draining(m) {
+		return false, "draining"
+	}
 	if id := u.Req.MachineID; id != "" && id != m && !(len(id) == 8 && strings.HasPrefix(m, id)) {
 		return false, "MachineID"
 	}
@@ -217,6 +227,9 @@ func (o *oracle) check(t *testing.T, res Result) {
 		for _, m := range ms {
 			if !live[m] {
 				t.Fatalf("%s placed on dead machine %s", name, m)
+			}
+			if o.draining(m) {
+				t.Fatalf("rule 12: %s placed on draining machine %s", name, m)
 			}
 			if u.Req.Global {
 				if !o.metaOK(u, m) {
@@ -259,13 +272,16 @@ func (o *oracle) check(t *testing.T, res Result) {
 				if !live[m] || why == "" || strings.Contains(why, "internal") {
 					t.Fatalf("rule 10: %s PerMachine[%s] = %q", name, m, why)
 				}
+				if (why == ReasonDraining) != o.draining(m) {
+					t.Fatalf("rule 12: %s PerMachine[%s] = %q", name, m, why)
+				}
 			}
 		}
 		if u.Req.Global {
 			// Rule 4: on every machine whose metadata matches unless a
 			// global unit there clashes with it.
 			for _, m := range o.s.Machines {
-				if !o.metaOK(u, m.ID) || slices.Contains(res.Assign[name], m.ID) {
+				if o.draining(m.ID) || !o.metaOK(u, m.ID) || slices.Contains(res.Assign[name], m.ID) {
 					continue
 				}
 				blocked := false
@@ -336,6 +352,87 @@ func TestPropertiesRandomClusters(t *testing.T) {
 			if res2 := Schedule(s2); !reflect.DeepEqual(res, res2) {
 				t.Fatalf("not a fixpoint:\n%v\n%v", res.Assign, res2.Assign)
 			}
+		})
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// Rule 12: with draining machines the rules hold (the oracle knows filter
+// (f)), and the placements are exactly those of the snapshot without the
+// draining machines (what the engine computed when it filtered them out);
+// the same units are unplaced, with the same PerMachine entries for the
+// other machines and "machine is draining" for the draining ones. Then
+// undraining (without Replaces) moves nothing.
+func TestPropertyDrain(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	for i := range 3000 {
+		s := genSnapshot(r, genOpts{maxMachines: 4, maxUnits: 6, drain: true, noReplaces: i%2 == 0})
+		res := Schedule(s)
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					t.Logf("snapshot:\n%s\nresult: %v\nreasons: %v", dump(s), res.Assign, res.Reasons)
+				}
+			}()
+			newOracle(s, res).check(t, res)
+			if res2 := Schedule(shuffled(r, s)); !reflect.DeepEqual(res, res2) {
+				t.Fatalf("order dependence:\n%v\n%v", res, res2)
+			}
+			fix := s
+			fix.Current = res.Assign
+			if res2 := Schedule(fix); !reflect.DeepEqual(res, res2) {
+				t.Fatalf("not a fixpoint:\n%v\n%v", res.Assign, res2.Assign)
+			}
+
+			gone := s
+			gone.Machines = slices.DeleteFunc(slices.Clone(s.Machines), fleet.Machine.Draining)
+			without := Schedule(gone)
+			if !reflect.DeepEqual(res.Assign, without.Assign) {
+				t.Fatalf("drain is not leave:\ndraining %v\nwithout  %v", res.Assign, without.Assign)
+			}
+			for name, r := range res.Reasons {
+				w, ok := without.Reasons[name]
+				if !ok {
+					t.Fatalf("%s unplaced only with the drain", name)
+				}
+				if len(gone.Machines) == 0 {
+					continue // "no machines in the cluster": no PerMachine to compare
+				}
+				for _, m := range s.Machines {
+					want := w.PerMachine[m.ID]
+					if m.Draining() {
+						want = ReasonDraining
+					}
+					if r.PerMachine[m.ID] != want {
+						t.Fatalf("%s PerMachine[%s] = %q, want %q", name, m.ID, r.PerMachine[m.ID], want)
+					}
+				}
+			}
+			if len(without.Reasons) != len(res.Reasons) {
+				t.Fatalf("unplaced: %d with the drain, %d without", len(res.Reasons), len(without.Reasons))
+			}
+
+			if i%2 != 0 {
+				return
+			}
+			undrained := fix
+			undrained.Machines = nil
+			for _, m := range s.Machines {
+				m.Metadata = maps.Clone(m.Metadata)
+				delete(m.Metadata, fleet.DrainMetadataKey)
+				undrained.Machines = append(undrained.Machines, m)
+			}
+			res3 := Schedule(undrained)
+			for u, ms := range res.Assign {
+				for _, m := range ms {
+					if !slices.Contains(res3.Assign[u], m) {
+						t.Fatalf("%s moved off %s on undrain: %v", u, m, res3.Assign)
+					}
+				}
+			}
+			newOracle(undrained, res3).check(t, res3)
 		})
 		if t.Failed() {
 			return

@@ -16,7 +16,7 @@ type Unit struct {
 
 // Snapshot is everything Schedule looks at.
 type Snapshot struct {
-	Machines []fleet.Machine     // live machines only (ID, Metadata used)
+	Machines []fleet.Machine     // live machines only (ID, Metadata used; draining=true: rule 12)
 	Units    []Unit              // templates excluded by the caller
 	Current  map[string][]string // unit name -> machine IDs it is scheduled on now (may reference dead machines or be stale)
 

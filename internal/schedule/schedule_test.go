@@ -288,6 +288,96 @@ func TestRules(t *testing.T) {
 			want: "m1: a.service new.service\nunplaced:\n" +
 				"  old.service: no machine can run old.service: replaced by new.service on m1 (Replaces)\n",
 		},
+		{
+			name:     "12 drain: units on a draining machine move",
+			machines: []string{"m1 draining=true", "m2", "m3"},
+			units:    []string{"a.service", "b.service", "c.service"},
+			current:  []string{"a.service=m1", "b.service=m1", "c.service=m3"},
+			want:     "m1: -\nm2: a.service b.service\nm3: c.service\n",
+		},
+		{
+			name:     "12 drain: no new placement on a draining machine, however lightly loaded",
+			machines: []string{"m1 draining=true", "m2"},
+			units:    []string{"a.service", "b.service", "c.service"},
+			current:  []string{"a.service=m2", "b.service=m2"},
+			want:     "m1: -\nm2: a.service b.service c.service\n",
+		},
+		{
+			name:     "12 drain: only the value true drains",
+			machines: []string{"m1 draining=false", "m2 draining=yes"},
+			units:    []string{"a.service", "b.service"},
+			want:     "m1: a.service\nm2: b.service\n",
+		},
+		{
+			name:     "12 drain: a global unit leaves a draining machine",
+			machines: []string{"m1 draining=true", "m2"},
+			units:    []string{"g.service global"},
+			current:  []string{"g.service=m1,m2"},
+			want:     "m1: -\nm2: g.service\n",
+		},
+		{
+			name:     "12 drain: a global unit only a draining machine accepts is unplaced, naming the drain",
+			machines: []string{"m1 draining=true role=x", "m2 role=y"},
+			units:    []string{"g.service global metadata=role=x"},
+			current:  []string{"g.service=m1"},
+			want:     "m1: -\nm2: -\nunplaced:\n  g.service: no machine can run g.service: m1 is draining\n",
+		},
+		{
+			name:     "12 drain: a unit pinned by MachineID to a draining machine is unplaced, naming the drain",
+			machines: []string{"m1 draining=true", "m2"},
+			units:    []string{"a.service machineid=m1"},
+			current:  []string{"a.service=m1"},
+			want:     "m1: -\nm2: -\nunplaced:\n  a.service: no machine can run a.service: m1 is draining\n",
+		},
+		{
+			name:     "12 drain: an 8-character MachineID skips the draining machine it matches",
+			machines: []string{"aaaaaaaa11 draining=true", "aaaaaaaa22", "bbbbbbbb33"},
+			units:    []string{"a.service machineid=aaaaaaaa"},
+			current:  []string{"a.service=aaaaaaaa11"},
+			want:     "aaaaaaaa11: -\naaaaaaaa22: a.service\nbbbbbbbb33: -\n",
+		},
+		{
+			name:     "12 drain: a MachineOf follower moves with its target",
+			machines: []string{"m1 draining=true", "m2", "m3"},
+			units:    []string{"db.service", "helper.service machineof=db.service", "x.service"},
+			current:  []string{"db.service=m1", "helper.service=m1", "x.service=m2"},
+			want:     "m1: -\nm2: x.service\nm3: db.service helper.service\n",
+		},
+		{
+			name:     "12 drain: the follower of a unit pinned to a draining machine is unplaced",
+			machines: []string{"m1 draining=true", "m2"},
+			units:    []string{"db.service machineid=m1", "helper.service machineof=db.service"},
+			current:  []string{"db.service=m1", "helper.service=m1"},
+			want: "m1: -\nm2: -\nunplaced:\n  db.service: no machine can run db.service: m1 is draining\n" +
+				"  helper.service: peer db.service (MachineOf) is not scheduled\n",
+		},
+		{
+			name:     "12 drain: a unit whose metadata only a draining machine has names the drain",
+			machines: []string{"m1 draining=true disk=ssd", "m2 disk=hdd"},
+			units:    []string{"a.service metadata=disk=ssd"},
+			want:     "m1: -\nm2: -\nunplaced:\n  a.service: no machine can run a.service: m1 is draining\n",
+		},
+		{
+			name:     "12 drain is the last filter: a draining machine rejected otherwise is not named for the drain",
+			machines: []string{"m1 draining=true disk=hdd", "m2 disk=hdd"},
+			units:    []string{"a.service metadata=disk=ssd", "b.service machineid=m2 conflicts=c.service", "c.service machineid=m2"},
+			want: "m1: -\nm2: b.service\nunplaced:\n  a.service: no machine has metadata disk=ssd (MachineMetadata)\n" +
+				"  c.service: no machine can run c.service: conflicts with b.service on m2\n",
+		},
+		{
+			name:     "12 drain: every machine draining",
+			machines: []string{"m1 draining=true", "m2 draining=true"},
+			units:    []string{"a.service"},
+			current:  []string{"a.service=m2"},
+			want:     "m1: -\nm2: -\nunplaced:\n  a.service: no machine can run a.service: m1, m2 are draining\n",
+		},
+		{
+			name:     "12 drain: a unit Replaces displaced cannot fall back on a draining machine",
+			machines: []string{"m1 draining=true", "m2"},
+			units:    []string{"old.service", "new.service replaces=old.service"},
+			current:  []string{"old.service=m1"},
+			want:     "m1: -\nm2: new.service\nunplaced:\n  old.service: no machine can run old.service: m1 is draining\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,6 +406,29 @@ func TestReasonPerMachine(t *testing.T) {
 	}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("got %#v\nwant %#v", r, want)
+	}
+}
+
+// Rule 12: a draining machine's PerMachine entry is ReasonDraining whatever
+// else keeps the unit off it; the others' entries are as without the drain.
+func TestReasonPerMachineDraining(t *testing.T) {
+	snap, _ := build(t, []string{"m1 draining=true disk=ssd", "m2 draining=true disk=hdd", "m3 disk=hdd"},
+		[]string{"a.service metadata=disk=ssd"}, []string{"a.service=m1"})
+	r := Schedule(snap).Reasons["a.service"]
+	want := fleet.Reason{
+		Unit:    "a.service",
+		Summary: "no machine can run a.service: m1 is draining",
+		PerMachine: map[string]string{
+			"m1": ReasonDraining,
+			"m2": ReasonDraining,
+			"m3": "metadata disk=ssd not met: machine has disk=hdd",
+		},
+	}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("got %#v\nwant %#v", r, want)
+	}
+	if ReasonDraining != "machine is draining" {
+		t.Errorf("ReasonDraining = %q: fleetctl, the API and docs/api-extensions.md show \"machine is draining\"", ReasonDraining)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 type mach struct {
 	id, short string
 	meta      map[string]string
+	draining  bool // rule 12: takes no unit; in no heap
 	load      int32
 	units     []int32      // units placed here (indices into state.us)
 	memb      []membership // heaps this machine belongs to
@@ -25,7 +26,7 @@ type class struct {
 	keys []string
 	vals [][]string // sorted per key
 	h    *mheap
-	n    int // matching machines; valid once h is built
+	n    int // matching machines that are not draining; valid once h is built
 }
 
 func (c *class) matches(meta map[string]string) bool {
@@ -71,6 +72,7 @@ type unitInfo struct {
 
 type state struct {
 	ms       []mach
+	drained  []int32 // draining machines (rule 12), sorted
 	idIdx    map[string]int32
 	shortIdx map[string][]int32
 	us       []unitInfo
@@ -131,8 +133,12 @@ func (st *state) initMachines(in []fleet.Machine) {
 			continue
 		}
 		i := int32(len(st.ms))
-		st.ms = append(st.ms, mach{id: m.ID, short: fleet.ShortMachineID(m.ID), meta: m.Metadata})
+		draining := m.Draining()
+		st.ms = append(st.ms, mach{id: m.ID, short: fleet.ShortMachineID(m.ID), meta: m.Metadata, draining: draining})
 		st.idIdx[m.ID] = i
+		if draining {
+			st.drained = append(st.drained, i)
+		}
 		if len(m.ID) > 8 {
 			st.shortIdx[m.ID[:8]] = append(st.shortIdx[m.ID[:8]], i)
 		}
@@ -495,7 +501,7 @@ func (st *state) run() {
 	for _, g := range st.globals {
 		u := &st.us[g]
 		for m := range st.ms {
-			if u.cls.matches(st.ms[m].meta) && !st.conflictsFast(g, int32(m)) {
+			if !st.ms[m].draining && u.cls.matches(st.ms[m].meta) && !st.conflictsFast(g, int32(m)) {
 				st.place(g, int32(m))
 			}
 		}
@@ -655,6 +661,9 @@ func (st *state) peerCands(u int32) []int32 {
 // Units on m that u Replaces are moved out of the way (see mayDisplace):
 // they are returned, with their followers there, in processing order.
 func (st *state) feasible(u, m int32) (bool, []int32) {
+	if st.ms[m].draining { // rule 12 (filter (f); checked first, it is the cheapest)
+		return false, nil
+	}
 	ui := &st.us[u]
 	if ui.hasID && !containsSorted(ui.idCands, m) {
 		return false, nil

@@ -3,6 +3,7 @@ package schedule
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +23,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testda
 //	machine add ID [k=v ...]        add (or replace) a live machine
 //	machine remove ID               the machine dies
 //	machine meta ID [k=v ...]       replace its metadata
+//	machine drain ID                set its metadata draining=true (fleetctl drain)
+//	machine undrain ID              remove its draining key (fleetctl undrain)
 //	unit add NAME [opt ...]         add (or replace) a unit; options:
 //	    conflicts=PAT replaces=PAT machineof=NAME machineid=ID
 //	    metadata=K=V (repeat: same key OR, keys AND) global state=STATE
@@ -120,6 +123,20 @@ func (s *story) do(f []string) error {
 		s.machines[f[2]] = meta
 	case "machine remove":
 		delete(s.machines, f[2])
+	case "machine drain", "machine undrain":
+		meta, ok := s.machines[f[2]]
+		if !ok {
+			return fmt.Errorf("no machine %s", f[2])
+		}
+		meta = maps.Clone(meta)
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		delete(meta, fleet.DrainMetadataKey)
+		if f[1] == "drain" {
+			meta[fleet.DrainMetadataKey] = "true"
+		}
+		s.machines[f[2]] = meta
 	case "unit add":
 		u := Unit{Name: f[2], Desired: fleet.JobStateLaunched}
 		for _, opt := range f[3:] {

@@ -9,33 +9,25 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fleetd/fleet/internal/cli"
+	"github.com/fleetd/fleet/internal/procutil"
 )
 
 // Binary builds cmd/fleetd once into dir, with cmd/fleet-shim next to it
 // (fleetd's unit shims), and returns fleetd's path. Call it from TestMain
 // with a directory that outlives the tests.
 func Binary(dir string) (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/fleetd", "./cmd/fleet-shim")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/fleetd ./cmd/fleet-shim: %v\n%s", err, b)
-	}
-	return filepath.Join(dir, "fleetd"), nil
+	return procutil.BuildFleetd(context.Background(), dir)
 }
 
 // Options shape a cluster.
@@ -88,10 +80,8 @@ type Machine struct {
 	// Proxy stands between this machine and etcd (Options.EtcdProxy).
 	Proxy *Proxy
 	args  []string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	logMu sync.Mutex
-	log   bytes.Buffer
+	proc  *procutil.Proc
+	log   procutil.Log
 }
 
 // New starts n fleetd processes built from bin.
@@ -100,7 +90,7 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 	if opts.AgentTTL == 0 {
 		opts.AgentTTL = 3 * time.Second
 	}
-	becomeSubreaper()
+	procutil.BecomeSubreaper()
 	c := &Cluster{t: t, bin: bin, opts: opts}
 	c.EtcdURL = "http://" + freeAddr(t)
 	peerURL := "https://" + freeAddr(t) // certificates derived from the cluster token
@@ -165,97 +155,45 @@ func (c *Cluster) T(t testing.TB) *Cluster {
 }
 
 func (c *Cluster) start(m *Machine) {
-	m.logMu.Lock()
 	fmt.Fprintf(&m.log, "--- start %s %s\n", c.bin, strings.Join(m.args, " "))
-	m.logMu.Unlock()
-	cmd := exec.Command(c.bin, m.args...)
-	cmd.Env = append(os.Environ(), "FLEET_LOG_FORMAT=text")
-	w := &lockedWriter{m: m}
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := procutil.StartFleetd(c.bin, m.args, &m.log)
+	if err != nil {
 		c.t.Fatalf("start fleetd %d: %v", m.Index, err)
 	}
-	m.cmd = cmd
-	m.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(m.done) }()
-}
-
-type lockedWriter struct{ m *Machine }
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.m.logMu.Lock()
-	defer w.m.logMu.Unlock()
-	return w.m.log.Write(p)
+	m.proc = p
 }
 
 // Log returns what the machine's fleetd printed so far.
-func (m *Machine) Log() string {
-	m.logMu.Lock()
-	defer m.logMu.Unlock()
-	return m.log.String()
-}
+func (m *Machine) Log() string { return m.log.String() }
 
 func (c *Cluster) awaitAPI(m *Machine) {
 	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-m.done:
-			c.t.Fatalf("fleetd %d exited early:\n%s", m.Index, m.Log())
-		default:
-		}
-		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(m.APIURL, "http://"), time.Second)
-		if err == nil {
-			conn.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	err := m.proc.Await(context.Background(), 60*time.Second, 50*time.Millisecond, procutil.Listening(strings.TrimPrefix(m.APIURL, "http://")))
+	switch {
+	case errors.Is(err, procutil.ErrExited):
+		c.t.Fatalf("fleetd %d exited early:\n%s", m.Index, m.Log())
+	case err != nil:
+		c.t.Fatalf("fleetd %d API did not come up:\n%s", m.Index, m.Log())
 	}
-	c.t.Fatalf("fleetd %d API did not come up:\n%s", m.Index, m.Log())
 }
 
 // Kill sends SIGKILL to machine i's fleetd (and only fleetd: its units are
 // in their own process groups).
-func (c *Cluster) Kill(i int) {
-	m := c.Machines[i]
-	_ = m.cmd.Process.Signal(syscall.SIGKILL)
-	<-m.done
-}
+func (c *Cluster) Kill(i int) { c.Machines[i].proc.Kill() }
 
-// Stop sends SIGTERM and waits.
-func (c *Cluster) Stop(i int) {
-	m := c.Machines[i]
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(40 * time.Second):
-		_ = m.cmd.Process.Signal(syscall.SIGKILL)
-		<-m.done
-	}
-}
+// Stop sends SIGTERM and waits (killing it after 40 s).
+func (c *Cluster) Stop(i int) { c.Machines[i].proc.Stop(40 * time.Second) }
 
 // Terminate sends SIGTERM to machine i's fleetd and reports whether it
 // exited within d (it is killed after that either way).
-func (c *Cluster) Terminate(i int, d time.Duration) bool {
-	m := c.Machines[i]
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-		return true
-	case <-time.After(d):
-		_ = m.cmd.Process.Signal(syscall.SIGKILL)
-		<-m.done
-		return false
-	}
-}
+func (c *Cluster) Terminate(i int, d time.Duration) bool { return c.Machines[i].proc.Stop(d) }
 
 // Freeze stops machine i's fleetd with SIGSTOP (and, for machine 0, the
 // embedded etcd it holds) until Thaw; its units run on.
-func (c *Cluster) Freeze(i int) { _ = c.Machines[i].cmd.Process.Signal(syscall.SIGSTOP) }
+func (c *Cluster) Freeze(i int) { c.Machines[i].proc.Signal(syscall.SIGSTOP) }
 
 // Thaw resumes a frozen fleetd (SIGCONT).
-func (c *Cluster) Thaw(i int) { _ = c.Machines[i].cmd.Process.Signal(syscall.SIGCONT) }
+func (c *Cluster) Thaw(i int) { c.Machines[i].proc.Signal(syscall.SIGCONT) }
 
 // PauseEtcd cuts machine i off etcd (Options.EtcdProxy): nothing flows
 // until ResumeEtcd.
@@ -272,21 +210,13 @@ func (c *Cluster) Restart(i int) {
 
 func (c *Cluster) stopAll() {
 	for i := len(c.Machines) - 1; i >= 0; i-- {
-		m := c.Machines[i]
-		select {
-		case <-m.done:
-			continue
-		default:
+		if !c.Machines[i].proc.Exited() {
+			c.Stop(i)
 		}
-		c.Stop(i)
 	}
 	// fleetd leaves units running when it stops (their shims, then the
 	// units, are re-parented to this process): kill them, level by level.
-	for range 6 {
-		if killOrphans() == 0 {
-			break
-		}
-	}
+	procutil.KillOrphans(6)
 	for _, m := range c.Machines {
 		if m.Proxy != nil {
 			m.Proxy.Close()

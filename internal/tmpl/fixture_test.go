@@ -113,13 +113,19 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
+// eventually polls cond until it holds or a generous deadline passes;
+// then it fails, saying what it waited for and, with detail, what it saw
+// last.
+func eventually(t *testing.T, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			msg := "timed out waiting for " + what
+			for _, d := range detail {
+				msg += "; " + d()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

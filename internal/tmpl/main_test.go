@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 )
@@ -176,8 +176,7 @@ func TestMainRuns(t *testing.T) {
 		// The status is updated once the render's commands ran, just
 		// after the file changed: poll it.
 		var body struct{ Resources []ResourceStatus }
-		ok := false
-		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		eventually(t, "status after the change", func() bool {
 			resp, err := http.Get(url[1])
 			if err != nil {
 				t.Fatal(err)
@@ -188,11 +187,8 @@ func TestMainRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ok = len(body.Resources) == 1 && body.Resources[0].Changes == 2 && body.Resources[0].ReloadOutput == "reloaded"
-		}
-		if !ok {
-			t.Errorf("status %+v", body)
-		}
+			return len(body.Resources) == 1 && body.Resources[0].Changes == 2 && body.Resources[0].ReloadOutput == "reloaded"
+		}, func() string { return fmt.Sprintf("status %+v", body) })
 
 		cancel()
 		if code := <-done; code != 0 {

@@ -89,7 +89,14 @@ func (d *Daemon) follow(ctx context.Context, r *resource, rev int64) error {
 		wch := d.kv.Watch(wctx, key, etcdkv.WatchOptions{Prefix: true, FromRev: rev + 1})
 		go forward(wctx, wch, key, msgs)
 	}
+	return d.coalesce(ctx, msgs, rev, func() (int64, error) { return d.process(ctx, r) })
+}
 
+// coalesce re-renders (render returns the revision rendered, 0 if it could
+// not read etcd) after each burst of msgs newer than rev, per WaitMin and
+// WaitMax, and every Interval if set. It returns when ctx ends, a message
+// carries an error, or a render cannot read etcd.
+func (d *Daemon) coalesce(ctx context.Context, msgs <-chan watchMsg, rev int64, render func() (int64, error)) error {
 	var resync <-chan time.Time
 	if d.opts.Interval > 0 {
 		t := time.NewTicker(d.opts.Interval)
@@ -104,7 +111,7 @@ func (d *Daemon) follow(ctx context.Context, r *resource, rev int64) error {
 	rendered := rev // newest revision reflected in Dest
 
 	rerender := func() error {
-		newRev, err := d.process(ctx, r)
+		newRev, err := render()
 		if newRev == 0 {
 			return fmt.Errorf("re-render: %w", err)
 		}

@@ -68,10 +68,7 @@ func (h *Handler) loadOverview(ctx context.Context) (*Overview, error) {
 		})
 	}
 	idx := indexStates(states)
-	live := map[string]fleet.Machine{}
-	for _, m := range snap.Machines {
-		live[m.ID] = m
-	}
+	live := machinesByID(snap.Machines)
 	placements := map[string][]string{}
 	for _, e := range snap.Schedule {
 		placements[e.Unit] = append(placements[e.Unit], e.Machine)
@@ -108,10 +105,7 @@ func (h *Handler) loadUnit(ctx context.Context, name string) (*UnitView, error) 
 	if err != nil {
 		return nil, err
 	}
-	live := map[string]fleet.Machine{}
-	for _, m := range machines {
-		live[m.ID] = m
-	}
+	live := machinesByID(machines)
 	var rp *fleet.Reason
 	if r, ok, err := st.Reason(ctx, name); err != nil {
 		return nil, err
@@ -121,6 +115,15 @@ func (h *Handler) loadUnit(ctx context.Context, name string) (*UnitView, error) 
 	v := unitView(u, pl, indexStates(states), live, rp)
 	v.File = string(unitfile.Serialize(u.Options))
 	return &v, nil
+}
+
+// machinesByID indexes the live machines by ID.
+func machinesByID(ms []fleet.Machine) map[string]fleet.Machine {
+	live := make(map[string]fleet.Machine, len(ms))
+	for _, m := range ms {
+		live[m.ID] = m
+	}
+	return live
 }
 
 type stateKey struct{ unit, machine string }

@@ -216,37 +216,33 @@ func (h *Handler) renderOverview(w http.ResponseWriter, r *http.Request, title, 
 }
 
 func (h *Handler) unitPage(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	p := h.newPage(w, r, name)
-	u, err := h.loadUnit(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		h.fail(w, r, http.StatusNotFound, "unit "+name+" does not exist")
-		return
-	}
-	if err != nil {
-		h.storeFail(w, r, err)
-		return
-	}
-	p.Unit = u
-	h.render(w, r, "unit.html", http.StatusOK, p)
+	h.renderUnit(w, r, "unit.html", false)
 }
 
 func (h *Handler) unitFragment(w http.ResponseWriter, r *http.Request) {
+	h.renderUnit(w, r, "unit-live", true)
+}
+
+// renderUnit renders the page of the unit named in the path with template
+// tmpl: the whole page or (live) only its live fragment. A unit that does
+// not exist is a 404, or for the fragment (destroyed while the page was
+// open) a unit shown as gone.
+func (h *Handler) renderUnit(w http.ResponseWriter, r *http.Request, tmpl string, live bool) {
 	name := r.PathValue("name")
 	p := h.newPage(w, r, name)
 	u, err := h.loadUnit(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		// Destroyed while the page was open.
-		p.Unit = &UnitView{Name: name, Gone: true}
-		h.render(w, r, "unit-live", http.StatusOK, p)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && live:
+		u = &UnitView{Name: name, Gone: true}
+	case errors.Is(err, store.ErrNotFound):
+		h.fail(w, r, http.StatusNotFound, "unit "+name+" does not exist")
 		return
-	}
-	if err != nil {
+	case err != nil:
 		h.storeFail(w, r, err)
 		return
 	}
 	p.Unit = u
-	h.render(w, r, "unit-live", http.StatusOK, p)
+	h.render(w, r, tmpl, http.StatusOK, p)
 }
 
 // act runs start, stop or destroy (auth was checked in ServeHTTP).

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -513,6 +514,89 @@ func readSSE(t *testing.T, r *bufio.Reader) sseEvent {
 	return sseEvent{}
 }
 
+// sseEvents reads server-sent events from r in the background until it
+// ends (then the channel is closed); comments (keep-alives) are left out.
+func sseEvents(t *testing.T, r *bufio.Reader) <-chan sseEvent {
+	ch := make(chan sseEvent, 100)
+	go func() {
+		defer close(ch)
+		var ev sseEvent
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case line == "":
+				if ev.event != "" || ev.data != "" {
+					select {
+					case ch <- ev:
+					case <-t.Context().Done():
+						return
+					}
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[6:]
+			}
+		}
+	}()
+	return ch
+}
+
+const probePrefix = "stream-probe-"
+
+// awaitLive returns once the event stream follows the store: the stream
+// starts its etcd watch after answering, so a change made right after the
+// answer may come before the watch. It submits probe units until the
+// stream carries one.
+func (e *env) awaitLive(evs <-chan sseEvent) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		name := probePrefix + strconv.Itoa(i) + ".service"
+		if _, err := e.store.CreateUnit(e.ctx, fleet.Unit{Name: name, Hash: "h", DesiredState: fleet.JobStateInactive}); err != nil {
+			e.t.Fatal(err)
+		}
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				e.t.Fatal("stream ended")
+			}
+			if !strings.Contains(ev.data, probePrefix) {
+				e.t.Fatalf("event %+v on a stream where nothing else happens", ev)
+			}
+			return
+		case <-time.After(min(10*time.Millisecond<<i, time.Second)):
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal("the stream carried no probe within 10s")
+		}
+	}
+}
+
+// nextEvent returns the next event that is not a probe's, within 10 s.
+func nextEvent(t *testing.T, evs <-chan sseEvent) sseEvent {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if !strings.Contains(ev.data, probePrefix) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatal("no server-sent event within 10s")
+		}
+	}
+}
+
 func TestEventStream(t *testing.T) {
 	e := newEnv(t, nil)
 	resp, err := e.hc.Get(e.srv.URL + "/ui/events")
@@ -523,12 +607,12 @@ func TestEventStream(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
 	}
-	r := bufio.NewReader(resp.Body)
-	time.Sleep(100 * time.Millisecond)
+	evs := sseEvents(t, bufio.NewReader(resp.Body))
+	e.awaitLive(evs)
 	if err := e.store.SetDesiredState(e.ctx, "web.service", fleet.JobStateLoaded); err != nil {
 		t.Fatal(err)
 	}
-	ev := readSSE(t, r)
+	ev := nextEvent(t, evs)
 	if ev.event != "fleet" || !strings.Contains(ev.data, `"type":"unit.desired"`) || !strings.Contains(ev.data, `"unit":"web.service"`) {
 		t.Fatalf("got %+v", ev)
 	}

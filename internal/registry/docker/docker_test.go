@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fleetd/fleet/internal/registry"
@@ -139,32 +142,39 @@ func TestImageBase(t *testing.T) {
 
 // sink records the endpoint sets it receives.
 type sink struct {
-	mu   sync.Mutex
-	last []registry.Endpoint
-	n    int
+	mu      sync.Mutex
+	last    []registry.Endpoint
+	n       int
+	changed chan struct{} // closed (and replaced) at each set
 }
+
+func newSink() *sink { return &sink{changed: make(chan struct{})} }
 
 func (s *sink) set(eps []registry.Endpoint) {
 	s.mu.Lock()
 	s.last, s.n = eps, s.n+1
+	close(s.changed)
+	s.changed = make(chan struct{})
 	s.mu.Unlock()
 }
 
+// await waits until the last set received satisfies cond.
 func (s *sink) await(t *testing.T, what string, cond func([]registry.Endpoint) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	deadline := time.After(30 * time.Second)
+	for {
 		s.mu.Lock()
-		ok := s.n > 0 && cond(s.last)
+		ok, last, changed := s.n > 0 && cond(s.last), s.last, s.changed
 		s.mu.Unlock()
 		if ok {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; last: %+v", what, last)
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t.Fatalf("timed out waiting for %s; last: %+v", what, s.last)
 }
 
 // A fake engine on a unix socket: list + inspect + an events stream the
@@ -220,7 +230,7 @@ func TestWatcherAgainstFakeEngine(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { srv.Close() })
 
-	s := &sink{}
+	s := newSink()
 	w := New(Config{Socket: sock, Sink: s.set})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -261,7 +271,7 @@ func TestRealDocker(t *testing.T) {
 	img := buildImage(t, tag)
 
 	cli := newEtcd(t)
-	s := &sink{}
+	s := newSink()
 	reg := newRegistry(t, cli)
 	w = New(Config{Sink: func(eps []registry.Endpoint) { s.set(eps); reg.SetExternal("docker", eps) }})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -326,4 +336,70 @@ func main() {
 	}
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
 	return tag
+}
+
+// retryLog records when the watcher reports a failed attempt, and the
+// delay it announces before the next one.
+type retryLog struct {
+	mu    sync.Mutex
+	start time.Time
+	at    []time.Duration
+	in    []time.Duration
+}
+
+func (l *retryLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *retryLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *retryLog) WithGroup(string) slog.Handler            { return l }
+func (l *retryLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.Contains(r.Message, "not followed; retrying") {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.at = append(l.at, r.Time.Sub(l.start))
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "in" {
+			l.in = append(l.in, a.Value.Duration())
+		}
+		return true
+	})
+	return nil
+}
+
+// Without an engine, Run retries after 1 s, then doubles the delay up to
+// 30 s, and returns as soon as its context ends (fake time: no socket is
+// ever dialled, the socket file does not exist).
+func TestRunBacksOffWithoutEngine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &retryLog{start: time.Now()}
+		w := New(Config{Socket: filepath.Join(t.TempDir(), "absent.sock"), Logger: slog.New(l)})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		time.Sleep(125 * time.Second)
+		synctest.Wait()
+		l.mu.Lock()
+		at, in := slices.Clone(l.at), slices.Clone(l.in)
+		l.mu.Unlock()
+		wantAt := []time.Duration{0, 1 * time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second,
+			31 * time.Second, 61 * time.Second, 91 * time.Second, 121 * time.Second}
+		if !slices.Equal(at, wantAt) {
+			t.Errorf("attempts failed at %v, want %v", at, wantAt)
+		}
+		// The first failure is reported once (info); the next ones give
+		// the delay before the next attempt (debug).
+		wantIn := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+			30 * time.Second, 30 * time.Second, 30 * time.Second, 30 * time.Second}
+		if !slices.Equal(in, wantIn) {
+			t.Errorf("announced delays %v, want %v", in, wantIn)
+		}
+		stopped := time.Now()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if d := time.Since(stopped); d != 0 {
+			t.Errorf("Run returned %v after its context ended", d)
+		}
+	})
 }

@@ -40,23 +40,36 @@ func newRegistry(t *testing.T, cli *clientv3.Client) *registry.Registry {
 	return reg
 }
 
+// awaitKey waits until key has value want ("" = absent): it reads key,
+// then watches it from the next revision, so no change is missed.
 func awaitKey(t *testing.T, cli *clientv3.Client, key, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := ""
-	for time.Now().Before(deadline) {
-		resp, err := cli.Get(context.Background(), key)
-		if err != nil {
-			t.Fatal(err)
+	if len(resp.Kvs) > 0 {
+		got = string(resp.Kvs[0].Value)
+	}
+	if got == want {
+		return
+	}
+	for wr := range cli.Watch(ctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
+		if wr.Err() != nil {
+			break
 		}
-		got = ""
-		if len(resp.Kvs) > 0 {
-			got = string(resp.Kvs[0].Value)
+		for _, ev := range wr.Events {
+			got = string(ev.Kv.Value)
+			if ev.Type == clientv3.EventTypeDelete {
+				got = ""
+			}
+			if got == want {
+				return
+			}
 		}
-		if got == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s = %q, want %q", key, got, want)
 }

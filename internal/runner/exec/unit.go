@@ -807,6 +807,23 @@ func (u *unit) runControl(rc *runCtx, kind string, l execLine, deadline time.Tim
 	return ok, evDone
 }
 
+// runStopCommands runs the ExecStop= or ExecStopPost= lines (kind) in
+// turn, all within TimeoutStopSec=. When they time out it logs timedOut
+// and returns resTimeout; evQuit when the runner shuts down; else res.
+func (u *unit) runStopCommands(rc *runCtx, kind string, lines []execLine, extra map[string]string, timedOut, res string) (string, event) {
+	deadline := deadlineAfter(rc.cfg.timeoutStop)
+	for _, l := range lines {
+		switch _, ev := u.runControl(rc, kind, l, deadline, false, extra); ev {
+		case evQuit:
+			return res, ev
+		case evTimeout:
+			u.logf("%s: %s", u.name, timedOut)
+			return resTimeout, evDone
+		}
+	}
+	return res, evDone
+}
+
 // stopSeq runs ExecStop= (if runExecStop), kills what is left as
 // KillMode= says, runs ExecStopPost= and releases the group. It returns
 // the (possibly worsened) result.
@@ -815,21 +832,13 @@ func (u *unit) stopSeq(rc *runCtx, runExecStop bool, res string) (string, event)
 	cfg := rc.cfg
 	if stops := cfg.exec[kindStop]; runExecStop && len(stops) > 0 {
 		u.setState("deactivating", "stop")
-		deadline := deadlineAfter(cfg.timeoutStop)
 		extra := map[string]string{}
 		if rc.mainPID > 0 {
 			extra["MAINPID"] = strconv.Itoa(rc.mainPID)
 		}
-		for _, l := range stops {
-			_, ev := u.runControl(rc, kindStop, l, deadline, false, extra)
-			if ev == evQuit {
-				return res, ev
-			}
-			if ev == evTimeout {
-				u.logf("%s: Stopping timed out. Terminating.", u.name)
-				res = resTimeout
-				break
-			}
+		var ev event
+		if res, ev = u.runStopCommands(rc, kindStop, stops, extra, "Stopping timed out. Terminating.", res); ev == evQuit {
+			return res, ev
 		}
 	}
 	res, ev := u.killPhase(rc, res, "stop-sigterm", "stop-sigkill")
@@ -838,21 +847,12 @@ func (u *unit) stopSeq(rc *runCtx, runExecStop bool, res string) (string, event)
 	}
 	if posts := cfg.exec[kindStopPost]; len(posts) > 0 && !rc.shimStopped {
 		u.setState("deactivating", "stop-post")
-		deadline := deadlineAfter(cfg.timeoutStop)
 		extra := map[string]string{"SERVICE_RESULT": res}
 		if rc.exitCode != "" {
 			extra["EXIT_CODE"], extra["EXIT_STATUS"] = rc.exitCode, rc.exitStatus
 		}
-		for _, l := range posts {
-			_, ev := u.runControl(rc, kindStopPost, l, deadline, false, extra)
-			if ev == evQuit {
-				return res, ev
-			}
-			if ev == evTimeout {
-				u.logf("%s: State 'stop-post' timed out. Terminating.", u.name)
-				res = resTimeout
-				break
-			}
+		if res, ev = u.runStopCommands(rc, kindStopPost, posts, extra, "State 'stop-post' timed out. Terminating.", res); ev == evQuit {
+			return res, ev
 		}
 		// Whatever ExecStopPost= left behind.
 		if res, ev = u.killPhase(rc, res, "stop-sigterm", "stop-sigkill"); ev == evQuit {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
@@ -144,6 +145,9 @@ func TestMirrorCoalesces(t *testing.T) {
 	cfg := h.config("/co/")
 	cfg.Clock = clock
 	cfg.Coalesce = time.Hour
+	applied := make(chan struct{}, 100)
+	apply := cfg.Apply
+	cfg.Apply = func(b etcdkv.WatchBatch) { apply(b); applied <- struct{}{} }
 	go etcdkv.Mirror(ctx, c, cfg)
 	h.waitChanged(t) // the first read
 	for i := range 5 {
@@ -152,10 +156,19 @@ func TestMirrorCoalesces(t *testing.T) {
 	if d := <-clock.asked; d != time.Hour {
 		t.Fatalf("coalescing timer of %v", d)
 	}
-	// Wait until all five are applied; Changed must not have been called.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(h.snapshot()) < 5 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	// Wait until all five are applied (Apply returned for each batch,
+	// on Mirror's goroutine); Changed must not have been called.
+	for len(h.snapshot()) < 5 {
+		select {
+		case <-applied:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 5 keys applied in 10 s", len(h.snapshot()))
+		}
+	}
+	select {
+	case d := <-clock.asked:
+		t.Fatalf("a second coalescing timer (%v) within one burst", d)
+	default:
 	}
 	select {
 	case rev := <-h.changed:
@@ -204,12 +217,9 @@ func TestMirrorRereadsAfterCompaction(t *testing.T) {
 	}
 	cfg.Retry = time.Millisecond
 	go etcdkv.Mirror(ctx, c, cfg)
-	deadline := time.Now().Add(10 * time.Second)
+	// Changed follows every Reset and every applied batch.
 	for !maps.Equal(h.snapshot(), map[string]string{"/cp/new": "2"}) {
-		if time.Now().After(deadline) {
-			t.Fatalf("copy %v", h.snapshot())
-		}
-		time.Sleep(5 * time.Millisecond)
+		h.waitChanged(t)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -226,8 +236,11 @@ func TestMirrorRereadsAfterCompaction(t *testing.T) {
 func TestMirrorRetriesWhileEtcdIsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := newClient(t)
-	c.Close() // every read fails
+	// Every read fails, after 50 ms (a closed client's reads take
+	// clientv3's retries, 2.5 s, before they fail; the delays under test
+	// are the manual clock's, not these).
+	c := etcdkv.New(etcdtest.New(t), etcdkv.WithTimeout(50*time.Millisecond))
+	c.Close()
 	clock := newManualClock()
 	var mu sync.Mutex
 	var retries []time.Duration

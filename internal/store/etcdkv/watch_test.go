@@ -78,8 +78,16 @@ func TestWatchOfCompactedRevisionEnds(t *testing.T) {
 
 func TestWatchEndsWhenClientCloses(t *testing.T) {
 	c := newClient(t)
-	ch := c.Watch(context.Background(), "/x", etcdkv.WatchOptions{})
-	time.Sleep(50 * time.Millisecond) // let the watch start; either way it must end
+	// A watch from the revision of a put carries that put first: once it
+	// has, the watch is running when the client closes.
+	rev, err := c.Put(context.Background(), "/x", "1", etcdkv.NoLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := c.Watch(context.Background(), "/x", etcdkv.WatchOptions{FromRev: rev})
+	if b := next(t, ch); b.Err != nil || len(b.Events) != 1 || b.Events[0].KV.ModRev != rev {
+		t.Fatalf("first batch %+v, want the put at %d", b, rev)
+	}
 	c.Close()
 	b := next(t, ch)
 	if b.Err == nil {

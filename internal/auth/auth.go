@@ -357,14 +357,22 @@ func (p *Policy) bearer(ctx context.Context, header string) (Identity, error) {
 	if !ok {
 		return Identity{}, ErrInvalidCredential
 	}
-	role := p.tokens.Lookup(tok)
-	if role == RoleNone && p.lookup != nil {
-		role = p.lookup(ctx, tok)
-	}
+	role := p.TokenRole(ctx, tok)
 	if role == RoleNone {
 		return Identity{}, ErrInvalidCredential
 	}
 	return Identity{Role: role, Via: ViaToken}, nil
+}
+
+// TokenRole is the role of an access token, as Authenticate judges a
+// bearer token: Config.Tokens, then Config.Lookup; RoleNone if neither
+// knows it.
+func (p *Policy) TokenRole(ctx context.Context, tok string) Role {
+	role := p.tokens.Lookup(tok)
+	if role == RoleNone && p.lookup != nil {
+		role = p.lookup(ctx, tok)
+	}
+	return role
 }
 
 // validSession reports whether r is a dashboard request with a valid

@@ -172,6 +172,8 @@ func startCluster(ctx context.Context, bin, dir string, o clusterOpts) (*fleetdC
 			"--api-addr", us[i].api,
 			"--public-ip", fmt.Sprintf("127.0.0.%d", i+1),
 			"--cluster-token-file", tokenFile,
+			// Not the fixed 127.0.0.1:4001: several fleetd run here.
+			"--etcd-v2-listen", "127.0.0.1:0",
 		}
 		if o.agentTTL > 0 {
 			p.args = append(p.args, "--agent-ttl", o.agentTTL.String())

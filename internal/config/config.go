@@ -27,6 +27,10 @@ const (
 	DefaultAPIUnixAddr             = "unix:///var/run/fleet.sock"
 	DefaultLogFormat               = "text"
 
+	// DefaultEtcdV2Listen is where fleetd serves etcd's v2 keys API
+	// (etcd_v2_listen): etcd v2's legacy client port, loopback only.
+	DefaultEtcdV2Listen = "127.0.0.1:4001"
+
 	// SystemMachineIDFile is where the host's machine ID is read from.
 	SystemMachineIDFile = "/etc/machine-id"
 	// MachineIDFileName is the file under DataDir that keeps a generated
@@ -119,6 +123,10 @@ type Config struct {
 	// APIAddr (api_addr) are the API listen addresses: "host:port" or
 	// "unix:///absolute/path".
 	APIAddr []string
+	// EtcdV2Listen (etcd_v2_listen) is the "host:port" fleetd serves etcd's
+	// v2 keys API on (internal/etcdv2), for etcdctl v2 and v2 clients in
+	// units; "" serves none.
+	EtcdV2Listen string
 	// LogFormat (log_format) is "text" or "json".
 	LogFormat string
 
@@ -200,6 +208,7 @@ func Defaults() Config {
 		TokenLimit:              DefaultTokenLimit,
 		DataDir:                 DefaultDataDir,
 		APIAddr:                 []string{DefaultAPITCPAddr, DefaultAPIUnixAddr},
+		EtcdV2Listen:            DefaultEtcdV2Listen,
 		LogFormat:               DefaultLogFormat,
 		APIAnonymousRead:        "auto",
 		DockerRegistration:      true,

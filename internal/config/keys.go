@@ -306,6 +306,14 @@ func keyDefs() []keyDef {
 				}
 				return nil
 			}),
+		stringKey("etcd_v2_listen", DefaultEtcdV2Listen, "host:port to serve etcd's v2 keys API on (etcdctl v2, go-etcd, curl scripts); \"\" disables; beyond loopback, callers need the admin token (or a token of api_tokens_file)",
+			func(c *Config) *string { return &c.EtcdV2Listen },
+			func(s string) error {
+				if s == "" {
+					return nil
+				}
+				return checkListenAddr(s)
+			}),
 		stringKey("log_format", DefaultLogFormat, "log format: text or json",
 			func(c *Config) *string { return &c.LogFormat },
 			func(s string) error {

@@ -84,6 +84,13 @@ func (c *Config) checkSecurity(sources map[string]string) []error {
 	if c.APITLSClientCA != "" && c.APITLSCert == "" {
 		fail("api_tls_client_ca", "client certificates need TLS: set api_tls_cert and api_tls_key")
 	}
+	// The v2 keys API beyond loopback follows the API's rule: callers
+	// there need a credential, so there must be one. The admin token
+	// always is one, unless api_insecure=true without api_tokens_file and
+	// api_tls_client_ca turns the API's authentication off.
+	if c.EtcdV2Listen != "" && !isLoopbackListenAddr(c.EtcdV2Listen) && c.APIInsecure && c.APITokensFile == "" && c.APITLSClientCA == "" {
+		fail("etcd_v2_listen", "%s is beyond loopback, but api_insecure=true without api_tokens_file or api_tls_client_ca leaves fleetd without credentials; listen on loopback (127.0.0.1:PORT), set api_tokens_file, or drop api_insecure", c.EtcdV2Listen)
+	}
 	if !c.EtcdInsecure {
 		for _, u := range c.EtcdServers {
 			if clusterauth.PlainBeyondLoopback(u) {

@@ -91,3 +91,39 @@ func TestSecurityRender(t *testing.T) {
 		}
 	}
 }
+
+func TestEtcdV2Listen(t *testing.T) {
+	if c := mustLoad(t, nil, nil, ""); c.EtcdV2Listen != DefaultEtcdV2Listen {
+		t.Errorf("default %q", c.EtcdV2Listen)
+	}
+	for _, v := range []string{"127.0.0.1:2001", "localhost:2001", "[::1]:2001", "10.0.0.1:4001", ":4001", "127.0.0.1:0"} {
+		if c := mustLoad(t, []string{"--etcd-v2-listen=" + v}, nil, ""); c.EtcdV2Listen != v {
+			t.Errorf("%s: got %q", v, c.EtcdV2Listen)
+		}
+	}
+	// "" disables, from the flag, the environment or the file.
+	if c := mustLoad(t, []string{"--etcd-v2-listen="}, nil, ""); c.EtcdV2Listen != "" {
+		t.Errorf("flag: got %q", c.EtcdV2Listen)
+	}
+	// An empty variable is unset (as for every key): "" in quotes disables.
+	if c := mustLoad(t, nil, []string{`FLEET_ETCD_V2_LISTEN=""`}, ""); c.EtcdV2Listen != "" {
+		t.Errorf("env: got %q", c.EtcdV2Listen)
+	}
+	if c := mustLoad(t, nil, nil, `etcd_v2_listen=""`+"\n"); c.EtcdV2Listen != "" {
+		t.Errorf("file: got %q", c.EtcdV2Listen)
+	}
+	for _, tc := range []struct{ arg, want string }{
+		{"4001", `flag --etcd-v2-listen: etcd_v2_listen: invalid address "4001": want host:port`},
+		{"http://127.0.0.1:4001", `invalid address "http://127.0.0.1:4001": want host:port (no scheme)`},
+		{"127.0.0.1:70000", `invalid port "70000"`},
+		{"unix:///tmp/s", "want host:port"},
+	} {
+		_, err := load(t, []string{"--etcd-v2-listen=" + tc.arg}, nil, "")
+		wantErr(t, err, tc.want)
+	}
+	// Beyond loopback: the API's rule, a credential must exist.
+	_, err := load(t, []string{"--etcd-v2-listen=0.0.0.0:4001", "--api-insecure"}, nil, "")
+	wantErr(t, err, "etcd_v2_listen: 0.0.0.0:4001 is beyond loopback", "api_insecure=true without api_tokens_file")
+	mustLoad(t, []string{"--etcd-v2-listen=127.0.0.1:4001", "--api-insecure"}, nil, "")
+	mustLoad(t, []string{"--etcd-v2-listen=0.0.0.0:4001", "--api-insecure", "--api-tokens-file=/t"}, nil, "")
+}

@@ -234,6 +234,39 @@ func checkAPIAddr(s string) error {
 	return nil
 }
 
+// checkListenAddr validates a TCP listen address "host:port" (an empty
+// host listens on every address).
+func checkListenAddr(s string) error {
+	if strings.Contains(s, "://") {
+		return fmt.Errorf("invalid address %q: want host:port (no scheme)", s)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port", s)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("invalid address %q: bad host", s)
+	}
+	if err := checkPort(port); err != nil {
+		return fmt.Errorf("invalid address %q: %v", s, err)
+	}
+	return nil
+}
+
+// isLoopbackListenAddr reports whether a "host:port" only accepts loopback
+// callers (auth.IsLoopbackListenAddr's rule: localhost or a loopback IP).
+func isLoopbackListenAddr(s string) bool {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // checkMachineID accepts 1..128 ASCII letters and digits.
 func checkMachineID(s string) error {
 	if s == "" || len(s) > 128 {

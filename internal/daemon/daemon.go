@@ -147,6 +147,21 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 		return abort(err)
 	}
 	listeners, apiURL = sec.wrap(listeners, apiURL)
+	v2, err := listenEtcdV2(cfg)
+	if err != nil {
+		closeAll(listeners)
+		return abort(err)
+	}
+	// fleetctl (kv, ...) run by a unit reaches this fleetd;
+	// FLEET_PUBLIC_IP is the address [X-Service] publishes (CoreOS's
+	// COREOS_PUBLIC_IPV4), e.g. for a balancer's --listen; etcdctl v2
+	// reaches the etcd v2 API (docs/discovery.md).
+	unitEnv := []string{"FLEETCTL_ENDPOINT=" + sec.unitEndpoint(listeners, apiURL), "FLEET_PUBLIC_IP=" + cfg.PublicIP}
+	var privEnv []string
+	if v2 != nil {
+		unitEnv = append(unitEnv, v2.unitEnv()...)
+		privEnv = unitCredentialEnv(admin)
+	}
 	rn, err := execrunner.New(execrunner.Options{
 		Journal:   jr,
 		UnitsDir:  cfg.UnitsDirectory,
@@ -154,10 +169,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 		MachineID: cfg.MachineID,
 		BootID:    bootID(),
 		Logger:    log.With("component", "runner"),
-		// fleetctl (kv, ...) run by a unit reaches this fleetd;
-		// FLEET_PUBLIC_IP is the address [X-Service] publishes (CoreOS's
-		// COREOS_PUBLIC_IPV4), e.g. for a balancer's --listen.
-		Env: []string{"FLEETCTL_ENDPOINT=" + sec.unitEndpoint(listeners, apiURL), "FLEET_PUBLIC_IP=" + cfg.PublicIP},
+		Env:       unitEnv,
+		// Only units running as fleetd's own user may write.
+		PrivilegedEnv: privEnv,
 		// Units outlive fleetd (a restart or an upgrade): main processes
 		// run under a shim (fleet-shim, or `fleetd shim`), and a
 		// restarted fleetd adopts them.
@@ -171,6 +185,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 	})
 	if err != nil {
 		closeAll(listeners)
+		v2.close()
 		return abort(fmt.Errorf("fleetd: runner: %w", err))
 	}
 	machine := fleet.Machine{
@@ -192,6 +207,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 	// stops the rest by the schedule.
 	if err := pres.register(comps.ctx, stopFencedUnits(rn, log)); err != nil {
 		closeAll(listeners)
+		v2.close()
 		return abort(err)
 	}
 
@@ -309,6 +325,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 			return nil
 		})
 	}
+	if v2 != nil {
+		v2.serve(comps.ctx, st, sec.adminToken, log)
+		log.Info("etcd v2 API listening", "addr", v2.l.Addr().String(), "url", v2.url)
+		comps.Go("etcd v2 API on "+v2.l.Addr().String(), v2.run)
+	}
 	comps.Go("registry", reg.Run)
 	if dw != nil {
 		comps.Go("docker registry", dw.Run)
@@ -338,6 +359,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer scancel()
 	_ = httpSrv.Shutdown(sctx)
+	v2.shutdown(sctx)
 	if cfg.StopUnitsOnExit {
 		// fleet's behaviour: the units stop and the machine leaves at once.
 		dctx, dcancel := context.WithTimeout(sctx, 3*time.Second)

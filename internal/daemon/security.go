@@ -44,6 +44,9 @@ type security struct {
 	trustLoopback bool
 	// tokens answers for the tokens registered in etcd (useTokenLookup).
 	tokens atomic.Pointer[tokenLookup]
+	// tokenRoles judges access tokens as the API does (api_tokens_file,
+	// then the tokens registered in etcd), even when policy is nil.
+	tokenRoles *auth.Policy
 }
 
 // setupSecurity loads the API's credentials and TLS settings.
@@ -60,6 +63,7 @@ func setupSecurity(cfg config.Config, log *slog.Logger) (*security, error) {
 		}
 		tokens = t
 	}
+	s.tokenRoles = auth.New(auth.Config{Tokens: tokens, Lookup: s.lookupToken})
 	anonymous, err := auth.ParseAnonymousRead(cfg.APIAnonymousRead)
 	if err != nil {
 		return nil, fmt.Errorf("fleetd: %w", err)
@@ -260,4 +264,18 @@ func embeddedEtcdTLS(cfg config.Config) (client, peer etcdserver.TLSFiles) {
 	client = etcdserver.TLSFiles{CertFile: cfg.EtcdServerCert, KeyFile: cfg.EtcdServerKey, CAFile: cfg.EtcdClientCA}
 	peer = etcdserver.TLSFiles{CertFile: cfg.EtcdPeerCert, KeyFile: cfg.EtcdPeerKey, CAFile: cfg.EtcdPeerCA}
 	return client, peer
+}
+
+// tokenCheckTimeout bounds a token lookup in etcd for the etcd v2 API
+// (etcdv2.TokenAuth's check has no context).
+const tokenCheckTimeout = 10 * time.Second
+
+// adminToken reports whether tok is an admin credential of the API: a token
+// of api_tokens_file or one registered in etcd (the admin token of every
+// fleetd), judged as the API judges a bearer token. It is the etcd v2 API's
+// check (etcdv2.TokenAuth).
+func (s *security) adminToken(tok string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), tokenCheckTimeout)
+	defer cancel()
+	return s.tokenRoles.TokenRole(ctx, tok) >= auth.RoleAdmin
 }

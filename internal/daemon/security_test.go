@@ -90,6 +90,8 @@ func testConfig(t *testing.T, args ...string) (config.Config, error) {
 		"--etcd-listen-client", "http://" + freeTCP(t, "127.0.0.1"),
 		"--etcd-listen-peer", "http://" + freeTCP(t, "127.0.0.1"),
 		"--api-addr", "unix://" + filepath.Join(dir, "fleet.sock"),
+		// Never the fixed 127.0.0.1:4001: tests run side by side.
+		"--etcd-v2-listen", freeTCP(t, "127.0.0.1"),
 	}
 	return config.Load(append(base, args...), nil, nil, nil)
 }

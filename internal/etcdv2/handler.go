@@ -140,6 +140,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveKeys(w, r, canWrite)
 	case p == "/v2/members" || p == "/v2/members/":
 		h.serveMembers(w, r)
+	case p == "/v2/members/leader":
+		h.serveMembersLeader(w, r)
 	case p == "/v2/machines":
 		h.serveMachines(w, r)
 	case p == "/version":

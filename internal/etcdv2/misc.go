@@ -64,6 +64,32 @@ func (h *handler) serveMembers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string][]Member{"members": ms})
 }
 
+// serveMembersLeader serves GET /v2/members/leader (etcdctl v2's member
+// list asks it): the leader member, 503 "During election" without one.
+func (h *handler) serveMembersLeader(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	st, err := h.kv.Status(ctx)
+	if err == nil && st.Leader != 0 {
+		ms, merr := h.members(ctx)
+		err = merr
+		for _, m := range ms {
+			if m.ID == fmt.Sprintf("%x", st.Leader) {
+				writeJSON(w, http.StatusOK, m)
+				return
+			}
+		}
+	}
+	msg := "During election"
+	if err != nil {
+		msg = err.Error()
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": msg})
+}
+
 func (h *handler) serveMachines(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
 		return

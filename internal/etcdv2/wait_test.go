@@ -99,6 +99,7 @@ func TestMembersAndStats(t *testing.T) {
 	e := newEnv(t)
 	checks := []struct{ path, want string }{
 		{"/v2/members", `{"members":[{"id":"`},
+		{"/v2/members/leader", `"clientURLs":["` + e.srv.URL + `"]`},
 		{"/v2/machines", e.srv.URL},
 		{"/version", `{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`},
 		{"/health", `{"health":"true"}`},

@@ -316,9 +316,17 @@ func (r *Registry) Deregister(ctx context.Context, unit string) error {
 		}
 	}
 	r.stopChecksLocked(st)
+	// Count what is published now: the sync loop may remove these keys
+	// before deleteOwned gets the writer, and the delay is owed either way.
+	had := 0
+	for _, e := range r.published {
+		if e.owner == unit {
+			had++
+		}
+	}
 	r.mu.Unlock()
 	n, err := r.deleteOwned(ctx, func(owner string) bool { return owner == unit })
-	r.deregisterDelay(ctx, n)
+	r.deregisterDelay(ctx, max(n, had))
 	return err
 }
 
@@ -330,9 +338,10 @@ func (r *Registry) DeregisterAll(ctx context.Context) error {
 	for _, st := range r.units {
 		r.stopChecksLocked(st)
 	}
+	had := len(r.published)
 	r.mu.Unlock()
 	n, err := r.deleteOwned(ctx, func(string) bool { return true })
-	r.deregisterDelay(ctx, n)
+	r.deregisterDelay(ctx, max(n, had))
 	return err
 }
 

@@ -75,7 +75,10 @@ type Machine struct {
 	DataDir string
 	APIURL  string
 	// Socket is the path of its API's unix socket.
-	Socket   string
+	Socket string
+	// EtcdV2 is the address ("127.0.0.1:PORT", a free port) its etcd v2
+	// API listens on (--etcd-v2-listen): never the fixed 4001.
+	EtcdV2   string
 	Metadata string
 	// Proxy stands between this machine and etcd (Options.EtcdProxy).
 	Proxy *Proxy
@@ -101,6 +104,7 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 			DataDir: t.TempDir(),
 			APIURL:  "http://" + apiAddr(t, opts.APIHost),
 			Socket:  filepath.Join(shortTempDir(t), "fleet.sock"),
+			EtcdV2:  freeAddr(t),
 		}
 		if i < len(opts.Metadata) {
 			m.Metadata = opts.Metadata[i]
@@ -117,6 +121,7 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 			"--public-ip", fmt.Sprintf("127.0.0.%d", i+1),
 			"--agent-ttl", opts.AgentTTL.String(),
 			"--engine-reconcile-interval", "1s",
+			"--etcd-v2-listen", m.EtcdV2,
 		}
 		if m.Metadata != "" {
 			m.args = append(m.args, "--metadata", m.Metadata)

@@ -37,6 +37,11 @@ type Options struct {
 	// after the base environment and before the unit's own Environment=
 	// and EnvironmentFile= (which override them).
 	Env []string
+	// PrivilegedEnv holds assignments given, after Env, only to units
+	// whose processes run as fleetd's own user (no User=): credentials
+	// such as the admin token, which would give a unit with a lesser
+	// User= more power than its user has.
+	PrivilegedEnv []string
 	// DisableCgroups forces process-group supervision even where a
 	// writable cgroup v2 hierarchy exists.
 	DisableCgroups bool

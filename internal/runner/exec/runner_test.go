@@ -722,3 +722,28 @@ ExecStart=/bin/sh -c 'echo "ep=$FLEETCTL_ENDPOINT ov=$OVERRIDE"'
 		t.Fatalf("env line %q", e.Line)
 	}
 }
+
+// TestPrivilegedEnv: PrivilegedEnv reaches units that run as fleetd's own
+// user, never a unit with another User= (the admin token must not give
+// User=nobody more than nobody has).
+func TestPrivilegedEnv(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot switch to User=nobody")
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	h := newHarness(t, false)
+	h.r.opts.Env = []string{"PLAIN=all"}
+	h.r.opts.PrivilegedEnv = []string{"SECRET=admin"}
+	h.load("own.service", "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo \"own plain=$PLAIN secret=$SECRET\"'\n")
+	h.load("nobody-env.service", "[Service]\nType=oneshot\nUser=nobody\nExecStart=/bin/sh -c 'echo \"nobody plain=$PLAIN secret=$SECRET\"'\n")
+	h.start("own.service")
+	h.start("nobody-env.service")
+	if e := h.waitOutput("own.service", "own "); e.Line != "own plain=all secret=admin" {
+		t.Fatalf("own user's unit: %q", e.Line)
+	}
+	if e := h.waitOutput("nobody-env.service", "nobody "); e.Line != "nobody plain=all secret=" {
+		t.Fatalf("User=nobody unit: %q", e.Line)
+	}
+}

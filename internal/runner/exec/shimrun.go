@@ -107,16 +107,7 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 	}
 	pid, err := parseShimReport(line)
 	if err != nil {
-		status := 203
-		if errors.Is(err, syscall.ENOENT) && rc.dir != "/" {
-			if _, serr := os.Stat(rc.dir); serr != nil {
-				status = 200
-			}
-		}
-		if rc.cred != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
-			status = 216
-		}
-		return fail(&spawnError{status, err})
+		return fail(rc.spawnFailed(err))
 	}
 	var m shimMain
 	_ = readJSON(filepath.Join(dir, shimMainFile), &m)

@@ -192,6 +192,11 @@ func (u *unit) prepare(rc *runCtx) error {
 	for _, a := range u.r.opts.Env {
 		env.setAssign(a)
 	}
+	if rc.cred == nil {
+		for _, a := range u.r.opts.PrivilegedEnv {
+			env.setAssign(a)
+		}
+	}
 	for _, v := range cfg.environment {
 		assign, bad, err := parseEnvironment(rc.sp.expand(v))
 		if err != nil {
@@ -355,6 +360,22 @@ func retryWithoutCgroup(err error) bool {
 // start starts path/argv in the unit's group, with stdout and stderr
 // going to the journal. onExit runs (in its own goroutine) once the
 // process has been reaped, before done is closed.
+// spawnFailed turns a failed exec into systemd's exit status for it: 200
+// (CHDIR) when the working directory is missing, 216 (GROUP) when the
+// credentials could not be set, 203 (EXEC) otherwise.
+func (rc *runCtx) spawnFailed(err error) *spawnError {
+	status := 203
+	if errors.Is(err, syscall.ENOENT) && rc.dir != "/" {
+		if _, serr := os.Stat(rc.dir); serr != nil {
+			status = 200
+		}
+	}
+	if rc.cred != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
+		status = 216
+	}
+	return &spawnError{status, err}
+}
+
 func (u *unit) startProcess(rc *runCtx, path string, argv []string, env []string, onExit func(*proc)) (*proc, error) {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -407,16 +428,7 @@ func (u *unit) startProcess(rc *runCtx, path string, argv []string, env []string
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		status := 203
-		if errors.Is(err, syscall.ENOENT) && rc.dir != "/" {
-			if _, serr := os.Stat(rc.dir); serr != nil {
-				status = 200
-			}
-		}
-		if rc.cred != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
-			status = 216
-		}
-		return nil, &spawnError{status, err}
+		return nil, rc.spawnFailed(err)
 	}
 	pr := &proc{pid: p.Pid, ident: filepath.Base(path), done: make(chan struct{})}
 	c := rp.watch(p) // p is released: use pr.pid

@@ -232,19 +232,7 @@ func TestRoutingAndHeaders(t *testing.T) {
 	if got.code != 200 || got.header.Get("Server") != "fleetd/"+testVersion {
 		t.Fatalf("discovery: %d %v", got.code, got.header)
 	}
-	var doc struct {
-		Kind      string                     `json:"kind"`
-		RootURL   string                     `json:"rootUrl"`
-		Resources map[string]json.RawMessage `json:"resources"`
-		Schemas   map[string]json.RawMessage `json:"schemas"`
-	}
-	if err := json.Unmarshal([]byte(got.body), &doc); err != nil {
-		t.Fatalf("discovery is not JSON: %v", err)
-	}
-	if doc.Kind != "discovery#restDescription" || doc.RootURL != "$ENDPOINT/" ||
-		doc.Resources["Units"] == nil || doc.Schemas["UnitPage"] == nil {
-		t.Errorf("discovery doc: %+v", doc)
-	}
+	checkDiscovery(t, got.body)
 	expectError(t, "POST discovery", e.do("POST", "/fleet/v1/discovery", "", ""), 400, msgOnlyGet)
 	if got := e.do("GET", "/v1-alpha/discovery", "", ""); got.code != 200 {
 		t.Errorf("v1-alpha discovery: %d", got.code)

@@ -1,84 +1,155 @@
 package api
 
-import "net/http"
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
 
-// discoveryDoc is a minimal Google API discovery document of /fleet/v1
-// (fleet served schema/v1.json; rootUrl is fleet's literal "$ENDPOINT/").
-const discoveryDoc = `{
-  "kind": "discovery#restDescription",
-  "discoveryVersion": "v1",
-  "id": "fleet:v1",
-  "name": "fleet",
-  "version": "v1",
-  "title": "fleet API",
-  "description": "fleetd: a cluster-wide init system built on etcd",
-  "protocol": "rest",
-  "rootUrl": "$ENDPOINT/",
-  "servicePath": "fleet/v1/",
-  "parameters": {
-    "alt": {"type": "string", "description": "Data format for the response.", "default": "json", "enum": ["json"], "location": "query"}
-  },
-  "schemas": {
-    "Machine": {"id": "Machine", "type": "object", "properties": {
-      "id": {"type": "string"},
-      "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-      "primaryIP": {"type": "string"}}},
-    "MachinePage": {"id": "MachinePage", "type": "object", "properties": {
-      "machines": {"type": "array", "items": {"$ref": "Machine"}},
-      "nextPageToken": {"type": "string"}}},
-    "UnitOption": {"id": "UnitOption", "type": "object", "properties": {
-      "section": {"type": "string"}, "name": {"type": "string"}, "value": {"type": "string"}}},
-    "Unit": {"id": "Unit", "type": "object", "properties": {
-      "name": {"type": "string"},
-      "options": {"type": "array", "items": {"$ref": "UnitOption"}},
-      "desiredState": {"type": "string", "enum": ["inactive", "loaded", "launched"]},
-      "currentState": {"type": "string", "enum": ["inactive", "loaded", "launched"], "readOnly": true},
-      "machineID": {"type": "string", "required": true}}},
-    "UnitPage": {"id": "UnitPage", "type": "object", "properties": {
-      "units": {"type": "array", "items": {"$ref": "Unit"}},
-      "nextPageToken": {"type": "string"}}},
-    "UnitState": {"id": "UnitState", "type": "object", "properties": {
-      "name": {"type": "string"}, "hash": {"type": "string"}, "machineID": {"type": "string"},
-      "systemdLoadState": {"type": "string"}, "systemdActiveState": {"type": "string"}, "systemdSubState": {"type": "string"}}},
-    "UnitStatePage": {"id": "UnitStatePage", "type": "object", "properties": {
-      "states": {"type": "array", "items": {"$ref": "UnitState"}},
-      "nextPageToken": {"type": "string"}}},
-    "MachinePatchOp": {"id": "MachinePatchOp", "type": "object", "properties": {
-      "op": {"type": "string", "enum": ["add", "remove", "replace"]},
-      "path": {"type": "string"},
-      "value": {"type": "object", "properties": {"value": {"type": "string"}}}}}
-  },
-  "resources": {
-    "Machines": {"methods": {
-      "List": {"id": "fleet.Machine.List", "httpMethod": "GET", "path": "machines",
-        "parameters": {"nextPageToken": {"type": "string", "location": "query"}}, "response": {"$ref": "MachinePage"}},
-      "Patch": {"id": "fleet.Machine.Patch", "httpMethod": "PATCH", "path": "machines",
-        "request": {"type": "array", "items": {"$ref": "MachinePatchOp"}}}}},
-    "Units": {"methods": {
-      "List": {"id": "fleet.Unit.List", "httpMethod": "GET", "path": "units",
-        "parameters": {"nextPageToken": {"type": "string", "location": "query"}}, "response": {"$ref": "UnitPage"}},
-      "Get": {"id": "fleet.Unit.Get", "httpMethod": "GET", "path": "units/{unitName}",
-        "parameters": {"unitName": {"type": "string", "required": true, "location": "path"}},
-        "parameterOrder": ["unitName"], "response": {"$ref": "Unit"}},
-      "Set": {"id": "fleet.Unit.Set", "httpMethod": "PUT", "path": "units/{unitName}",
-        "parameters": {"unitName": {"type": "string", "required": true, "location": "path"}},
-        "parameterOrder": ["unitName"], "request": {"$ref": "Unit"}},
-      "Delete": {"id": "fleet.Unit.Delete", "httpMethod": "DELETE", "path": "units/{unitName}",
-        "parameters": {"unitName": {"type": "string", "required": true, "location": "path"}},
-        "parameterOrder": ["unitName"]}}},
-    "UnitState": {"methods": {
-      "List": {"id": "fleet.UnitState.List", "httpMethod": "GET", "path": "state",
-        "parameters": {
-          "nextPageToken": {"type": "string", "location": "query"},
-          "machineID": {"type": "string", "location": "query"},
-          "unitName": {"type": "string", "location": "query"}},
-        "response": {"$ref": "UnitStatePage"}}}}
-  }
+// originalDiscovery is fleet's schema/v1.json, the Google API discovery
+// document the original fleetd served at /fleet/v1/discovery, kept
+// byte-identical (its rootUrl is the literal "$ENDPOINT/").
+//
+//go:embed schema/v1.json
+var originalDiscovery []byte
+
+// discoveryExtensions describes our extensions (docs/api-extensions.md) in
+// the same format: its "schemas" and "resources" are added to the original
+// document's. It may only add keys, never change the original's.
+//
+//go:embed schema/extensions.json
+var discoveryExtensions []byte
+
+// discoveryDoc is the served document: the original with the extensions
+// merged in, the original's keys first and in their order.
+var discoveryDoc = mustMergeDiscovery(originalDiscovery, discoveryExtensions)
+
+func mustMergeDiscovery(orig, ext []byte) []byte {
+	b, err := mergeDiscovery(orig, ext)
+	if err != nil {
+		panic("api: discovery document: " + err.Error())
+	}
+	return b
 }
-`
+
+// mergeDiscovery adds ext's keys to orig, recursively where both hold an
+// object under the same key, and renders the result indented by two spaces
+// like fleet's file. A key in both whose values are not both objects is an
+// error. Merging an empty object ({}) reproduces orig.
+func mergeDiscovery(orig, ext []byte) ([]byte, error) {
+	o, err := parseObject(orig)
+	if err != nil {
+		return nil, fmt.Errorf("original: %w", err)
+	}
+	e, err := parseObject(ext)
+	if err != nil {
+		return nil, fmt.Errorf("extensions: %w", err)
+	}
+	if err := o.merge(e, ""); err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, o.render(), "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// jsonObject is a JSON object that keeps the order of its keys.
+type jsonObject struct {
+	keys []string
+	vals map[string]json.RawMessage
+}
+
+func isObject(raw []byte) bool {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '{'
+}
+
+func parseObject(raw []byte) (*jsonObject, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil {
+		return nil, err
+	} else if t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	o := &jsonObject{vals: map[string]json.RawMessage{}}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := o.vals[k]; dup {
+			return nil, fmt.Errorf("duplicate key %q", k)
+		}
+		o.keys = append(o.keys, k)
+		o.vals[k] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, fmt.Errorf("data after the object")
+	}
+	return o, nil
+}
+
+// merge adds e's keys to o (see mergeDiscovery); path names o in errors.
+func (o *jsonObject) merge(e *jsonObject, path string) error {
+	for _, k := range e.keys {
+		ev := e.vals[k]
+		ov, ok := o.vals[k]
+		if !ok {
+			o.keys = append(o.keys, k)
+			o.vals[k] = ev
+			continue
+		}
+		if !isObject(ov) || !isObject(ev) {
+			return fmt.Errorf("extension would replace %s/%s", path, k)
+		}
+		oc, err := parseObject(ov)
+		if err != nil {
+			return err
+		}
+		ec, err := parseObject(ev)
+		if err != nil {
+			return err
+		}
+		if err := oc.merge(ec, path+"/"+k); err != nil {
+			return err
+		}
+		o.vals[k] = oc.render()
+	}
+	return nil
+}
+
+// render encodes o compactly, keys in order.
+func (o *jsonObject) render() []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		b.Write(kb)
+		b.WriteByte(':')
+		json.Compact(&b, o.vals[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write([]byte(discoveryDoc))
+	w.Write(discoveryDoc)
 }

@@ -370,7 +370,7 @@ func (j *Journal) rotateLocked(unit string, u *unitLog) error {
 	// move to the new file once it exists.
 	for f := range u.subs {
 		f.mu.Lock()
-		f.readLocked()
+		f.refreshLocked()
 	}
 	defer func() {
 		for f := range u.subs {
@@ -609,18 +609,26 @@ func (j *Journal) Close() error {
 	return errors.Join(errs...)
 }
 
-// follower reads one unit's active file from where it left off, so it
-// sees entries appended by any process. Appends through this Journal wake
-// it at once; other processes' appends are noticed by polling. Rotation by
-// this Journal makes it read the rest of the old file first; a rotation by
-// another process is noticed through the inode of the active file's path.
+// follower reads one unit's files from where it left off, so it sees
+// entries appended by any process. Appends through this Journal wake it at
+// once; other processes' appends are noticed by polling. Rotation by this
+// Journal makes it read the rest of the old file first; a rotation by
+// another process is noticed through the inode of the active file's path,
+// and the file it was reading is then looked for among the rotated files
+// (by identity), so that it reads the rest of it, then every newer file in
+// order, however many rotations happened between two polls.
 type follower struct {
-	path string
-	wake chan struct{}
+	name     func(k int) string // the k-th file of the unit (0 = active)
+	maxFiles int
+	wake     chan struct{}
 
-	mu    sync.Mutex
-	f     *os.File // nil: the active file did not exist yet
-	pos   int64    // offset after the last complete line read
+	mu  sync.Mutex
+	f   *os.File    // file being read; nil: none yet, or id read to its end
+	id  os.FileInfo // identity of the file being (or last) read; nil: none yet
+	pos int64       // offset in f after the last complete line read
+	// skip: rotated files that existed when the follower started without
+	// an active file (their entries are older than the follow).
+	skip  []os.FileInfo
 	queue []Entry
 }
 
@@ -663,46 +671,150 @@ func (f *follower) readLocked() {
 	}
 }
 
-// moveLocked switches to the file at the path, from its start.
+// moveLocked switches to the file at the path, from its start, after a
+// rotation by this Journal (the flock held, the old file read to its end
+// by refreshLocked before the rotation). If that fails, the next refresh
+// finds the successor of f.id.
 func (f *follower) moveLocked() {
 	if f.f != nil {
-		f.f.Close()
-		f.f = nil
-	}
-	f.pos = 0
-	if nf, err := os.Open(f.path); err == nil {
-		f.f = nf
-	}
-}
-
-// refresh reads new entries, following the path to a new file after a
-// rotation or removal.
-func (f *follower) refresh() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.readLocked()
-	pst, err := os.Stat(f.path)
-	if f.f != nil {
-		fst, ferr := f.f.Stat()
-		if err == nil && ferr == nil && os.SameFile(fst, pst) {
-			return
-		}
-		// Rotated or removed: what was appended to the old file before
-		// that is still ours.
 		f.readLocked()
 		f.f.Close()
 		f.f = nil
-		f.pos = 0
 	}
+	if f.id == nil {
+		return // no file yet: refresh finds them all
+	}
+	nf, err := os.Open(f.name(0))
 	if err != nil {
 		return
 	}
-	nf, err := os.Open(f.path)
-	if err != nil {
+	st, err := nf.Stat()
+	if err != nil || os.SameFile(st, f.id) {
+		nf.Close()
 		return
 	}
-	f.f, f.pos = nf, 0
-	f.readLocked()
+	f.f, f.id, f.pos, f.skip = nf, st, 0, nil
+}
+
+// findLocked returns k >= 1 such that the unit's k-th file is fi, or -1.
+func (f *follower) findLocked(fi os.FileInfo) int {
+	for k := 1; ; k++ {
+		st, err := os.Stat(f.name(k))
+		if err != nil {
+			if k >= f.maxFiles {
+				return -1
+			}
+			continue
+		}
+		if os.SameFile(st, fi) {
+			return k
+		}
+	}
+}
+
+// successorLocked opens the file that came after f.id (or the first file,
+// without f.id): the next newer rotated file or the active one. If f.id no
+// longer exists (rotated out, or removed), it is the oldest existing file
+// not in f.skip. Nil if there is none yet.
+func (f *follower) successorLocked() (*os.File, os.FileInfo) {
+	if f.id != nil {
+		for range 8 {
+			k := f.findLocked(f.id)
+			if k < 0 {
+				break
+			}
+			nf, err := os.Open(f.name(k - 1))
+			// Renames go from the oldest file to the newest: if f.id is
+			// still k-th, the (k-1)-th was not renamed in between.
+			st, serr := os.Stat(f.name(k))
+			still := serr == nil && os.SameFile(st, f.id)
+			if err != nil {
+				if still {
+					return nil, nil // e.g. the active file mid-rotation: next poll
+				}
+				continue
+			}
+			if still {
+				if nst, err := nf.Stat(); err == nil {
+					return nf, nst
+				}
+				nf.Close()
+				return nil, nil
+			}
+			nf.Close()
+		}
+		if f.findLocked(f.id) > 0 {
+			return nil, nil // racing rotations: next poll
+		}
+	}
+	last := f.maxFiles - 1
+	for k := last + 1; ; k++ { // files kept by another process's longer MaxFiles
+		if _, err := os.Stat(f.name(k)); err != nil {
+			break
+		}
+		last = k
+	}
+next:
+	for k := last; k >= 0; k-- {
+		nf, err := os.Open(f.name(k))
+		if err != nil {
+			continue
+		}
+		st, err := nf.Stat()
+		if err != nil {
+			nf.Close()
+			continue
+		}
+		for _, s := range f.skip {
+			if os.SameFile(st, s) {
+				nf.Close()
+				continue next
+			}
+		}
+		return nf, st
+	}
+	return nil, nil
+}
+
+// refresh reads new entries, following the unit's files across rotations
+// and removals.
+func (f *follower) refresh() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refreshLocked()
+}
+
+func (f *follower) refreshLocked() {
+	for range 64 { // bounded: a writer rotating without end is caught up with by later polls
+		f.readLocked()
+		if f.id != nil {
+			pst, err := os.Stat(f.name(0))
+			if err == nil && os.SameFile(f.id, pst) {
+				if f.f != nil {
+					return
+				}
+				// Read to its end yet still active: reopen it.
+				nf, err := os.Open(f.name(0))
+				if err != nil {
+					return
+				}
+				f.f = nf
+				continue
+			}
+		}
+		if f.f != nil {
+			// Rotated or removed: what was appended to it before that
+			// is still ours.
+			f.readLocked()
+			f.f.Close()
+			f.f = nil
+		}
+		nf, st := f.successorLocked()
+		if nf == nil {
+			return
+		}
+		f.f, f.id, f.pos, f.skip = nf, st, 0, nil
+	}
 }
 
 func (f *follower) close() {
@@ -722,7 +834,11 @@ func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry,
 	if err := ValidUnitName(unit); err != nil {
 		return nil, err
 	}
-	f := &follower{path: j.fileName(unit, 0), wake: make(chan struct{}, 1)}
+	f := &follower{
+		name:     func(k int) string { return j.fileName(unit, k) },
+		maxFiles: j.opts.MaxFiles,
+		wake:     make(chan struct{}, 1),
+	}
 	u, err := j.lockUnit(unit)
 	if err != nil {
 		return nil, err
@@ -743,11 +859,20 @@ func (j *Journal) Follow(ctx context.Context, unit string, n int) (<-chan Entry,
 		}
 		f.queue = tail
 	}
-	if af, err := os.Open(f.path); err == nil {
+	if af, err := os.Open(f.name(0)); err == nil {
 		if st, err := af.Stat(); err == nil {
-			f.f, f.pos = af, st.Size()
+			f.f, f.id, f.pos = af, st, st.Size()
 		} else {
 			af.Close()
+		}
+	}
+	if f.f == nil {
+		// Files that exist without an active one are older than the
+		// follow (in the tail): not to be read again once it appears.
+		for k := 1; k < j.opts.MaxFiles+8; k++ {
+			if st, err := os.Stat(j.fileName(unit, k)); err == nil {
+				f.skip = append(f.skip, st)
+			}
 		}
 	}
 	u.subs[f] = struct{}{}

@@ -50,22 +50,7 @@ func TestAgentFollowsSchedule(t *testing.T) {
 	st, pres, jr, rn, closeMachine := newTestMachine(ctx, t, "/agent-test/")
 	defer closeMachine()
 
-	opts, err := unitfile.Parse([]byte("[Unit]\nDescription=loop\n[Service]\nExecStart=/bin/sh -c 'while true; do echo tick; sleep 0.1; done'\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := fleet.Unit{Name: "loop.service", Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
-	if _, err := st.CreateUnit(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := store.ScheduleEntry{Unit: u.Name, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched}
-	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
-		t.Fatal(err)
-	}
+	u, lead, entry := launchOnM1(ctx, t, st, "loop.service", "[Unit]\nDescription=loop\n[Service]\nExecStart=/bin/sh -c 'while true; do echo tick; sleep 0.1; done'\n")
 
 	a := New(Config{Store: st, Runner: rn, MachineID: "m1", Lease: pres.Lease, Interval: time.Hour})
 	runCtx, stop := context.WithCancel(ctx)
@@ -139,4 +124,27 @@ func eventually(t *testing.T, what string, cond func() bool, detail ...func() st
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// launchOnM1 submits unit name with text, wins the engine's election as m1
+// and schedules the unit, launched, on machine m1.
+func launchOnM1(ctx context.Context, t *testing.T, st *store.Store, name, text string) (fleet.Unit, *store.Leadership, store.ScheduleEntry) {
+	t.Helper()
+	opts, err := unitfile.Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := fleet.Unit{Name: name, Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
+	if _, err := st.CreateUnit(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := store.ScheduleEntry{Unit: u.Name, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched}
+	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
+		t.Fatal(err)
+	}
+	return u, lead, entry
 }

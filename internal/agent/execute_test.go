@@ -15,7 +15,6 @@ import (
 	"github.com/fleetd/fleet/internal/runner"
 	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
-	"github.com/fleetd/fleet/internal/unitfile"
 )
 
 // fakeRunner is an in-memory runner.Runner. Start blocks while gate is
@@ -152,22 +151,8 @@ func TestUnitsDoNotWaitForTheRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pres.Close(ctx)
-	opts, err := unitfile.Parse([]byte("[Service]\nExecStart=/bin/sleep 60\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := fleet.Unit{Name: "stuck.service", Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
-	if _, err := st.CreateUnit(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := store.ScheduleEntry{Unit: u.Name, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched}
-	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
-		t.Fatal(err)
-	}
+	u, _, _ := launchOnM1(ctx, t, st, "stuck.service", "[Service]\nExecStart=/bin/sleep 60\n")
+	opts := u.Options
 
 	rn := newFakeRunner()
 	gate := make(chan struct{})

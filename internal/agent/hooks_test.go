@@ -19,22 +19,8 @@ func TestAgentHooks(t *testing.T) {
 	defer cancel()
 	st, pres, _, rn, closeMachine := newTestMachine(ctx, t, "/agent-hooks/")
 	defer closeMachine()
-	opts, err := unitfile.Parse([]byte("[Service]\nExecStart=/bin/sleep 60\n[X-Service]\nName=s\nPort=1\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := fleet.Unit{Name: "hook.service", Options: opts, Hash: unitfile.Hash(opts), DesiredState: fleet.JobStateLaunched}
-	if _, err := st.CreateUnit(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	lead, err := st.Campaign(ctx, "m1", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := store.ScheduleEntry{Unit: u.Name, Machine: "m1", Hash: u.Hash, DesiredState: fleet.JobStateLaunched}
-	if err := st.Apply(ctx, lead, store.Changes{Put: []store.ScheduleEntry{entry}}); err != nil {
-		t.Fatal(err)
-	}
+	u, lead, entry := launchOnM1(ctx, t, st, "hook.service", "[Service]\nExecStart=/bin/sleep 60\n[X-Service]\nName=s\nPort=1\n")
+	opts := u.Options
 
 	var mu sync.Mutex
 	var stops []string // "<unit> <active state at the call>"

@@ -142,6 +142,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveMembers(w, r)
 	case p == "/v2/members/leader":
 		h.serveMembersLeader(w, r)
+	case p == "/v2/leader":
+		h.serveLeader(w, r)
 	case p == "/v2/machines":
 		h.serveMachines(w, r)
 	case p == "/version":

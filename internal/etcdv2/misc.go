@@ -3,6 +3,7 @@ package etcdv2
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -70,24 +71,56 @@ func (h *handler) serveMembersLeader(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	m, err := h.leader(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+// serveLeader answers etcd 0.4's GET /v2/leader, which seed 004 uses
+// ("curl http://127.0.0.1:4001/v2/leader"): the leader's peer URL as
+// plain text. etcd 2 and later dropped it; every fleetd serves writes, so
+// the answer is informational.
+func (h *handler) serveLeader(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r) {
+		return
+	}
+	m, err := h.leader(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	u := ""
+	if len(m.PeerURLs) > 0 {
+		u = m.PeerURLs[0]
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(u))
+}
+
+// leader returns the etcd member that leads the cluster now.
+func (h *handler) leader(ctx context.Context) (Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := h.kv.Status(ctx)
-	if err == nil && st.Leader != 0 {
-		ms, merr := h.members(ctx)
-		err = merr
-		for _, m := range ms {
-			if m.ID == fmt.Sprintf("%x", st.Leader) {
-				writeJSON(w, http.StatusOK, m)
-				return
-			}
+	if err != nil {
+		return Member{}, err
+	}
+	if st.Leader == 0 {
+		return Member{}, errors.New("During election")
+	}
+	ms, err := h.members(ctx)
+	if err != nil {
+		return Member{}, err
+	}
+	for _, m := range ms {
+		if m.ID == fmt.Sprintf("%x", st.Leader) {
+			return m, nil
 		}
 	}
-	msg := "During election"
-	if err != nil {
-		msg = err.Error()
-	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": msg})
+	return Member{}, errors.New("During election")
 }
 
 func (h *handler) serveMachines(w http.ResponseWriter, r *http.Request) {

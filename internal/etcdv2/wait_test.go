@@ -117,4 +117,9 @@ func TestMembersAndStats(t *testing.T) {
 	if !strings.Contains(r.body, `"clientURLs":["`+e.srv.URL+`"]`) {
 		t.Errorf("members %s: clientURLs should be the v2 listener", r.body)
 	}
+	// etcd 0.4's /v2/leader (seed 004): the leader's peer URL, as text.
+	l := e.do("GET", "/v2/leader", nil)
+	if l.status != 200 || !strings.HasPrefix(l.body, "http") || !strings.Contains(r.body, `"peerURLs":["`+l.body+`"]`) {
+		t.Errorf("/v2/leader: %d %q, want the peer URL of the leader in %s", l.status, l.body, r.body)
+	}
 }

@@ -161,6 +161,9 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 		if in.Files, err = a.cfg.Store.UnitsByName(ctx, need); err != nil {
 			in.FilesUnread = true
 			readErr = fmt.Errorf("agent: read units: %w", err)
+		} else if err := a.pinnedFiles(ctx, in); err != nil {
+			in.FilesUnread = true
+			readErr = err
 		}
 	}
 
@@ -369,4 +372,27 @@ func (a *Agent) Units() []runner.Unit {
 		out = append(out, runner.Unit{Name: name, Hash: l.hash, Options: l.options})
 	}
 	return out
+}
+
+// pinnedFiles replaces, in in.Files, a unit file whose hash is not the one
+// the schedule names by that revision's file, when the cluster keeps it
+// (revisions/): a rollout of a global unit pins machines to the revision
+// they have reached while the unit's file is already the new one. A file
+// whose revision is not kept stays as read (plan's rule 6 applies).
+func (a *Agent) pinnedFiles(ctx context.Context, in planInput) error {
+	for _, e := range in.Schedule {
+		u, ok := in.Files[e.Unit]
+		if !ok || u.Hash == e.Hash || e.Hash == "" {
+			continue
+		}
+		rev, ok, err := a.cfg.Store.RevisionByHash(ctx, store.RevisionOwner(e.Unit), e.Hash)
+		if err != nil {
+			return fmt.Errorf("agent: read revision %s of %s: %w", e.Hash, e.Unit, err)
+		}
+		if ok {
+			u.Options, u.Hash = rev.Options, rev.Hash
+			in.Files[e.Unit] = u
+		}
+	}
+	return nil
 }

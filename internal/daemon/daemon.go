@@ -28,6 +28,7 @@ import (
 	"github.com/fleetd/fleet/internal/metrics"
 	"github.com/fleetd/fleet/internal/registry"
 	"github.com/fleetd/fleet/internal/registry/docker"
+	"github.com/fleetd/fleet/internal/rolloutd"
 	"github.com/fleetd/fleet/internal/runner"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
@@ -307,6 +308,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 					Unplaced: s.Unplaced, Duration: s.Duration,
 				})
 			},
+			// The leader drives rolling updates (fleetctl rollout).
+			WhileLeading: rolloutd.New(rolloutd.Config{Store: st, ServicesPrefix: reg.Prefix(), Logger: log}).Run,
 		})
 	}
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/schedule"
 	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/unitfile"
@@ -30,6 +31,11 @@ type Config struct {
 	Logger   *slog.Logger
 	// OnReconcile, when set, is called after every round (for metrics/tests).
 	OnReconcile func(Stats)
+	// WhileLeading, when set, runs beside the scheduling loop for as long
+	// as this engine leads (the rollout driver); its ctx ends with the
+	// leadership, and the engine waits for it to return before it
+	// campaigns again. An error it returns is logged.
+	WhileLeading func(ctx context.Context, lead *store.Leadership) error
 }
 
 // Stats describes one reconcile round.
@@ -109,6 +115,16 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if e.cfg.WhileLeading != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := e.cfg.WhileLeading(ctx, lead); err != nil && ctx.Err() == nil {
+				e.log.Warn("leader task ended", "err", err)
+			}
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	view := e.cfg.Store.NewView()
 	defer view.Close()
 	tick := time.NewTicker(e.cfg.Interval)
@@ -306,7 +322,7 @@ func Changes(snap store.Snapshot, units map[string]fleet.Unit, res schedule.Resu
 	for _, name := range slices.Sorted(maps.Keys(res.Assign)) {
 		u := units[name]
 		for _, m := range res.Assign[name] {
-			want := store.ScheduleEntry{Unit: name, Machine: m, Hash: u.Hash, DesiredState: u.DesiredState}
+			want := store.ScheduleEntry{Unit: name, Machine: m, Hash: entryHash(snap.Rollouts, u, m), DesiredState: u.DesiredState}
 			k := [2]string{name, m}
 			if cur, ok := have[k]; !ok || cur != want {
 				ch.Put = append(ch.Put, want)
@@ -331,6 +347,22 @@ func Changes(snap store.Snapshot, units map[string]fleet.Unit, res schedule.Resu
 		}
 	}
 	return ch
+}
+
+// entryHash is the hash machine m must run of unit u: the unit's, unless
+// a rollout of u as a global unit pins m to the revision it has reached
+// (rollout.Pin). A rollout's pins count only while the unit's file is one
+// of the two revisions it moves between: a later plain replace of the file
+// ends them, and every machine runs the new file.
+func entryHash(rollouts map[string]rollout.Rollout, u fleet.Unit, m string) string {
+	r, ok := rollouts[u.Name]
+	if !ok || !r.Global || (u.Hash != r.ToHash && u.Hash != r.FromHash) {
+		return u.Hash
+	}
+	if h, ok := rollout.Pin(r, m); ok && h != "" {
+		return h
+	}
+	return u.Hash
 }
 
 func sameReason(a, b fleet.Reason) bool {

@@ -3,11 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/schedule"
 	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
@@ -175,4 +177,41 @@ func TestRunPlacesNewUnits(t *testing.T) {
 		}
 	}
 	t.Fatal("a.service never placed on m1 (interval is an hour, so only a watch wake-up could do it)")
+}
+
+// A global unit under rollout runs, per machine, the revision the rollout
+// pinned it to; a later plain replace of its file ends the pins.
+func TestChangesPinsGlobalRollout(t *testing.T) {
+	r := rollout.Rollout{
+		Spec:  rollout.Spec{Unit: "g.service", Global: true, FromHash: "old", ToHash: "new", MaxParallel: 1},
+		Phase: rollout.PhaseRunning,
+		Targets: []rollout.Target{
+			{Name: "m1", Status: rollout.TargetUpdated},
+			{Name: "m2", Status: rollout.TargetUpdating},
+			{Name: "m3", Status: rollout.TargetPending},
+		},
+	}
+	res := schedule.Result{Assign: map[string][]string{"g.service": {"m1", "m2", "m3", "m4"}}}
+	hashes := func(fileHash string) map[string]string {
+		units := map[string]fleet.Unit{"g.service": {Name: "g.service", Hash: fileHash, DesiredState: fleet.JobStateLaunched}}
+		snap := store.Snapshot{Rollouts: map[string]rollout.Rollout{"g.service": r}}
+		got := map[string]string{}
+		for _, e := range Changes(snap, units, res).Put {
+			got[e.Machine] = e.Hash
+		}
+		return got
+	}
+	want := map[string]string{"m1": "new", "m2": "new", "m3": "old", "m4": "new"} // m4 joined later: the file's
+	if got := hashes("new"); !maps.Equal(got, want) {
+		t.Errorf("pinned hashes %v, want %v", got, want)
+	}
+	want = map[string]string{"m1": "third", "m2": "third", "m3": "third", "m4": "third"}
+	if got := hashes("third"); !maps.Equal(got, want) {
+		t.Errorf("after a plain replace: %v, want %v", got, want)
+	}
+	r.Global = false // a template's rollout rewrites instance files instead
+	want = map[string]string{"m1": "new", "m2": "new", "m3": "new", "m4": "new"}
+	if got := hashes("new"); !maps.Equal(got, want) {
+		t.Errorf("non-global: %v, want %v", got, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/store/keys"
 )
@@ -53,6 +54,11 @@ func Derive(layout keys.Layout, e etcdkv.Event) []fleet.Event {
 			return nil
 		}
 		return deriveState(ev, k.Unit, k.Machine, kv, prev)
+	case keys.Rollout:
+		if del {
+			return nil
+		}
+		return deriveRollout(ev, k.Unit, kv, prev)
 	case keys.Reason:
 		rel := k.Unit
 		if del {
@@ -213,4 +219,60 @@ func Coalesce(evs []fleet.Event) []fleet.Event {
 		}
 	}
 	return out
+}
+
+// deriveRollout turns a change of a rollout record into rollout events: its
+// creation, a batch that became healthy, and the phases that end or turn
+// it.
+func deriveRollout(ev fleet.Event, unit string, kv, prev *etcdkv.KV) []fleet.Event {
+	var r, old rollout.Rollout
+	if json.Unmarshal(kv.Value, &r) != nil {
+		return nil
+	}
+	ev.Unit, ev.State = unit, string(r.Phase)
+	to := fmt.Sprintf("revision %d (%s)", r.ToRevision, short(r.ToHash))
+	if prev == nil || json.Unmarshal(prev.Value, &old) != nil || old.Created != r.Created {
+		ev.Type = fleet.EventRolloutStarted
+		verb := "rollout"
+		if r.Undo {
+			verb = "undo"
+		}
+		ev.Message = fmt.Sprintf("%s of %s to %s started: %d targets, %d at a time", verb, unit, to, len(r.Targets), r.MaxParallel)
+		return []fleet.Event{ev}
+	}
+	var out []fleet.Event
+	if r.Batches > old.Batches {
+		b := ev
+		b.Type = fleet.EventRolloutBatch
+		_, _, updated, _, _ := r.Counts()
+		b.Message = fmt.Sprintf("rollout of %s: batch %d healthy (%d/%d updated)", unit, r.Batches, updated, len(r.Targets))
+		out = append(out, b)
+	}
+	if r.Phase == old.Phase {
+		return out
+	}
+	p := ev
+	switch r.Phase {
+	case rollout.PhaseFailed, rollout.PhaseReverting:
+		if old.Phase == rollout.PhaseReverting || old.Phase == rollout.PhaseFailed {
+			p.Type, p.Message = fleet.EventRolloutFailed, fmt.Sprintf("rollout of %s: %s", unit, r.Reason)
+			break
+		}
+		p.Type, p.Message = fleet.EventRolloutFailed, fmt.Sprintf("rollout of %s to %s failed: %s", unit, to, r.Reason)
+		if r.Phase == rollout.PhaseReverting {
+			p.Message += "; reverting"
+		}
+	case rollout.PhaseReverted:
+		p.Type = fleet.EventRolloutReverted
+		p.Message = fmt.Sprintf("rollout of %s reverted to revision %d (%s)", unit, r.FromRevision, short(r.FromHash))
+	case rollout.PhaseDone:
+		p.Type = fleet.EventRolloutDone
+		p.Message = fmt.Sprintf("rollout of %s to %s done: %d/%d updated", unit, to, len(r.Targets), len(r.Targets))
+	case rollout.PhaseAborted:
+		p.Type = fleet.EventRolloutAborted
+		p.Message = fmt.Sprintf("rollout of %s aborted: %s", unit, r.Reason)
+	default:
+		return out // running <-> paused
+	}
+	return append(out, p)
 }

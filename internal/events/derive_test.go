@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/store/keys"
 )
@@ -28,6 +30,27 @@ const (
 	m1 = "1111111111111111aaaaaaaaaaaaaaaa"
 	m2 = "2222222222222222bbbbbbbbbbbbbbbb"
 )
+
+// ro is a rollout record of web@.service (revision 1 aaaa... to 2
+// bbbb..., two targets) in phase p after batches healthy batches.
+func ro(p rollout.Phase, batches int) rollout.Rollout {
+	r := rollout.Rollout{
+		Spec: rollout.Spec{Unit: "web@.service", FromHash: strings.Repeat("a", 40), FromRevision: 1,
+			ToHash: strings.Repeat("b", 40), ToRevision: 2, MaxParallel: 1},
+		Phase: p, Batches: batches, Created: time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
+		Targets: []rollout.Target{{Name: "web@1.service", Status: rollout.TargetPending}, {Name: "web@2.service", Status: rollout.TargetPending}},
+	}
+	for i := range batches {
+		r.Targets[i].Status = rollout.TargetUpdated
+	}
+	if p == rollout.PhaseReverting || p == rollout.PhaseFailed {
+		r.Reason = "web@2.service failed"
+	}
+	if p == rollout.PhaseAborted {
+		r.Reason = "aborted by admin"
+	}
+	return r
+}
 
 func TestDerive(t *testing.T) {
 	put, del := etcdkv.EventPut, etcdkv.EventDelete
@@ -91,6 +114,22 @@ func TestDerive(t *testing.T) {
 		{"outside prefix", put, &etcdkv.KV{Key: "/other/units/x.service", Value: []byte("{}")}, nil, nil, "", "", "", ""},
 		{"bad json", put, kv("units/web.service", 22, "{"), nil, nil, "", "", "", ""},
 		{"dir only", put, kv("units/", 23, "{}"), nil, nil, "", "", "", ""},
+		{"rollout started", put, kv("rollouts/web@.service", 24, ro(rollout.PhaseRunning, 0)), nil,
+			[]string{fleet.EventRolloutStarted}, "web@.service", "", "running", "to revision 2 (bbbbbbb) started: 2 targets, 1 at a time"},
+		{"rollout step without news", put, kv("rollouts/web@.service", 25, ro(rollout.PhaseRunning, 0)), kv("rollouts/web@.service", 24, ro(rollout.PhaseRunning, 0)),
+			nil, "", "", "", ""},
+		{"batch healthy", put, kv("rollouts/web@.service", 26, ro(rollout.PhaseRunning, 1)), kv("rollouts/web@.service", 25, ro(rollout.PhaseRunning, 0)),
+			[]string{fleet.EventRolloutBatch}, "web@.service", "", "running", "batch 1 healthy"},
+		{"batch and done", put, kv("rollouts/web@.service", 27, ro(rollout.PhaseDone, 2)), kv("rollouts/web@.service", 26, ro(rollout.PhaseRunning, 1)),
+			[]string{fleet.EventRolloutBatch, fleet.EventRolloutDone}, "web@.service", "", "done", "done"},
+		{"failed, reverting", put, kv("rollouts/web@.service", 28, ro(rollout.PhaseReverting, 1)), kv("rollouts/web@.service", 27, ro(rollout.PhaseRunning, 1)),
+			[]string{fleet.EventRolloutFailed}, "web@.service", "", "reverting", "failed: web@2.service failed; reverting"},
+		{"reverted", put, kv("rollouts/web@.service", 29, ro(rollout.PhaseReverted, 1)), kv("rollouts/web@.service", 28, ro(rollout.PhaseReverting, 1)),
+			[]string{fleet.EventRolloutReverted}, "web@.service", "", "reverted", "reverted to revision 1 (aaaaaaa)"},
+		{"paused is quiet", put, kv("rollouts/web@.service", 30, ro(rollout.PhasePaused, 1)), kv("rollouts/web@.service", 29, ro(rollout.PhaseRunning, 1)),
+			nil, "", "", "", ""},
+		{"aborted", put, kv("rollouts/web@.service", 31, ro(rollout.PhaseAborted, 1)), kv("rollouts/web@.service", 30, ro(rollout.PhasePaused, 1)),
+			[]string{fleet.EventRolloutAborted}, "web@.service", "", "aborted", "aborted"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

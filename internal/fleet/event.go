@@ -19,6 +19,15 @@ const (
 	EventMachineJoined   = "machine.joined"   // machines/<id> created
 	EventMachineLost     = "machine.lost"     // machines/<id> gone (lease expired or revoked)
 	EventStreamResync    = "stream.resync"    // events may have been missed (compaction): re-read
+
+	// Rollouts (fleetctl rollout), derived from rollouts/<unit>; Unit is
+	// the rolled unit or template, State the rollout's phase.
+	EventRolloutStarted  = "rollout-started"  // a rollout record was created
+	EventRolloutBatch    = "batch-healthy"    // a batch became healthy on the new revision
+	EventRolloutFailed   = "rollout-failed"   // a target failed its gate (Message: why); reverting follows with auto-revert
+	EventRolloutReverted = "rollout-reverted" // every moved target is back on the previous revision
+	EventRolloutDone     = "rollout-done"     // every target is healthy on the new revision
+	EventRolloutAborted  = "rollout-aborted"  // stopped by fleetctl rollout abort
 )
 
 // Event is one cluster event, derived from a change in etcd.

@@ -13,6 +13,7 @@ import (
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 )
 
 // ScheduleEntry places a unit on a machine: schedule/<Machine>/<Unit>, whose
@@ -37,6 +38,9 @@ type Snapshot struct {
 	Machines []fleet.Machine // live, metadata merged, sorted by ID
 	Schedule []ScheduleEntry // sorted by (unit, machine)
 	Reasons  map[string]fleet.Reason
+	// Rollouts are the rollout records by unit (the engine pins the
+	// machines of a global unit being rolled: rollout.Pin).
+	Rollouts map[string]rollout.Rollout
 }
 
 // Snapshot reads units, machines, metadata, schedule and reasons in one
@@ -50,6 +54,7 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		clientv3.OpGet(s.layout.MetadataDir(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.layout.ScheduleDir(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.layout.ReasonsDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.RolloutsDir(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
@@ -67,6 +72,14 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 	}
 	if snap.Reasons, err = s.decodeReasons(r(4)); err != nil {
 		return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
+	}
+	snap.Rollouts = make(map[string]rollout.Rollout, len(r(5)))
+	for _, kv := range r(5) {
+		var ro rollout.Rollout
+		if err := json.Unmarshal(kv.Value, &ro); err != nil {
+			return Snapshot{}, fmt.Errorf("store: snapshot: decode %s: %w", kv.Key, err)
+		}
+		snap.Rollouts[strings.TrimPrefix(string(kv.Key), s.layout.RolloutsDir())] = ro
 	}
 	return snap, nil
 }

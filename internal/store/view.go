@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
@@ -35,7 +36,7 @@ import (
 type View struct {
 	s    *Store
 	m    mirrored
-	dirs [5]string // units/, machines/, metadata/, schedule/, reasons/
+	dirs [6]string // units/, machines/, metadata/, rollouts/ (watched); schedule/, reasons/ (read only)
 
 	// Guarded by m.mu.
 	rev      int64 // of the last full read
@@ -45,6 +46,7 @@ type View struct {
 	metadata map[string]map[string]string
 	schedule map[[2]string]ScheduleEntry // by (unit, machine)
 	reasons  map[string]fleet.Reason
+	rollouts map[string]rollout.Rollout
 	// pending are the Changes Applied while the Mirror was reading
 	// again: the read may predate them, so they are applied over it.
 	pending []Changes
@@ -53,10 +55,10 @@ type View struct {
 // NewView returns an empty view; its first Snapshot loads it.
 func (s *Store) NewView() *View {
 	l := s.layout
-	v := &View{s: s, dirs: [...]string{l.UnitsDir(), l.MachinesDir(), l.MetadataDir(), l.ScheduleDir(), l.ReasonsDir()}}
+	v := &View{s: s, dirs: [...]string{l.UnitsDir(), l.MachinesDir(), l.MetadataDir(), l.RolloutsDir(), l.ScheduleDir(), l.ReasonsDir()}}
 	v.m.init(s, "view", mirrorHandler{
-		prefixes: v.dirs[:3:3],
-		listOnly: v.dirs[3:],
+		prefixes: v.dirs[:4:4],
+		listOnly: v.dirs[4:],
 		reset:    v.decode,
 		apply:    v.apply,
 		stopped:  func() { v.pending = nil },
@@ -64,8 +66,9 @@ func (s *Store) NewView() *View {
 	return v
 }
 
-// Wake receives (coalesced) after a change to units/, machines/ or
-// metadata/ was applied to the view, and after a watch failed.
+// Wake receives (coalesced) after a change to units/, machines/,
+// metadata/ or rollouts/ was applied to the view, and after a watch
+// failed.
 func (v *View) Wake() <-chan struct{} { return v.m.wake }
 
 // Close stops the watches (and returns once they have stopped).
@@ -88,7 +91,7 @@ func (v *View) Snapshot(ctx context.Context) (Snapshot, error) {
 	if v.err != nil {
 		return Snapshot{}, v.err
 	}
-	snap := Snapshot{Rev: v.rev, Reasons: maps.Clone(v.reasons)}
+	snap := Snapshot{Rev: v.rev, Reasons: maps.Clone(v.reasons), Rollouts: maps.Clone(v.rollouts)}
 	snap.Units = make([]fleet.Unit, 0, len(v.units))
 	for _, u := range v.units {
 		snap.Units = append(snap.Units, u)
@@ -143,7 +146,7 @@ func (v *View) applyChanges(c Changes) {
 }
 
 // decode decodes a full read (the keys of units/, machines/, metadata/,
-// schedule/ and reasons/, in that order) as Store.Snapshot does, and
+// rollouts/, schedule/ and reasons/, in that order) as Store.Snapshot does, and
 // returns what installs it.
 func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	dirs := &v.dirs
@@ -188,10 +191,20 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	for i := range groups[2] {
 		v.putMetadata(metadata, &groups[2][i])
 	}
-	schedule := make(map[[2]string]ScheduleEntry, len(groups[3]))
+	rollouts := make(map[string]rollout.Rollout, len(groups[3]))
 	for i := range groups[3] {
 		kv := &groups[3][i]
-		machine, unit, ok := splitTwo(kv.Key, dirs[3])
+		var r rollout.Rollout
+		if e := json.Unmarshal(kv.Value, &r); e != nil {
+			fail(kv.Key, e)
+			continue
+		}
+		rollouts[kv.Key[len(dirs[3]):]] = r
+	}
+	schedule := make(map[[2]string]ScheduleEntry, len(groups[4]))
+	for i := range groups[4] {
+		kv := &groups[4][i]
+		machine, unit, ok := splitTwo(kv.Key, dirs[4])
 		if !ok {
 			continue
 		}
@@ -202,10 +215,10 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 		}
 		schedule[[2]string{unit, machine}] = ScheduleEntry{Unit: unit, Machine: machine, Hash: sv.Hash, DesiredState: sv.DesiredState}
 	}
-	reasons := make(map[string]fleet.Reason, len(groups[4]))
-	for i := range groups[4] {
-		kv := &groups[4][i]
-		unit := kv.Key[len(dirs[4]):]
+	reasons := make(map[string]fleet.Reason, len(groups[5]))
+	for i := range groups[5] {
+		kv := &groups[5][i]
+		unit := kv.Key[len(dirs[5]):]
 		var r fleet.Reason
 		if e := json.Unmarshal(kv.Value, &r); e != nil {
 			fail(kv.Key, e)
@@ -216,7 +229,7 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	}
 	return func() error {
 		v.rev, v.err = rev, err
-		v.units, v.machines, v.metadata, v.schedule, v.reasons = units, machines, metadata, schedule, reasons
+		v.units, v.machines, v.metadata, v.schedule, v.reasons, v.rollouts = units, machines, metadata, schedule, reasons, rollouts
 		// The read may predate writes Applied while it ran: they are the
 		// leader's own, and applying them again is harmless.
 		for _, c := range v.pending {
@@ -227,7 +240,8 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	}
 }
 
-// apply applies a watch batch of units/, machines/ or metadata/; it is
+// apply applies a watch batch of units/, machines/, metadata/ or
+// rollouts/; it is
 // called with v.m.mu held.
 func (v *View) apply(b etcdkv.WatchBatch) {
 	dir := b.Key
@@ -257,6 +271,17 @@ func (v *View) apply(b etcdkv.WatchBatch) {
 			} else {
 				delete(v.machines, id)
 			}
+		}
+	case v.dirs[3]:
+		for i := range b.Events {
+			ev := &b.Events[i]
+			unit := strings.TrimPrefix(ev.KV.Key, dir)
+			var r rollout.Rollout
+			if ev.Type == etcdkv.EventDelete || json.Unmarshal(ev.KV.Value, &r) != nil {
+				delete(v.rollouts, unit)
+				continue
+			}
+			v.rollouts[unit] = r
 		}
 	case v.dirs[2]:
 		for i := range b.Events {

@@ -24,9 +24,11 @@ const (
 	Reason         // reasons/<unit>
 	Leader         // engine/leader/<lease>
 	Token          // auth/tokens/<sha256 hex>
+	Revision       // revisions/<unit>/<hash>
+	Rollout        // rollouts/<unit>
 )
 
-var kindNames = [...]string{"unknown", "unit", "machine", "metadata", "schedule", "placement", "state", "reason", "leader", "token"}
+var kindNames = [...]string{"unknown", "unit", "machine", "metadata", "schedule", "placement", "state", "reason", "leader", "token", "revision", "rollout"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -74,6 +76,11 @@ func (l Layout) Reason(unit string) string             { return l.ReasonsDir() +
 func (l Layout) LeaderPrefix() string                  { return l.prefix + "engine/leader" }
 func (l Layout) TokensDir() string                     { return l.prefix + "auth/tokens/" }
 func (l Layout) Token(hash string) string              { return l.TokensDir() + hash }
+func (l Layout) RevisionsDir() string                  { return l.prefix + "revisions/" }
+func (l Layout) UnitRevisionsDir(unit string) string   { return l.RevisionsDir() + unit + "/" }
+func (l Layout) Revision(unit, hash string) string     { return l.UnitRevisionsDir(unit) + hash }
+func (l Layout) RolloutsDir() string                   { return l.prefix + "rollouts/" }
+func (l Layout) Rollout(unit string) string            { return l.RolloutsDir() + unit }
 
 // Key is a decoded key: its kind and the names it holds (those its kind
 // has; the others are "").
@@ -81,7 +88,7 @@ type Key struct {
 	Kind    Kind
 	Unit    string
 	Machine string
-	Name    string // metadata key, leader lease (hex), token hash
+	Name    string // metadata key, leader lease (hex), token hash, revision hash
 }
 
 // Parse decodes key; ok is false for a key outside the layout (or a
@@ -108,6 +115,11 @@ func (l Layout) Parse(key string) (k Key, ok bool) {
 		return Key{Kind: Machine, Machine: rel}, single
 	case "reasons":
 		return Key{Kind: Reason, Unit: rel}, single
+	case "rollouts":
+		return Key{Kind: Rollout, Unit: rel}, single
+	case "revisions":
+		u, hash, ok := two()
+		return Key{Kind: Revision, Unit: u, Name: hash}, ok
 	case "metadata":
 		m, name, ok := two()
 		return Key{Kind: Metadata, Machine: m, Name: name}, ok

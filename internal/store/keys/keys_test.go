@@ -19,6 +19,8 @@ func TestLayoutRoundTrip(t *testing.T) {
 		{l.Reason("a.service"), Key{Kind: Reason, Unit: "a.service"}},
 		{l.LeaderPrefix() + "/694d8a", Key{Kind: Leader, Name: "694d8a"}},
 		{l.Token("abc"), Key{Kind: Token, Name: "abc"}},
+		{l.Revision("web@.service", "abc"), Key{Kind: Revision, Unit: "web@.service", Name: "abc"}},
+		{l.Rollout("web@.service"), Key{Kind: Rollout, Unit: "web@.service"}},
 	} {
 		got, ok := l.Parse(tc.key)
 		if !ok || got != tc.want {
@@ -43,6 +45,9 @@ func TestParseRefuses(t *testing.T) {
 		DefaultPrefix + "states/m1/a/b",
 		DefaultPrefix + "engine/other/1",
 		DefaultPrefix + "auth/tokens/",
+		DefaultPrefix + "revisions/a.service",
+		DefaultPrefix + "revisions/a.service/",
+		DefaultPrefix + "rollouts/a/b",
 		DefaultPrefix + "nothing/x",
 	} {
 		if k, ok := l.Parse(key); ok {
@@ -78,6 +83,10 @@ func FuzzParse(f *testing.F) {
 			back = l.State(k.Machine, k.Unit)
 		case Reason:
 			back = l.Reason(k.Unit)
+		case Revision:
+			back = l.Revision(k.Unit, k.Name)
+		case Rollout:
+			back = l.Rollout(k.Unit)
 		case Leader:
 			back = l.LeaderPrefix() + "/" + k.Name
 		case Token:

@@ -215,6 +215,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 	local := &localUnits{machineID: cfg.MachineID, runner: rn, journal: jr, hostname: hostname}
 	mx.CollectRunner(rn)
 	mx.CollectEtcd(st.KV(), cfg.MachineID, st.Leader)
+	mx.CollectRollouts(st)
 	// The API accepts every admin token registered in etcd (each fleetd's
 	// <data_dir>/admin-token).
 	sec.useTokenLookup(newTokenLookup(st, log.With("component", "api")))

@@ -17,6 +17,10 @@
 //	         whether this machine leads the engine
 //	balancer m.LB(): counters and gauges keyed by service and backend that a
 //	         load balancer reports into (LB's methods are nil-safe)
+//	rollouts m.CollectRollouts(store) reads the rollout records at scrape
+//	         time: rollouts not over by phase, their targets by status,
+//	         and rollouts finished since fleetd started by result (the
+//	         cluster's figures, the same on every fleetd)
 //
 // Contract: nothing here is global; a Metrics is safe for concurrent use;
 // every Observe-style method is cheap and never blocks on I/O; collectors

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/runner"
+	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 )
 
@@ -257,5 +261,115 @@ func TestCollectLB(t *testing.T) {
 		if got := value(t, text, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
+	}
+}
+
+// putRollout stores r as unit's rollout record (replacing a finished one).
+func putRollout(t *testing.T, st *store.Store, r rollout.Rollout) {
+	t.Helper()
+	if err := st.StartRollout(t.Context(), r, fleet.Unit{}, 0, store.Revision{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testRollout(unit string, phase rollout.Phase, created, updated time.Time, statuses ...rollout.TargetStatus) rollout.Rollout {
+	r := rollout.Rollout{
+		Spec:  rollout.Spec{Unit: unit, FromHash: "aaaaaaaaaa", FromRevision: 1, ToHash: "bbbbbbbbbb", ToRevision: 2, MaxParallel: 1},
+		Phase: phase, Created: created, Updated: updated,
+	}
+	for i, s := range statuses {
+		r.Targets = append(r.Targets, rollout.Target{Name: unit + strconv.Itoa(i), Status: s})
+	}
+	return r
+}
+
+func TestCollectRolloutsFromStore(t *testing.T) {
+	st := store.New(etcdkv.New(etcdtest.New(t)), "/metrics-test/")
+	m := New()
+	m.CollectRollouts(st)
+	now := time.Now()
+	old := now.Add(-time.Hour)
+	putRollout(t, st, testRollout("web@.service", rollout.PhaseRunning, now, now,
+		rollout.TargetUpdated, rollout.TargetUpdating, rollout.TargetPending, rollout.TargetPending))
+	putRollout(t, st, testRollout("db.service", rollout.PhasePaused, now, now, rollout.TargetPending))
+	putRollout(t, st, testRollout("old.service", rollout.PhaseDone, old, old, rollout.TargetUpdated))
+	putRollout(t, st, testRollout("api.service", rollout.PhaseFailed, now, now.Add(time.Millisecond), rollout.TargetFailed))
+
+	text := scrape(t, m)
+	for series, want := range map[string]float64{
+		`fleet_rollouts{phase="running"}`:                              1,
+		`fleet_rollouts{phase="paused"}`:                               1,
+		`fleet_rollouts{phase="reverting"}`:                            0,
+		`fleet_rollout_targets{status="updated",unit="web@.service"}`:  1,
+		`fleet_rollout_targets{status="updating",unit="web@.service"}`: 1,
+		`fleet_rollout_targets{status="pending",unit="web@.service"}`:  2,
+		`fleet_rollout_targets{status="failed",unit="web@.service"}`:   0,
+		`fleet_rollout_targets{status="pending",unit="db.service"}`:    1,
+		`fleet_rollouts_finished_total{result="failed"}`:               1, // finished after CollectRollouts
+		`fleet_rollouts_finished_total{result="done"}`:                 0, // old.service finished before
+		`fleet_rollouts_finished_total{result="reverted"}`:             0,
+		`fleet_rollouts_finished_total{result="aborted"}`:              0,
+	} {
+		if got := value(t, text, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	for _, gone := range []string{`unit="old.service"`, `unit="api.service"`} {
+		if strings.Contains(text, gone) {
+			t.Errorf("targets of a finished rollout reported (%s):\n%s", gone, text)
+		}
+	}
+	// A second scrape does not count the failed rollout again.
+	if got := value(t, scrape(t, m), `fleet_rollouts_finished_total{result="failed"}`); got != 1 {
+		t.Errorf("failed counted %v times", got)
+	}
+
+	// web@.service finishes; api.service gets a new rollout that is aborted
+	// before the next scrape: both count.
+	rec, err := st.Rollout(t.Context(), "web@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Rollout.Phase, rec.Rollout.Updated = rollout.PhaseDone, time.Now()
+	for i := range rec.Rollout.Targets {
+		rec.Rollout.Targets[i].Status = rollout.TargetUpdated
+	}
+	if _, err := st.UpdateRollout(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now()
+	putRollout(t, st, testRollout("api.service", rollout.PhaseAborted, later, later, rollout.TargetPending))
+	text = scrape(t, m)
+	for series, want := range map[string]float64{
+		`fleet_rollouts{phase="running"}`:                 0,
+		`fleet_rollouts{phase="paused"}`:                  1,
+		`fleet_rollouts_finished_total{result="done"}`:    1,
+		`fleet_rollouts_finished_total{result="failed"}`:  1,
+		`fleet_rollouts_finished_total{result="aborted"}`: 1,
+	} {
+		if got := value(t, text, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	if strings.Contains(text, `unit="web@.service"`) {
+		t.Errorf("targets of a done rollout still reported:\n%s", text)
+	}
+}
+
+type failingRollouts struct{}
+
+func (failingRollouts) Rollouts(context.Context) ([]store.RolloutRecord, error) {
+	return nil, errors.New("etcd unreachable")
+}
+
+func TestCollectRolloutsWithoutStore(t *testing.T) {
+	m := New()
+	m.CollectRollouts(failingRollouts{})
+	text := scrape(t, m)
+	if strings.Contains(text, "fleet_rollouts{") || strings.Contains(text, "fleet_rollout_targets{") {
+		t.Errorf("gauges reported without the records:\n%s", text)
+	}
+	if got := value(t, text, `fleet_rollouts_finished_total{result="done"}`); got != 0 {
+		t.Errorf("finished = %v", got)
 	}
 }

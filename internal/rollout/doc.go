@@ -40,13 +40,14 @@
 //     the rolled unit's own file back. Targets that are updating, updated
 //     or failed are moved back in batches of MaxParallel (status reverting,
 //     SetHash FromHash, Started = now) and gated like rule 2; a reverting
-//     target that fails by rule 3 makes the phase failed with Reason
-//     "revert failed: ...". When none is left to revert or reverting:
+//     target that fails by rule 3 gets status revert-failed and makes the
+//     phase failed with Reason "revert failed: ...". When none is left to revert or reverting:
 //     phase reverted, event rollout-reverted. Pending targets never moved
 //     and are left alone.
 //  7. Pin(r, machine) gives, for a global rollout, the hash machine must
-//     run: pending, reverting, reverted -> FromHash; updating, updated,
-//     failed -> ToHash; ok false if machine is not a target.
+//     run: pending, reverting, reverted, revert-failed -> FromHash;
+//     updating, updated, failed -> ToHash; ok false if machine is not a
+//     target.
 //  8. Progress(r) is one line for people, e.g.
 //     "2/5 updated, 1 in progress, waiting for health" or
 //     "failed: web@3.service: failed (exit-code) ..." or "done: 5/5 updated".

@@ -14,7 +14,7 @@ var forward = map[TargetStatus][]TargetStatus{
 	TargetUpdating:  {TargetUpdated, TargetFailed, TargetReverting},
 	TargetUpdated:   {TargetReverting},
 	TargetFailed:    {TargetReverting},
-	TargetReverting: {TargetReverted, TargetFailed},
+	TargetReverting: {TargetReverted, TargetRevertFailed},
 }
 
 func allowed(from, to TargetStatus) bool {

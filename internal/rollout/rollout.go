@@ -71,7 +71,7 @@ func (r Rollout) Counts() (pending, inFlight, updated, failed, reverted int) {
 			inFlight++
 		case TargetUpdated:
 			updated++
-		case TargetFailed:
+		case TargetFailed, TargetRevertFailed:
 			failed++
 		case TargetReverted:
 			reverted++
@@ -131,7 +131,7 @@ func Pin(r Rollout, machine string) (hash string, ok bool) {
 			continue
 		}
 		switch t.Status {
-		case TargetPending, TargetReverting, TargetReverted:
+		case TargetPending, TargetReverting, TargetReverted, TargetRevertFailed:
 			return r.FromHash, true
 		case TargetUpdating, TargetUpdated, TargetFailed:
 			return r.ToHash, true
@@ -411,9 +411,14 @@ func (s *stepper) move(i int, st TargetStatus, hash string) {
 
 // observe applies rules 2 and 3 to the targets with status moving (to
 // hash): those healthy for MinHealthyTime get status done, those that
-// failed get TargetFailed and a Message. It returns both sets of indexes.
+// failed get TargetFailed (TargetRevertFailed when moving back) and a
+// Message. It returns both sets of indexes.
 func (s *stepper) observe(moving, done TargetStatus, hash string) (promoted, failed []int) {
 	r := &s.next
+	failStatus := TargetFailed
+	if moving == TargetReverting {
+		failStatus = TargetRevertFailed
+	}
 	for i := range r.Targets {
 		t := &r.Targets[i]
 		if t.Status != moving {
@@ -421,7 +426,7 @@ func (s *stepper) observe(moving, done TargetStatus, hash string) (promoted, fai
 		}
 		o := s.obs[t.Name]
 		if o.Present && o.Hash == hash && o.ActiveState == "failed" {
-			t.Status, t.HealthySince = TargetFailed, time.Time{}
+			t.Status, t.HealthySince = failStatus, time.Time{}
 			t.Message = failMessage(r, t.Name, describe(o, hash), 0, o.Detail)
 			failed = append(failed, i)
 			continue
@@ -444,7 +449,7 @@ func (s *stepper) observe(moving, done TargetStatus, hash string) (promoted, fai
 			if healthy {
 				state = fmt.Sprintf("healthy for only %s of %s", roundDuration(s.now.Sub(t.HealthySince)), r.MinHealthyTime)
 			}
-			t.Status, t.HealthySince = TargetFailed, time.Time{}
+			t.Status, t.HealthySince = failStatus, time.Time{}
 			t.Message = failMessage(r, t.Name, state, waited, o.Detail)
 			failed = append(failed, i)
 		}

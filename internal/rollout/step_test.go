@@ -375,7 +375,7 @@ func TestStepRules(t *testing.T) {
 				{At: time.Second, Obs: obsOf(w1, crashed(toHash, "bad"))},
 				{At: 2 * time.Second, Obs: obsOf(w1, crashed(fromHash, "worse"))},
 			},
-			wantPhase: PhaseFailed, wantStatus: "web@1=failed web@2=pending",
+			wantPhase: PhaseFailed, wantStatus: "web@1=revert-failed web@2=pending",
 			wantEvents:   []string{EventStarted, EventFailed, EventFailed},
 			wantMessages: []string{"", "", "revert of web@.service to revision 2 failed: web@1.service: failed (exit-code): worse"},
 			wantReason:   "revert failed: web@1.service: failed (exit-code): worse",
@@ -390,7 +390,7 @@ func TestStepRules(t *testing.T) {
 				{At: time.Second, Obs: obsOf(w1, crashed(toHash, ""))},
 				{At: time.Second + time.Minute, Obs: obsOf(w1, crashed(toHash, ""))},
 			},
-			wantPhase: PhaseFailed, wantStatus: "web@1=failed",
+			wantPhase: PhaseFailed, wantStatus: "web@1=revert-failed",
 			wantEvents: []string{EventStarted, EventFailed, EventFailed},
 			wantReason: "revert failed: web@1.service: still at 3333333, want 1111111, not healthy after 1m0s",
 		},
@@ -437,6 +437,11 @@ func TestStepRules(t *testing.T) {
 				}
 				if got, ok := Pin(r, "m7"); ok || got != "" {
 					t.Errorf("Pin(m7) = %q, %v; want not a target", got, ok)
+				}
+				// A machine whose revert failed runs the previous file.
+				r.Targets[4].Status = TargetRevertFailed
+				if got, ok := Pin(r, "m5"); !ok || got != fromHash {
+					t.Errorf("Pin(revert-failed m5) = %q, %v; want %q", got, ok, shortHash(fromHash))
 				}
 			},
 		},

@@ -10,9 +10,9 @@ const (
 	PhaseRunning Phase = "running"
 	// PhasePaused: no new batch starts; a batch in flight is still watched.
 	PhasePaused Phase = "paused"
-	// PhaseReverting: a failed rollout with AutoRevert (or an abort with
-	// revert) moves the targets it touched back to the previous revision,
-	// under the same gates.
+	// PhaseReverting: a failed rollout with AutoRevert moves the targets
+	// it touched back to the previous revision, under the same gates.
+	// (To go back after an abort, use "rollout undo".)
 	PhaseReverting Phase = "reverting"
 	// Terminal phases.
 	PhaseDone     Phase = "done"
@@ -37,6 +37,9 @@ const (
 	TargetFailed    TargetStatus = "failed"    // not healthy on the new revision by the deadline, or failed
 	TargetReverting TargetStatus = "reverting" // moved back to the previous revision, waiting for health
 	TargetReverted  TargetStatus = "reverted"  // healthy on the previous revision again
+	// TargetRevertFailed: moved back to the previous revision, which did
+	// not become healthy either (the rollout then fails).
+	TargetRevertFailed TargetStatus = "revert-failed"
 )
 
 // Target is one thing a rollout moves: for a template or a plain unit, a

@@ -13,6 +13,8 @@
 //	P reasons/<unit>                fleet.Reason (why it is not placed)         written by the leader only
 //	P engine/leader/<lease>         machine ID (concurrency.Election)           leader's lease
 //	P auth/tokens/<sha256 hex>      TokenRecord (role of an API token)          no lease; the token itself is never stored
+//	P revisions/<unit>/<hash>       Revision (a unit's or template's file)      no lease; newest MaxRevisions per unit kept
+//	P rollouts/<unit>               rollout.Rollout (a rolling update)          no lease; written by the API (create, pause, abort) and the leader (steps)
 //
 // Contract:
 //  1. Every engine write (schedule/, placements/, reasons/) is made by Apply in
@@ -70,6 +72,13 @@
 //	(*Store) RegisterToken(ctx, hash, TokenRecord) (bool, error)       // create-only; false if the hash is registered already
 //	(*Store) Token(ctx, hash) (TokenRecord, bool, error)
 //	(*Store) Notify(ctx, sub string) <-chan struct{}                  // coalesced wake-ups for changes under P+sub ("" = everything); closed when ctx ends
+//	RevisionOwner(name) string                                        // the template for an instance, else name
+//	(*Store) RecordRevision(ctx, owner, fleet.Unit, user, now) (Revision, error) // newest unless it is already; renumbers an older file; prunes
+//	(*Store) Revisions(ctx, owner) ([]Revision, error); RevisionByHash(ctx, owner, hash) (Revision, bool, error)
+//	(*Store) StartRollout(ctx, rollout.Rollout, file fleet.Unit, fileModRev int64, Revision) error // record + new file + revision in one txn; ErrRolloutActive, ErrConflict
+//	(*Store) Rollout(ctx, unit) (RolloutRecord, error); Rollouts(ctx) ([]RolloutRecord, error)
+//	(*Store) UpdateRollout(ctx, RolloutRecord) (int64, error)         // CAS on the record (pause, resume, abort); ErrConflict
+//	(*Store) ApplyRollout(ctx, *Leadership, RolloutRecord, []fleet.Unit) (int64, error) // a driver step: record + unit files, fenced and CAS; ErrNotLeader, ErrConflict
 //
 // Every single etcd request gets its own deadline (WithRequestTimeout) under
 // the caller's ctx, so a lost etcd leader fails calls instead of stalling

@@ -1,6 +1,6 @@
 // Package web is fleetd's dashboard, served under /ui/ on the API's
-// address: machines, units, a unit's file, state and live journal, start /
-// stop / destroy buttons and a live event feed. Pages are rendered on the
+// address: machines, units, rolling updates, a unit's file, state and live
+// journal, start / stop / destroy buttons and a live event feed. Pages are rendered on the
 // server with html/template; CSS and a small hand-written script are
 // embedded (no build step). The script keeps pages current over two
 // server-sent event streams (cluster events, a unit's journal) and
@@ -43,4 +43,23 @@
 //     (HttpOnly, SameSite=Strict, Path=/, Secure over TLS, 12 h) and
 //     redirects to /ui/; a used, expired or unknown code is a 403 page
 //     that says to run `fleetctl dashboard` again.
+//  8. Rollouts (store.Rollouts, rollouts/<unit>). The overview's live
+//     fragment starts with a "Rollouts" section, present only when there
+//     is something to list: every record whose phase is not terminal, then
+//     those that ended (Updated) within RecentRollout (10 min), by unit;
+//     each shows the unit, "revision N <hash7> → M <hash7>", the phase, a
+//     <progress value=updated max=targets> bar (coloured by class: no
+//     inline style under the CSP), rollout.Progress and, when failed,
+//     reverting or reverted, the failure reason. A record that cannot be
+//     read costs the section (an error line), not the page. A unit's page
+//     (and fragment) shows the latest record of store.RevisionOwner(name)
+//     (the template for an instance), whatever its age, the same way: a
+//     template's or plain unit's page lists every target with its status
+//     and message; an instance's page says where that instance is.
+//  9. The script re-fetches the live fragment on every cluster event,
+//     whatever its type (unit.*, machine.*, rollout-*, batch-healthy),
+//     every 15 s, and every 3 s while the fragment shows a rollout that
+//     is not over (data-active): a target's progress within a batch has no
+//     event of its own. An instance's page (body data-owner = its
+//     template) also lists its template's rollout events in its feed.
 package web

@@ -15,6 +15,10 @@ type Overview struct {
 	Units    []UnitView
 	Leader   string // engine leader's machine ID ("" if none)
 	Counts   map[string]int
+	// Rollouts are the rollouts not over and those that ended within
+	// RecentRollout; RolloutsErr says why they could not be read.
+	Rollouts    []RolloutView
+	RolloutsErr string
 }
 
 // MachineView is one row of the machine table.
@@ -41,6 +45,15 @@ type UnitView struct {
 	Reason                  *fleet.Reason
 	Global, Template, Gone  bool
 	File                    string
+	// Owner is the template whose rollouts move this instance ("" for a
+	// template or a plain unit).
+	Owner string
+	// Rollout is the latest rollout of the unit (of Owner for an
+	// instance), nil if it never had one; Target is this instance among
+	// its targets. RolloutErr says why it could not be read.
+	Rollout    *RolloutView
+	Target     *TargetView
+	RolloutErr string
 }
 
 // loadOverview reads everything the main page shows.
@@ -83,6 +96,17 @@ func (h *Handler) loadOverview(ctx context.Context) (*Overview, error) {
 		ov.Counts[v.Active]++
 		ov.Units = append(ov.Units, v)
 	}
+	// A record that cannot be read (etcd answered the rest) costs the
+	// section, not the page.
+	if recs, err := st.Rollouts(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		h.log.Warn("web: rollouts", "err", err)
+		ov.RolloutsErr = err.Error()
+	} else {
+		ov.Rollouts = overviewRollouts(recs, h.now())
+	}
 	return ov, nil
 }
 
@@ -114,6 +138,8 @@ func (h *Handler) loadUnit(ctx context.Context, name string) (*UnitView, error) 
 	}
 	v := unitView(u, pl, indexStates(states), live, rp)
 	v.File = string(unitfile.Serialize(u.Options))
+	v.Owner = rolloutOwner(name)
+	h.loadUnitRollout(ctx, &v)
 	return &v, nil
 }
 

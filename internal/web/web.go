@@ -60,12 +60,13 @@ type Handler struct {
 	tmpl  *template.Template
 	mux   *http.ServeMux
 	hosts auth.HostAllowlist
+	now   func() time.Time // the clock (tests set it)
 }
 
 // New returns the dashboard handler. Mount it at "/ui/" (and "/ui") on the
 // API's mux.
 func New(cfg Config) *Handler {
-	h := &Handler{cfg: cfg, auth: cfg.Authorizer, log: cfg.Logger}
+	h := &Handler{cfg: cfg, auth: cfg.Authorizer, log: cfg.Logger, now: time.Now}
 	if h.auth == nil {
 		h.auth = LoopbackAuthorizer{}
 	}
@@ -131,6 +132,13 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"pathEscape": url.PathEscape,
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"isoTime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"acts": func(u any, csrf, ret string) actionsData {
 		var v *UnitView
 		switch x := u.(type) {

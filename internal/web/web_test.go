@@ -19,6 +19,7 @@ import (
 	"github.com/fleetd/fleet/internal/auth"
 	"github.com/fleetd/fleet/internal/etcdserver/etcdtest"
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/rollout"
 	"github.com/fleetd/fleet/internal/store"
 	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
@@ -657,6 +658,189 @@ func TestJournalStreamThroughAPI(t *testing.T) {
 	}
 	defer resp2.Body.Close()
 	if ev := readSSE(t, bufio.NewReader(resp2.Body)); ev.event != "status" || !strings.Contains(ev.data, "unit does not exist") {
+		t.Fatalf("got %+v", ev)
+	}
+}
+
+// putRollout stores r as its unit's rollout record (replacing a finished
+// one), as fleetctl rollout does, without touching unit files.
+func (e *env) putRollout(r rollout.Rollout) {
+	e.t.Helper()
+	if err := e.store.StartRollout(e.ctx, r, fleet.Unit{}, 0, store.Revision{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+const (
+	fromHash = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	toHash   = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+func newRollout(unit string, phase rollout.Phase, updated time.Time, targets ...rollout.Target) rollout.Rollout {
+	return rollout.Rollout{
+		Spec: rollout.Spec{Unit: unit, FromHash: fromHash, FromRevision: 3, ToHash: toHash, ToRevision: 4,
+			MaxParallel: 1, MinHealthyTime: 10 * time.Second, HealthyDeadline: time.Minute, User: "alice"},
+		Phase: phase, Targets: targets, Created: updated.Add(-time.Minute), Updated: updated,
+	}
+}
+
+// appRollout is a running rollout of template app@.service: 2 of 4
+// instances updated, one waiting for health.
+func appRollout(now time.Time) rollout.Rollout {
+	return newRollout("app@.service", rollout.PhaseRunning, now,
+		rollout.Target{Name: "app@1.service", Status: rollout.TargetUpdated},
+		rollout.Target{Name: "app@2.service", Status: rollout.TargetUpdated},
+		rollout.Target{Name: "app@3.service", Status: rollout.TargetUpdating, Started: now},
+		rollout.Target{Name: "app@4.service", Status: rollout.TargetPending})
+}
+
+func TestOverviewShowsRollouts(t *testing.T) {
+	e := newEnv(t, nil)
+	now := time.Now()
+	e.putRollout(appRollout(now))
+	e.putRollout(newRollout("db.service", rollout.PhaseFailed, now.Add(-time.Minute),
+		rollout.Target{Name: "db.service", Status: rollout.TargetFailed, Message: "db.service: failed (exit-code)"}))
+	failed, _ := e.store.Rollout(e.ctx, "db.service")
+	failed.Rollout.Reason = "db.service: failed (exit-code) <script>"
+	if _, err := e.store.UpdateRollout(e.ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	e.putRollout(newRollout("recent.service", rollout.PhaseDone, now.Add(-2*time.Minute),
+		rollout.Target{Name: "recent.service", Status: rollout.TargetUpdated}))
+	e.putRollout(newRollout("old.service", rollout.PhaseDone, now.Add(-time.Hour),
+		rollout.Target{Name: "old.service", Status: rollout.TargetUpdated}))
+
+	// The section is part of the live fragment the script re-fetches.
+	code, frag := e.get("/ui/fragment/overview")
+	if code != 200 {
+		t.Fatalf("%d\n%s", code, frag)
+	}
+	for _, want := range []string{
+		`id="rollouts"`, `<span class="count" id="rollout-count">3</span>`,
+		`data-rollout="app@.service" data-phase="running" data-active="true"`,
+		`<progress class="bar run" value="2" max="4"`, "2/4 updated",
+		"2/4 updated, 1 in progress, waiting for health", // rollout.Progress
+		`revision 3 <code title="` + fromHash + `">1111111</code> → 4 <code title="` + toHash + `">2222222</code>`,
+		`<span class="badge run phase">running</span>`, "by alice",
+		`data-rollout="db.service" data-phase="failed"`, `<progress class="bar bad" value="0" max="1"`,
+		`<div class="reason">db.service: failed (exit-code) &lt;script&gt;</div>`,
+		`data-rollout="recent.service" data-phase="done"`, "done: 1/1 updated", "ended <time",
+	} {
+		if !strings.Contains(frag, want) {
+			t.Errorf("overview fragment lacks %q", want)
+		}
+	}
+	if strings.Contains(frag, "old.service") {
+		t.Error("a rollout that ended an hour ago is shown")
+	}
+	if strings.Contains(frag, "<script>") || strings.Contains(frag, "style=") {
+		t.Error("unescaped reason or inline style")
+	}
+	// Not over first, then by unit.
+	if i, j := strings.Index(frag, `data-rollout="app@.service"`), strings.Index(frag, `data-rollout="db.service"`); i < 0 || j < i {
+		t.Errorf("running rollout not listed first")
+	}
+	// The full page carries it inside the live part.
+	_, page := e.get("/ui/")
+	if live := strings.Index(page, `id="live"`); live < 0 || strings.Index(page, `id="rollouts"`) < live {
+		t.Error("rollouts section outside the live fragment")
+	}
+
+	// Ten minutes after it ended, a finished rollout leaves the overview.
+	e.h.now = func() time.Time { return now.Add(9 * time.Minute) }
+	_, frag = e.get("/ui/fragment/overview")
+	if strings.Contains(frag, "recent.service") || !strings.Contains(frag, "db.service") || !strings.Contains(frag, "app@.service") {
+		t.Errorf("at +9m want app@ and db (ended at -1m) but not recent (ended at -2m):\n%s", frag)
+	}
+	e.h.now = func() time.Time { return now.Add(time.Hour) }
+	_, frag = e.get("/ui/fragment/overview")
+	if strings.Contains(frag, "db.service") || !strings.Contains(frag, `<span class="count" id="rollout-count">1</span>`) {
+		t.Errorf("at +1h only the running rollout should be left:\n%s", frag)
+	}
+}
+
+func TestOverviewWithoutRollouts(t *testing.T) {
+	e := newEnv(t, nil)
+	_, frag := e.get("/ui/fragment/overview")
+	if strings.Contains(frag, `id="rollouts"`) {
+		t.Error("empty rollouts section shown")
+	}
+}
+
+func TestUnitPageShowsRollout(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, name := range []string{"app@.service", "app@3.service"} {
+		if _, err := e.store.CreateUnit(e.ctx, fleet.Unit{Name: name, Hash: toHash, DesiredState: fleet.JobStateLaunched}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.putRollout(appRollout(time.Now()))
+
+	// The template's page: the bar and every target.
+	code, body := e.get("/ui/units/app@.service")
+	if code != 200 {
+		t.Fatalf("%d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`id="unit-rollout"`, "<h2>Rollout</h2>", `<progress class="bar run" value="2" max="4"`,
+		"2/4 updated, 1 in progress, waiting for health",
+		`data-target="app@3.service"`, `<span class="badge run">updating</span>`, `<span class="badge off">pending</span>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("template page lacks %q", want)
+		}
+	}
+	// An instance's page (and its live fragment): the template's rollout
+	// and where this instance is.
+	for _, path := range []string{"/ui/units/app@3.service", "/ui/fragment/units/app@3.service"} {
+		_, body = e.get(path)
+		for _, want := range []string{
+			`Rollout of <a href="/ui/units/app@.service">app@.service</a>`, `<progress class="bar run" value="2" max="4"`,
+			`This instance: <span class="badge run">updating</span>`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %q", path, want)
+			}
+		}
+	}
+	if _, body = e.get("/ui/units/app@3.service"); !strings.Contains(body, `data-owner="app@.service"`) {
+		t.Error("instance page does not name its template for the event feed")
+	}
+	// A unit without a rollout shows none.
+	if _, body = e.get("/ui/units/web.service"); strings.Contains(body, "unit-rollout") || strings.Contains(body, "data-owner") {
+		t.Error("rollout shown for a unit that never had one")
+	}
+
+	// Once over, the unit page keeps showing the last one.
+	rec, _ := e.store.Rollout(e.ctx, "app@.service")
+	rec.Rollout.Phase, rec.Rollout.Reason = rollout.PhaseFailed, "app@3.service: failed (exit-code)"
+	rec.Rollout.Targets[2].Status, rec.Rollout.Targets[2].Message = rollout.TargetFailed, "failed (exit-code) after 3s"
+	if _, err := e.store.UpdateRollout(e.ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	_, body = e.get("/ui/fragment/units/app@3.service")
+	for _, want := range []string{"Last rollout of", `<div class="reason">app@3.service: failed (exit-code)</div>`,
+		`This instance: <span class="badge bad">failed</span> <span class="reason">failed (exit-code) after 3s</span>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("instance fragment after failure lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// Rollout events come on the dashboard's stream, where the script
+// re-renders the live part on every event.
+func TestEventStreamCarriesRolloutEvents(t *testing.T) {
+	e := newEnv(t, nil)
+	resp, err := e.hc.Get(e.srv.URL + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	evs := sseEvents(t, bufio.NewReader(resp.Body))
+	e.awaitLive(evs)
+	e.putRollout(appRollout(time.Now()))
+	ev := nextEvent(t, evs)
+	if ev.event != "fleet" || !strings.Contains(ev.data, `"type":"`+fleet.EventRolloutStarted+`"`) || !strings.Contains(ev.data, `"unit":"app@.service"`) {
 		t.Fatalf("got %+v", ev)
 	}
 }

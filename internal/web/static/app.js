@@ -6,6 +6,11 @@
   var conn = document.getElementById("conn");
   var toast = document.getElementById("toast");
   var unit = body.dataset.unit || "";
+  // An instance's page also follows its template's rollout events.
+  var owner = body.dataset.owner || "";
+  function isRolloutEvent(type) {
+    return /^rollout-/.test(type || "") || type === "batch-healthy";
+  }
 
   function showError(msg) {
     if (!toast) { return; }
@@ -64,7 +69,7 @@
   var feed = document.getElementById("feed");
   function addEvent(e) {
     if (!feed) { return; }
-    if (unit && e.unit !== unit) { return; }
+    if (unit && e.unit !== unit && !(owner && e.unit === owner && isRolloutEvent(e.type))) { return; }
     var first = feed.firstElementChild;
     if (first && first.classList.contains("muted")) { feed.removeChild(first); }
     var li = document.createElement("li");
@@ -93,11 +98,20 @@
       var e;
       try { e = JSON.parse(m.data); } catch (err) { return; }
       addEvent(e);
+      // Every event re-renders the live part, whatever its type: unit.*,
+      // machine.* and the rollout events (rollout-*, batch-healthy) alike,
+      // on the overview and on every unit page.
       refresh();
     });
     // A safety net for anything events do not cover (e.g. a machine's
     // metadata changing).
     setInterval(refresh, 15000);
+    // A rollout's targets move without an event of their own (only
+    // batches and phases have one): while a rollout shown is not over,
+    // re-render more often.
+    setInterval(function () {
+      if (document.querySelector("#live [data-active]")) { refresh(); }
+    }, 3000);
   }
 
   // Live journal on the unit page.

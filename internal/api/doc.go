@@ -87,4 +87,11 @@
 //     {"url": Config.DashboardURL + "/ui/login?code=...", "expires",
 //     "sessionSeconds"}: a one-time dashboard login code of
 //     Config.Sessions; 404 without a DashboardURL.
+//  17. Rollouts (rollouts.go): POST /rollouts creates a rollout record
+//     (internal/rollout) with the template's or global unit's new file and
+//     its revision in one transaction; pause/resume/abort flip its phase by
+//     compare-and-swap; undo starts one to a kept revision; GET
+//     /units/{name}/history lists the kept revisions. PUT /units/{name}
+//     that creates or replaces a non-instance unit records its revision
+//     (best effort). The engine leader drives the records.
 package api

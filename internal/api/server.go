@@ -256,6 +256,7 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 	getOnly("/local/journal/{name}", s.localJournal)
 	s.registerKV(mux, p)
 	getOnly("/events", s.events)
+	s.registerRollouts(mux, p)
 	mux.HandleFunc("POST "+p+"/ui-login", s.uiLogin)
 	mux.HandleFunc(p+"/ui-login", notAllowed(msgOnlyPost))
 }

@@ -318,9 +318,13 @@ func (s *Server) createUnit(w http.ResponseWriter, r *http.Request, u fleet.Unit
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("cannot activate template %q", u.Name))
 		return
 	}
-	if _, err := s.store.CreateUnit(r.Context(), u); err != nil {
+	created, err := s.store.CreateUnit(r.Context(), u)
+	if err != nil {
 		s.storeError(w, r, err)
 		return
+	}
+	if created {
+		s.recordRevision(r, u)
 	}
 	// The unit is accepted, but keys systemd would ignore are named (one
 	// header per warning; see docs/api-extensions.md).

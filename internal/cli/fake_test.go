@@ -375,6 +375,7 @@ func runCLI(t *testing.T, ctx context.Context, env []string, args ...string) res
 	a.poll = 5 * time.Millisecond
 	a.window = 40 * time.Millisecond
 	a.failedGrace = 30 * time.Millisecond
+	a.rolloutPoll = 5 * time.Millisecond
 	code := a.main(args)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

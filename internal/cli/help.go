@@ -68,8 +68,8 @@ func writeGlobalHelp(w io.Writer, root *cobra.Command) {
 }
 
 func writeCommandHelp(w io.Writer, cmd *cobra.Command) {
-	fmt.Fprintf(w, "NAME:\n\t%s %s - %s\n\n", cliName, cmd.Name(), cmd.Short)
-	fmt.Fprintf(w, "USAGE:\n\t%s %s\n\n", cliName, cmd.Use)
+	fmt.Fprintf(w, "NAME:\n\t%s - %s\n\n", cmd.CommandPath(), cmd.Short)
+	fmt.Fprintf(w, "USAGE:\n\t%s %s\n\n", parentPath(cmd), cmd.Use)
 	if cmd.Long != "" {
 		fmt.Fprintf(w, "DESCRIPTION:\n")
 		for _, line := range strings.Split(strings.Trim(cmd.Long, "\n"), "\n") {
@@ -80,6 +80,15 @@ func writeCommandHelp(w io.Writer, cmd *cobra.Command) {
 			fmt.Fprintf(w, "\t%s\n", line)
 		}
 		fmt.Fprintln(w)
+	}
+	if cmd.HasAvailableSubCommands() {
+		fmt.Fprintf(w, "COMMANDS:")
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				fmt.Fprintf(w, "\n\t%s\t%s", c.Name(), c.Short)
+			}
+		}
+		fmt.Fprintf(w, "\n\n")
 	}
 	if cmd.HasAvailableLocalFlags() {
 		fmt.Fprintf(w, "OPTIONS:")
@@ -110,7 +119,24 @@ func (a *app) printUsage(cmd *cobra.Command, w io.Writer) {
 		fmt.Fprintf(w, "USAGE:\n\t%s [global options] <command> [command options] [arguments...]\n\nRun \"%s help\" for the list of commands.\n", cliName, cliName)
 		return
 	}
-	fmt.Fprintf(w, "USAGE:\n\t%s %s\n\nRun \"%s help %s\" for more details.\n", cliName, cmd.Use, cliName, cmd.Name())
+	fmt.Fprintf(w, "USAGE:\n\t%s %s\n\nRun \"%s help %s\" for more details.\n", parentPath(cmd), cmd.Use, cliName, topName(cmd))
+}
+
+// parentPath is "fleetctl" for a command, "fleetctl rollout" for a
+// subcommand of rollout: what comes before its Use.
+func parentPath(cmd *cobra.Command) string {
+	if cmd.HasParent() {
+		return cmd.Parent().CommandPath()
+	}
+	return cliName
+}
+
+// topName is the name of the top-level command cmd belongs to.
+func topName(cmd *cobra.Command) string {
+	for cmd.HasParent() && cmd.Parent().HasParent() {
+		cmd = cmd.Parent()
+	}
+	return cmd.Name()
 }
 
 func newTabWriter(w io.Writer) *tabwriter.Writer {

@@ -73,6 +73,9 @@ type app struct {
 	// failedGrace is how long a started unit may stay "failed" before
 	// start gives up on it.
 	failedGrace time.Duration
+	// rolloutPoll is the interval between two looks at a rollout that
+	// fleetctl follows.
+	rolloutPoll time.Duration
 }
 
 // Main runs fleetctl with args (without the program name) and returns its
@@ -91,6 +94,7 @@ func newApp(ctx context.Context, env []string, stdin io.Reader, stdout, stderr i
 		poll:        250 * time.Millisecond,
 		window:      2 * time.Second,
 		failedGrace: 3 * time.Second,
+		rolloutPoll: 500 * time.Millisecond,
 	}
 	if stdin == nil {
 		a.stdin = strings.NewReader("")
@@ -241,12 +245,15 @@ func (a *app) newRoot() *cobra.Command {
 	_ = pf.MarkHidden("etcd-key-prefix")
 
 	root.AddCommand(
+		a.cmdApply(),
 		a.cmdCat(),
 		a.cmdDashboard(),
 		a.cmdDestroy(),
+		a.cmdDiff(),
 		a.cmdDrain(),
 		a.cmdEvents(),
 		a.cmdFDForward(),
+		a.cmdHistory(),
 		a.cmdJournal(),
 		a.cmdKV(),
 		a.cmdListMachines(),
@@ -254,6 +261,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.cmdListUnits(),
 		a.cmdLoad(),
 		a.cmdRestart(),
+		a.cmdRollout(),
 		a.cmdSSH(),
 		a.cmdStart(),
 		a.cmdStatus(),

@@ -38,6 +38,10 @@ type Options struct {
 	AgentTTL time.Duration
 	// ExtraArgs appended to every fleetd command line.
 	ExtraArgs []string
+	// MachineArgs are appended to machine i's command line (after
+	// ExtraArgs), e.g. {{"--disable-engine"}} keeps machine 0, which runs
+	// etcd, from leading the engine.
+	MachineArgs [][]string
 	// EtcdProxy puts a Proxy between every machine but the first (which
 	// runs etcd) and etcd, so tests can cut a machine off (PauseEtcd).
 	EtcdProxy bool
@@ -135,6 +139,9 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 			m.args = append(m.args, "--etcd-servers", c.EtcdURL, "--cluster-token-file", c.TokenFile)
 		}
 		m.args = append(m.args, opts.ExtraArgs...)
+		if i < len(opts.MachineArgs) {
+			m.args = append(m.args, opts.MachineArgs[i]...)
+		}
 		c.Machines = append(c.Machines, m)
 		c.start(m)
 		if i == 0 {

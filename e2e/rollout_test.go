@@ -504,3 +504,77 @@ func TestApply(t *testing.T) {
 	}
 	c.AwaitActive(30*time.Second, "hello.service")
 }
+
+// TestRolloutSurge: with --max-surge 1 each instance's new version starts
+// on another machine beside the old one, which stops only once the new one
+// is healthy: five endpoints are registered at times, no request fails,
+// and each instance ends up running once, at v2.
+func TestRolloutSurge(t *testing.T) {
+	s := newRolloutStory(t, "lb", testcluster.Options{})
+	c := s.c
+	before := s.load.failedCount()
+
+	maxEndpoints := 0
+	var mu sync.Mutex
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			out, _, code := c.Fleetctl("kv", "ls", "--recursive", "/services/roll")
+			if code == 0 {
+				mu.Lock()
+				maxEndpoints = max(maxEndpoints, len(strings.Fields(out)))
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	out := c.MustFleetctl("rollout", "--max-surge", "1", "--min-healthy-time", "2s", s.file(2, false))
+	stop()
+	wg.Wait()
+	t.Logf("fleetctl rollout --max-surge 1:\n%s", out)
+	s.awaitServing(2)
+	if n := s.load.failedCount() - before; n != 0 {
+		t.Errorf("%d requests failed during the surge rollout", n)
+	}
+	if maxEndpoints != rollInstances+1 {
+		t.Errorf("at most %d endpoints registered at once, want %d (one surge copy beside the four)", maxEndpoints, rollInstances+1)
+	}
+	st, _, code := c.Fleetctl("rollout", "status", "-o", "json", "roll@.service")
+	if code != 0 {
+		t.Fatalf("rollout status: %s", st)
+	}
+	var r struct {
+		Phase   string `json:"phase"`
+		Targets []struct {
+			Name, Status, Surge string
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(st), &r); err != nil {
+		t.Fatal(err)
+	}
+	surged := 0
+	for _, tg := range r.Targets {
+		if tg.Surge != "" {
+			surged++
+		}
+	}
+	if r.Phase != "done" || surged == 0 {
+		t.Errorf("phase %s, %d targets surged: %s", r.Phase, surged, st)
+	}
+	// Each instance runs once.
+	c.Await("each instance once", 30*time.Second, func() (bool, string) {
+		count := map[string]int{}
+		for _, row := range c.UnitRows() {
+			if strings.HasPrefix(row[0], "roll@") {
+				count[row[0]]++
+			}
+		}
+		for i := 1; i <= rollInstances; i++ {
+			if count[rollName(i)] != 1 {
+				return false, fmt.Sprint(count)
+			}
+		}
+		return true, ""
+	})
+}

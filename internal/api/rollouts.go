@@ -32,8 +32,9 @@ import (
 //	POST /fleet/v1/rollouts/{unit}/undo          {"toRevision":N,gates}     201 record+progress
 //	GET  /fleet/v1/units/{name}/history          {"revisions":[...]} oldest first
 //
-// gates: "maxParallel" (default 1), "minHealthyTime" (Go duration, default
-// 10s), "healthyDeadline" (default 5m), "autoRevert".
+// gates: "maxParallel" (default 1), "maxSurge" (default 0),
+// "minHealthyTime" (Go duration, default 10s), "healthyDeadline" (default
+// 5m), "autoRevert".
 
 // Rollout defaults.
 const (
@@ -49,6 +50,7 @@ const rolloutUpdateAttempts = 5
 // RolloutGates are the gate fields of a rollout request.
 type RolloutGates struct {
 	MaxParallel     *int   `json:"maxParallel,omitempty"`
+	MaxSurge        int    `json:"maxSurge,omitempty"`
 	MinHealthyTime  string `json:"minHealthyTime,omitempty"`
 	HealthyDeadline string `json:"healthyDeadline,omitempty"`
 	AutoRevert      bool   `json:"autoRevert,omitempty"`
@@ -189,6 +191,10 @@ func (g RolloutGates) spec() (rollout.Spec, error) {
 		}
 		sp.MaxParallel = *g.MaxParallel
 	}
+	if g.MaxSurge < 0 {
+		return sp, fmt.Errorf("maxSurge must not be negative, got %d", g.MaxSurge)
+	}
+	sp.MaxSurge = g.MaxSurge
 	for _, d := range []struct {
 		name, v string
 		dst     *time.Duration

@@ -117,7 +117,7 @@ func TestApplyBadInput(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"apply"}, "One directory or unit file must be provided\n"},
-		{[]string{"apply", "--max-surge", "2", dir}, "Error: --max-surge is not supported yet: instances are replaced in place (stop, then start)\n"},
+		{[]string{"apply", "--max-surge", "-2", dir}, "Error: --max-surge must not be negative\n"},
 		{[]string{"apply", "--max-parallel", "0", dir}, "Error: --max-parallel must be at least 1\n"},
 		{[]string{"apply", empty}, "Error: no unit files in directory " + empty + "\n"},
 		{[]string{"apply", filepath.Join(empty, "gone.service")}, "Error: unable to find unit file " + filepath.Join(empty, "gone.service") + "\n"},

@@ -30,7 +30,7 @@ type gateFlags struct {
 func (f *gateFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.IntVar(&f.maxParallel, "max-parallel", 1, "How many targets are replaced at once (a batch)")
-	fs.IntVar(&f.maxSurge, "max-surge", 0, "Start new instances before stopping old ones (not supported yet: must be 0)")
+	fs.IntVar(&f.maxSurge, "max-surge", 0, "How many targets of a batch may start their new version on another machine before their old one stops (where placement allows; the others are replaced in place)")
 	fs.DurationVar(&f.minHealthyTime, "min-healthy-time", 10*time.Second, "How long a target must stay active/running (and its checks passing) to count as healthy")
 	fs.DurationVar(&f.healthyDeadline, "healthy-deadline", 5*time.Minute, "How long a target may take to become healthy before the rollout fails")
 	fs.BoolVar(&f.autoRevert, "auto-revert", false, "When the rollout fails, move the targets already replaced back to the previous revision")
@@ -40,8 +40,6 @@ func (f *gateFlags) register(cmd *cobra.Command) {
 // check refuses what cannot be done before anything is sent.
 func (f *gateFlags) check() error {
 	switch {
-	case f.maxSurge > 0:
-		return fmt.Errorf("--max-surge is not supported yet: instances are replaced in place (stop, then start)")
 	case f.maxSurge < 0:
 		return fmt.Errorf("--max-surge must not be negative")
 	case f.maxParallel < 1:
@@ -51,13 +49,15 @@ func (f *gateFlags) check() error {
 }
 
 func (f *gateFlags) gates() client.RolloutGates {
-	return client.Gates(f.maxParallel, f.minHealthyTime, f.healthyDeadline, f.autoRevert)
+	g := client.Gates(f.maxParallel, f.minHealthyTime, f.healthyDeadline, f.autoRevert)
+	g.MaxSurge = f.maxSurge
+	return g
 }
 
 func (a *app) cmdRollout() *cobra.Command {
 	var gf gateFlags
 	cmd := &cobra.Command{
-		Use:   "rollout [--max-parallel N] [--min-healthy-time D] [--healthy-deadline D] [--auto-revert] [--no-block] UNIT_FILE...",
+		Use:   "rollout [--max-parallel N] [--max-surge N] [--min-healthy-time D] [--healthy-deadline D] [--auto-revert] [--no-block] UNIT_FILE...",
 		Short: "Roll a new version of units or templates out to what runs them, batch by batch",
 		Long: `Give the cluster the local file of each unit or template and replace what runs
 it batch by batch: for a template every launched instance, for a global unit
@@ -67,6 +67,12 @@ active/running for --min-healthy-time (and its [X-Service] checks pass); a
 batch that is not healthy by --healthy-deadline fails the rollout, which stops
 there, and with --auto-revert moves what it replaced back to the previous
 revision under the same gates.
+
+A target is replaced in place (its endpoints are deregistered, it stops,
+then starts with the new file), unless --max-surge allows it to surge: then
+its new version starts on another machine where placement allows, beside
+the old one, which stops only once the new one is healthy. At most
+--max-surge targets surge at once; a global unit never does.
 
 The rollout lives in the cluster, driven by the engine leader: it goes on
 when fleetctl exits. fleetctl follows it and prints its progress until it is

@@ -281,7 +281,7 @@ func TestRolloutBadInput(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{[]string{"rollout", "--max-surge", "1", path}, "Error: --max-surge is not supported yet: instances are replaced in place (stop, then start)\n"},
+		{[]string{"rollout", "--max-surge", "-1", path}, "Error: --max-surge must not be negative\n"},
 		{[]string{"rollout", "--max-parallel", "0", path}, "Error: --max-parallel must be at least 1\n"},
 		{[]string{"rollout", "undo", "--max-parallel", "0", "web@.service"}, "Error: --max-parallel must be at least 1\n"},
 		{[]string{"rollout", missing}, "Unable to find unit file " + missing + "\n"},

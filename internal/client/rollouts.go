@@ -11,10 +11,11 @@ import (
 )
 
 // RolloutGates are the gates of a rollout on the wire: empty fields take
-// the server's defaults (maxParallel 1, minHealthyTime 10s,
+// the server's defaults (maxParallel 1, maxSurge 0, minHealthyTime 10s,
 // healthyDeadline 5m).
 type RolloutGates struct {
 	MaxParallel     *int   `json:"maxParallel,omitempty"`
+	MaxSurge        int    `json:"maxSurge,omitempty"`
 	MinHealthyTime  string `json:"minHealthyTime,omitempty"`
 	HealthyDeadline string `json:"healthyDeadline,omitempty"`
 	AutoRevert      bool   `json:"autoRevert,omitempty"`

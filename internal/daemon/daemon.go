@@ -309,9 +309,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 					Unplaced: s.Unplaced, Duration: s.Duration,
 				})
 			},
-			// The leader drives rolling updates (fleetctl rollout).
-			WhileLeading: rolloutd.New(rolloutd.Config{Store: st, ServicesPrefix: reg.Prefix(), Logger: log}).Run,
 		})
+		// The leader drives rolling updates (fleetctl rollout).
+		eng.SetWhileLeading(rolloutd.New(rolloutd.Config{Store: st, ServicesPrefix: reg.Prefix(), Logger: log, Surge: eng.SurgeMachines}).Run)
 	}
 
 	comps.Go("alive", pres.alive)

@@ -173,6 +173,25 @@ func (e *Engine) lead(ctx context.Context, lead *store.Leadership) error {
 	}
 }
 
+// SetWhileLeading sets Config.WhileLeading; call it before Run (it lets a
+// task that needs the engine, such as the rollout driver, be wired in after
+// New).
+func (e *Engine) SetWhileLeading(fn func(ctx context.Context, lead *store.Leadership) error) {
+	e.cfg.WhileLeading = fn
+}
+
+// SurgeMachines reads a fresh snapshot and returns, for each of units,
+// where a second copy of it could run now (schedule.SurgeMachines): the
+// rollout driver starts new copies there when a rollout allows surge.
+func (e *Engine) SurgeMachines(ctx context.Context, units []string) (map[string]string, error) {
+	snap, err := e.cfg.Store.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: surge machines: %w", err)
+	}
+	in, _ := e.input(snap)
+	return schedule.SurgeMachines(in, units), nil
+}
+
 // Reconcile runs one round from a fresh snapshot: read, schedule, write the
 // difference.
 func (e *Engine) Reconcile(ctx context.Context, lead *store.Leadership) error {
@@ -198,6 +217,7 @@ func (e *Engine) reconcile(ctx context.Context, lead *store.Leadership, view *st
 	held := holdUnits(&in, keep)
 	res := schedule.Schedule(in) // draining machines are schedule's business (its rule 12)
 	applyHeld(&res, held, keep)
+	rolloutPlacements(&res, snap, byName)
 	ch := Changes(snap, byName, res)
 	if !ch.Empty() {
 		if err := e.cfg.Store.Apply(ctx, lead, ch); err != nil {
@@ -350,19 +370,95 @@ func Changes(snap store.Snapshot, units map[string]fleet.Unit, res schedule.Resu
 }
 
 // entryHash is the hash machine m must run of unit u: the unit's, unless
-// a rollout of u as a global unit pins m to the revision it has reached
-// (rollout.Pin). A rollout's pins count only while the unit's file is one
-// of the two revisions it moves between: a later plain replace of the file
-// ends them, and every machine runs the new file.
+// a rollout pins it (a global unit's machine: rollout.Pin; a copy of a
+// target moved with surge: rollout.Placement). A rollout's pins count only
+// while the unit's file is one of the two revisions it moves between: a
+// later plain replace of the file ends them, and every machine runs the
+// new file.
 func entryHash(rollouts map[string]rollout.Rollout, u fleet.Unit, m string) string {
-	r, ok := rollouts[u.Name]
-	if !ok || !r.Global || (u.Hash != r.ToHash && u.Hash != r.FromHash) {
+	r, t, ok := rolloutOf(rollouts, u)
+	switch {
+	case !ok:
 		return u.Hash
-	}
-	if h, ok := rollout.Pin(r, m); ok && h != "" {
-		return h
+	case r.Global:
+		if h, ok := rollout.Pin(r, m); ok && h != "" {
+			return h
+		}
+	default:
+		if hs, ok := rollout.Placement(r, t); ok && hs[m] != "" {
+			return hs[m]
+		}
 	}
 	return u.Hash
+}
+
+// rolloutOf returns the rollout whose pins apply to u (see entryHash) and,
+// for a non-global one, u's target in it.
+func rolloutOf(rollouts map[string]rollout.Rollout, u fleet.Unit) (rollout.Rollout, rollout.Target, bool) {
+	if len(rollouts) == 0 {
+		return rollout.Rollout{}, rollout.Target{}, false
+	}
+	r, ok := rollouts[store.RevisionOwner(u.Name)]
+	if !ok || (u.Hash != r.ToHash && u.Hash != r.FromHash) {
+		return rollout.Rollout{}, rollout.Target{}, false
+	}
+	if r.Global {
+		return r, rollout.Target{}, r.Unit == u.Name
+	}
+	for _, t := range r.Targets {
+		if t.Name == u.Name {
+			return r, t, true
+		}
+	}
+	return rollout.Rollout{}, rollout.Target{}, false
+}
+
+// rolloutPlacements puts the targets moved with surge where their rollout
+// says (rollout.Placement: the old copy and the new one while it proves
+// itself, then only the one that stays), in place of the scheduler's
+// choice. Machines that are gone or draining are left out; a target left
+// with none is placed by the scheduler.
+func rolloutPlacements(res *schedule.Result, snap store.Snapshot, units map[string]fleet.Unit) {
+	if len(snap.Rollouts) == 0 {
+		return
+	}
+	usable := make(map[string]bool, len(snap.Machines))
+	for _, m := range snap.Machines {
+		usable[m.ID] = m.Metadata["draining"] != "true"
+	}
+	for _, r := range snap.Rollouts {
+		if r.Global {
+			continue
+		}
+		for _, t := range r.Targets {
+			u, ok := units[t.Name]
+			if !ok || u.DesiredState == fleet.JobStateInactive {
+				continue
+			}
+			if _, t2, ok := rolloutOf(snap.Rollouts, u); !ok || t2.Name != t.Name {
+				continue
+			}
+			hs, ok := rollout.Placement(r, t)
+			if !ok {
+				continue
+			}
+			var ms []string
+			for m := range hs {
+				if usable[m] {
+					ms = append(ms, m)
+				}
+			}
+			if len(ms) == 0 {
+				continue
+			}
+			slices.Sort(ms)
+			if res.Assign == nil {
+				res.Assign = map[string][]string{}
+			}
+			res.Assign[t.Name] = ms
+			delete(res.Reasons, t.Name)
+		}
+	}
 }
 
 func sameReason(a, b fleet.Reason) bool {

@@ -215,3 +215,47 @@ func TestChangesPinsGlobalRollout(t *testing.T) {
 		t.Errorf("non-global: %v, want %v", got, want)
 	}
 }
+
+// A target moved with surge runs where its rollout says: both copies while
+// the new one proves itself (the old one at the previous hash), then only
+// the new one; a draining or lost machine is left out.
+func TestRolloutPlacementsSurge(t *testing.T) {
+	r := rollout.Rollout{
+		Spec:  rollout.Spec{Unit: "web@.service", FromHash: "old", ToHash: "new", MaxParallel: 1, MaxSurge: 1},
+		Phase: rollout.PhaseRunning,
+		Targets: []rollout.Target{
+			{Name: "web@1.service", Status: rollout.TargetUpdating, Machine: "m1", Surge: "m3"},
+			{Name: "web@2.service", Status: rollout.TargetUpdated, Surge: "m2"},
+			{Name: "web@3.service", Status: rollout.TargetPending},
+		},
+	}
+	units := map[string]fleet.Unit{
+		"web@1.service": {Name: "web@1.service", Hash: "new", DesiredState: fleet.JobStateLaunched},
+		"web@2.service": {Name: "web@2.service", Hash: "new", DesiredState: fleet.JobStateLaunched},
+		"web@3.service": {Name: "web@3.service", Hash: "old", DesiredState: fleet.JobStateLaunched},
+	}
+	machines := []fleet.Machine{{ID: "m1"}, {ID: "m2"}, {ID: "m3"}}
+	entries := func(ms []fleet.Machine) map[string]string {
+		snap := store.Snapshot{Machines: ms, Rollouts: map[string]rollout.Rollout{"web@.service": r}}
+		res := schedule.Result{Assign: map[string][]string{"web@1.service": {"m1"}, "web@2.service": {"m1"}, "web@3.service": {"m2"}}}
+		rolloutPlacements(&res, snap, units)
+		got := map[string]string{}
+		for _, e := range Changes(snap, units, res).Put {
+			got[e.Unit+"@"+e.Machine] = e.Hash
+		}
+		return got
+	}
+	want := map[string]string{
+		"web@1.service@m1": "old", "web@1.service@m3": "new", // both copies
+		"web@2.service@m2": "new", // the surviving copy, not the scheduler's m1
+		"web@3.service@m2": "old", // in place: the scheduler's, at its file's hash
+	}
+	if got := entries(machines); !maps.Equal(got, want) {
+		t.Errorf("entries %v\nwant %v", got, want)
+	}
+	draining := []fleet.Machine{{ID: "m1"}, {ID: "m2"}, {ID: "m3", Metadata: map[string]string{"draining": "true"}}}
+	want = map[string]string{"web@1.service@m1": "old", "web@2.service@m2": "new", "web@3.service@m2": "old"}
+	if got := entries(draining); !maps.Equal(got, want) {
+		t.Errorf("with m3 draining: %v\nwant %v", got, want)
+	}
+}

@@ -33,6 +33,17 @@
 //     batch into updated, event batch-healthy ("batch 2/3 healthy: web@3,
 //     web@4") and Batches++. When no target is pending or updating, phase
 //     done, event rollout-done.
+//     Surge (rule 4a): with MaxSurge > 0 (not for a global unit), a target that
+//     starts moving while fewer than MaxSurge targets surge, and whose
+//     observation names where it runs (Machine) and another machine for a
+//     second copy (SurgeTo), gets Machine and Surge set: the new copy runs
+//     on Surge while the old one keeps serving on Machine (Placement; the
+//     engine applies it), and its health is judged on Surge
+//     (WatchMachine). When it becomes updated, Machine is cleared (the old
+//     copy goes); when it fails, Surge is cleared (the new copy goes, the
+//     old one stays). Moved back, a target whose old copy still runs goes
+//     back to it alone; one whose old copy is gone is replaced in place on
+//     Surge. Other targets are replaced in place (stop, then start).
 //  5. Paused: targets in flight are still observed (rules 2, 3) but no new
 //     batch starts. Pause/Resume flip running <-> paused (errors in other
 //     phases); Abort makes any non-terminal phase aborted with Reason.

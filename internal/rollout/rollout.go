@@ -36,6 +36,8 @@ func Validate(spec Spec, targets []string) error {
 		return errors.New("unit name is required")
 	case spec.MaxParallel < 1:
 		return errors.New("max-parallel must be at least 1")
+	case spec.MaxSurge < 0:
+		return fmt.Errorf("max-surge must not be negative, got %d", spec.MaxSurge)
 	case spec.MinHealthyTime < 0:
 		return fmt.Errorf("min-healthy-time must not be negative, got %s", spec.MinHealthyTime)
 	case spec.HealthyDeadline <= 0:
@@ -351,6 +353,12 @@ func (s *stepper) run() {
 		return // paused: no new batch
 	}
 	n := min(r.MaxParallel, pending)
+	surging := 0
+	for _, t := range r.Targets {
+		if t.Status == TargetUpdating && t.Machine != "" && t.Surge != "" {
+			surging++
+		}
+	}
 	for i := range r.Targets {
 		if n <= 0 {
 			break
@@ -358,6 +366,13 @@ func (s *stepper) run() {
 		if r.Targets[i].Status == TargetPending {
 			s.move(i, TargetUpdating, r.ToHash)
 			n--
+			// Surge: the new copy starts on another machine, the old one
+			// keeps serving until the new one is healthy.
+			o := s.obs[r.Targets[i].Name]
+			if !r.Global && surging < r.MaxSurge && o.Machine != "" && o.SurgeTo != "" && o.SurgeTo != o.Machine {
+				r.Targets[i].Machine, r.Targets[i].Surge = o.Machine, o.SurgeTo
+				surging++
+			}
 		}
 	}
 }
@@ -402,10 +417,19 @@ func (s *stepper) revert(entering bool) {
 	}
 }
 
-// move sets target i moving to hash with status st, with one SetHash.
+// move sets target i moving to hash with status st, with one SetHash. A
+// target moved back while its old copy still runs (a surge in flight or
+// failed) goes back to that copy alone; one whose old copy is gone is
+// replaced in place where its new copy runs.
 func (s *stepper) move(i int, st TargetStatus, hash string) {
 	t := &s.next.Targets[i]
 	t.Status, t.Started, t.HealthySince, t.Message = st, s.now, time.Time{}, ""
+	switch {
+	case st != TargetReverting:
+		t.Machine, t.Surge = "", ""
+	case t.Machine != "":
+		t.Surge = ""
+	}
 	s.actions = append(s.actions, Action{Kind: SetHash, Target: t.Name, Hash: hash})
 }
 
@@ -428,6 +452,7 @@ func (s *stepper) observe(moving, done TargetStatus, hash string) (promoted, fai
 		if o.Present && o.Hash == hash && o.ActiveState == "failed" {
 			t.Status, t.HealthySince = failStatus, time.Time{}
 			t.Message = failMessage(r, t.Name, describe(o, hash), 0, o.Detail)
+			dropSurge(t)
 			failed = append(failed, i)
 			continue
 		}
@@ -438,6 +463,9 @@ func (s *stepper) observe(moving, done TargetStatus, hash string) (promoted, fai
 			}
 			if s.now.Sub(t.HealthySince) >= r.MinHealthyTime {
 				t.Status = done
+				if moving == TargetUpdating && t.Surge != "" {
+					t.Machine = "" // the new copy is healthy: the old one goes
+				}
 				promoted = append(promoted, i)
 				continue
 			}
@@ -451,6 +479,7 @@ func (s *stepper) observe(moving, done TargetStatus, hash string) (promoted, fai
 			}
 			t.Status, t.HealthySince = failStatus, time.Time{}
 			t.Message = failMessage(r, t.Name, state, waited, o.Detail)
+			dropSurge(t)
 			failed = append(failed, i)
 		}
 	}
@@ -525,4 +554,51 @@ func ceilDiv(a, b int) int {
 		b = 1
 	}
 	return (a + b - 1) / b
+}
+
+// dropSurge ends a failed target's surge: while its old copy runs, the new
+// copy goes and the old one stays.
+func dropSurge(t *Target) {
+	if t.Machine != "" {
+		t.Surge = ""
+	}
+}
+
+// WatchMachine is the machine whose state judges t's health: the new copy
+// of a surging target, the old copy of one moved back to it; "" for a
+// target replaced in place (its only state counts).
+func WatchMachine(t Target) string {
+	switch t.Status {
+	case TargetUpdating:
+		return t.Surge
+	case TargetReverting:
+		if t.Machine != "" {
+			return t.Machine
+		}
+		return t.Surge
+	}
+	return ""
+}
+
+// Placement says where target t of a (non-global) rollout r must run, with
+// the hash each copy runs: its old copy (Machine) runs FromHash; its new
+// copy (Surge) runs ToHash, or FromHash once moved back. ok is false for a
+// target that was not moved with surge: the scheduler places it.
+func Placement(r Rollout, t Target) (hashes map[string]string, ok bool) {
+	if r.Global || (t.Machine == "" && t.Surge == "") {
+		return nil, false
+	}
+	hashes = map[string]string{}
+	if t.Machine != "" {
+		hashes[t.Machine] = r.FromHash
+	}
+	if t.Surge != "" {
+		switch t.Status {
+		case TargetReverting, TargetReverted, TargetRevertFailed:
+			hashes[t.Surge] = r.FromHash
+		default:
+			hashes[t.Surge] = r.ToHash
+		}
+	}
+	return hashes, true
 }

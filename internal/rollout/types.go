@@ -57,6 +57,12 @@ type Target struct {
 	HealthySince time.Time `json:"healthySince,omitzero"`
 	// Message says why a target failed (its state, its check output).
 	Message string `json:"message,omitempty"`
+	// Machine and Surge place a target moved with surge (Spec.MaxSurge):
+	// Machine is where its old copy runs until the new one is healthy
+	// ("" once it is gone), Surge where the new copy runs. Both empty for
+	// a target replaced in place (see Placement).
+	Machine string `json:"machine,omitempty"`
+	Surge   string `json:"surge,omitempty"`
 }
 
 // Spec is what the user asked for.
@@ -77,6 +83,11 @@ type Spec struct {
 	Undo bool `json:"undo,omitempty"`
 	// MaxParallel is the batch size (>= 1).
 	MaxParallel int `json:"maxParallel"`
+	// MaxSurge is how many targets of a template or plain unit may run a
+	// second copy at once: the new version starts on another machine
+	// (Observation.SurgeTo) before the old one stops. Targets without such
+	// a machine, and global units, are replaced in place.
+	MaxSurge int `json:"maxSurge,omitempty"`
 	// MinHealthyTime is how long a target must stay healthy to count.
 	MinHealthyTime time.Duration `json:"minHealthyTime"`
 	// HealthyDeadline is how long a target may take to become healthy
@@ -120,6 +131,10 @@ type Observation struct {
 	// Detail is extra text for a failure message (the check's last error,
 	// the unit's result), optional.
 	Detail string
+	// Machine is where a pending target runs now, and SurgeTo where a
+	// second copy of it could run (schedule.SurgeMachines); both are only
+	// needed for a pending target of a rollout with MaxSurge.
+	Machine, SurgeTo string
 }
 
 // ActionKind is what the driver must write.

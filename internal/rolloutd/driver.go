@@ -59,6 +59,9 @@ type Config struct {
 	Logger         *slog.Logger
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Surge returns, for each unit, a machine where a second copy of it
+	// could run (engine.SurgeMachines); nil: rollouts never surge.
+	Surge func(ctx context.Context, units []string) (map[string]string, error)
 }
 
 // Driver moves rollouts forward.
@@ -288,9 +291,13 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 	for _, st := range states {
 		byUnit[st.Name] = append(byUnit[st.Name], st)
 	}
+	surgeTo, err := d.surgeCandidates(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
 	obs := make(map[string]rollout.Observation, len(r.Targets))
 	for _, t := range r.Targets {
-		unit, machine := t.Name, ""
+		unit, machine := t.Name, rollout.WatchMachine(t)
 		if r.Global {
 			unit, machine = r.Unit, t.Name
 		}
@@ -300,6 +307,9 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 			continue
 		}
 		o := rollout.Observation{Present: true, Hash: st.Hash, ActiveState: st.ActiveState, SubState: st.SubState, ChecksPassing: true}
+		if to, ok := surgeTo[t.Name]; ok {
+			o.Machine, o.SurgeTo = st.MachineID, to
+		}
 		if st.ActiveState == "active" {
 			missing, err := d.missingEndpoints(ctx, unit, st)
 			if err != nil {
@@ -313,6 +323,30 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 		obs[t.Name] = o
 	}
 	return obs, records, nil
+}
+
+// surgeCandidates returns, when r is about to start a batch that may
+// surge, where a second copy of each of the next batch's targets could
+// run.
+func (d *Driver) surgeCandidates(ctx context.Context, r rollout.Rollout) (map[string]string, error) {
+	if d.cfg.Surge == nil || r.Global || r.MaxSurge <= 0 || r.Phase != rollout.PhaseRunning {
+		return nil, nil
+	}
+	var next []string
+	for _, t := range r.Targets {
+		switch t.Status {
+		case rollout.TargetUpdating:
+			return nil, nil // a batch is in flight: none starts in this step
+		case rollout.TargetPending:
+			if len(next) < r.MaxParallel {
+				next = append(next, t.Name)
+			}
+		}
+	}
+	if len(next) == 0 {
+		return nil, nil
+	}
+	return d.cfg.Surge(ctx, next)
 }
 
 // pickState chooses the state of a unit to judge: the one on machine if

@@ -270,6 +270,9 @@ func rolloutSteps(t *testing.T, s *rolloutStory) {
 		if all := out + errOut; !strings.Contains(all, "roll@1.service") || !strings.Contains(all, "fail") {
 			t.Errorf("the failure does not name the unit and its failure:\n%s", all)
 		}
+		if all := out + errOut; !strings.Contains(all, "v3 cannot start") {
+			t.Errorf("the failure does not show the unit's own output (its journal):\n%s", all)
+		}
 		s.awaitServing(1)
 	})
 	if phase, progress := rolloutPhase(c, 2, "roll@.service"); phase != "reverted" {

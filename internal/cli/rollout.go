@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -194,7 +195,7 @@ func (a *app) followRollout(c *client.Client, name string, r *client.Rollout) in
 				a.out("%s: %s", name, r.Progress)
 			}
 			if r.Phase.Terminal() {
-				return a.rolloutOutcome(name, r)
+				return a.rolloutOutcome(c, name, r)
 			}
 		}
 		t := time.NewTimer(a.rolloutPoll)
@@ -226,7 +227,10 @@ func (a *app) followRollout(c *client.Client, name string, r *client.Rollout) in
 }
 
 // rolloutOutcome reports a rollout that is over and returns its exit code.
-func (a *app) rolloutOutcome(name string, r *client.Rollout) int {
+// For each target that failed it shows the last lines of its journal (from
+// the machine it failed on), where the unit's own words about the failure
+// are.
+func (a *app) rolloutOutcome(c *client.Client, name string, r *client.Rollout) int {
 	if r.Phase == rollout.PhaseDone {
 		return 0
 	}
@@ -240,8 +244,35 @@ func (a *app) rolloutOutcome(name string, r *client.Rollout) int {
 			a.errf("\t%s: %s", a.targetLabel(r.Rollout, t.Name), t.Message)
 		}
 	}
+	for _, t := range r.Targets {
+		// The targets that failed, and the one the reason names (moved
+		// back since, it no longer says so itself).
+		named := strings.HasPrefix(r.Reason, t.Name+":") || strings.HasPrefix(r.Reason, "revert failed: "+t.Name+":")
+		if t.Status != rollout.TargetFailed && t.Status != rollout.TargetRevertFailed && !named {
+			continue
+		}
+		unit, machine := t.Name, t.Surge
+		if r.Global {
+			unit, machine = r.Unit, t.Name
+		}
+		var buf strings.Builder
+		ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+		err := c.Journal(ctx, unit, rolloutJournalLines, false, "", machine, &buf)
+		cancel()
+		if err != nil || strings.TrimSpace(buf.String()) == "" {
+			continue
+		}
+		a.errf("Last lines of the journal of %s:", a.targetLabel(r.Rollout, t.Name))
+		for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+			a.errf("\t%s", line)
+		}
+	}
 	return 1
 }
+
+// rolloutJournalLines is how much of a failed target's journal a failed
+// rollout shows.
+const rolloutJournalLines = 8
 
 // targetLabel names a target for people: a unit name, or a machine legend
 // for a global rollout.

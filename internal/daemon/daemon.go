@@ -269,6 +269,21 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 		Lease: pres.lease, Logger: log,
 		// Balancers drop an endpoint before its unit is stopped.
 		DeregisterDelay: registry.DefaultDeregisterDelay,
+		// A failing check is recorded (on the machine's lease) for the
+		// rollout driver, which names it when an instance is not healthy.
+		OnCheck: func(ctx context.Context, unit string, svc fleet.Service, err error) {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			var werr error
+			if err == nil {
+				werr = st.DeleteCheck(cctx, cfg.MachineID, unit)
+			} else if lease := pres.lease(); lease != 0 {
+				werr = st.PutCheck(cctx, lease, cfg.MachineID, unit, fmt.Sprintf("%s:%d: %v", svc.Name, svc.Port, err))
+			}
+			if werr != nil && ctx.Err() == nil {
+				log.Debug("recording a health check result", "unit", unit, "err", werr)
+			}
+		},
 	})
 	var dw *docker.Watcher
 	if _, err := os.Stat(docker.DefaultSocket); err == nil && cfg.DockerRegistration {

@@ -21,6 +21,7 @@ func (r *Registry) runCheck(ctx context.Context, unit string, c *checker) {
 	interval := max(svc.CheckInterval, 10*time.Millisecond)
 	everHealthy := false
 	passes, fails := 0, 0
+	reported := "" // the last result told to OnCheck ("" = passing)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -37,6 +38,16 @@ func (r *Registry) runCheck(ctx context.Context, unit string, c *checker) {
 			passes, fails = passes+1, 0
 		} else {
 			passes, fails = 0, fails+1
+		}
+		if r.cfg.OnCheck != nil {
+			result := ""
+			if err != nil {
+				result = err.Error()
+			}
+			if result != reported {
+				r.cfg.OnCheck(ctx, unit, svc, err)
+				reported = result
+			}
 		}
 		changed := false
 		r.mu.Lock()

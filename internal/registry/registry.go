@@ -112,6 +112,11 @@ type Config struct {
 	// removing at least one key (0: no wait; the daemon uses
 	// DefaultDeregisterDelay).
 	DeregisterDelay time.Duration
+	// OnCheck, when set, is told each health check result that differs
+	// from the last one it was told for that endpoint (err nil: passing),
+	// from the check's goroutine: the daemon records failures where the
+	// rollout driver reads them.
+	OnCheck func(ctx context.Context, unit string, svc fleet.Service, err error)
 }
 
 // Unit is a unit loaded on this machine, as the daemon sees it.

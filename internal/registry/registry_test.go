@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -475,5 +476,40 @@ func TestNoMachineIDPublishesNothing(t *testing.T) {
 	}
 	if resp.Count != 0 {
 		t.Fatalf("%d keys published without a machine ID", resp.Count)
+	}
+}
+
+// OnCheck hears each change of an endpoint's check result, including the
+// failures of a check that never passed (a new version that is not
+// healthy), and not the same result twice.
+func TestOnCheckReportsChanges(t *testing.T) {
+	var mu sync.Mutex
+	var heard []string
+	e := newEnv(t, func(c *Config) {
+		c.OnCheck = func(_ context.Context, unit string, svc fleet.Service, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			msg := "pass"
+			if err != nil {
+				msg = "fail: " + err.Error()
+			}
+			heard = append(heard, fmt.Sprintf("%s %s:%d %s", unit, svc.Name, svc.Port, msg))
+		}
+	})
+	f := newFlakyServer(t)
+	opts := unitOpts(t, fmt.Sprintf("[Service]\nExecStart=/x\n[X-Service]\nName=api\nPort=%d\nCheckHTTP=/health\nCheckInterval=50ms\nCheckTimeout=50ms\n", f.port))
+	e.reg.SetUnits([]Unit{{Name: "api.service", Options: opts, Active: true, Since: time.Now()}})
+	key := fmt.Sprintf("/services/api/m1:api.service:%d", f.port)
+	e.stays("failing from the start", key, "", 500*time.Millisecond)
+	f.healthy.Store(true)
+	e.await("first pass", key, fmt.Sprintf("127.0.0.1:%d", f.port), 5*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		fmt.Sprintf("api.service api:%d fail: GET http://127.0.0.1:%d/health: 503 Service Unavailable", f.port, f.port),
+		fmt.Sprintf("api.service api:%d pass", f.port),
+	}
+	if !slices.Equal(heard, want) {
+		t.Errorf("heard %q\nwant %q", heard, want)
 	}
 }

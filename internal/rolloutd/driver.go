@@ -317,7 +317,14 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 			}
 			if len(missing) > 0 {
 				o.ChecksPassing = false
-				o.Detail = "health check not passing: endpoint " + missing[0] + " not registered"
+				o.Detail = "health check not passing yet: endpoint " + missing[0] + " not registered"
+				msg, ok, err := d.cfg.Store.Check(ctx, st.MachineID, unit)
+				if err != nil {
+					return nil, nil, err
+				}
+				if ok {
+					o.Detail = "health check failing: " + msg
+				}
 			}
 		}
 		obs[t.Name] = o

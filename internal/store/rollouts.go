@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/rollout"
+	"github.com/fleetd/fleet/internal/store/etcdkv"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -298,4 +299,41 @@ func short(h string) string {
 		return h[:7]
 	}
 	return h
+}
+
+// PutCheck records, on the machine's lease, that a health check of unit
+// on machine fails with msg (checks/<machine>/<unit>): the rollout driver
+// names it when an instance does not become healthy.
+func (s *Store) PutCheck(ctx context.Context, lease etcdkv.LeaseID, machine, unit, msg string) error {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	if _, err := s.cli.Put(rctx, s.layout.Check(machine, unit), msg, clientv3.WithLease(clientv3.LeaseID(lease))); err != nil {
+		return fmt.Errorf("store: record check of %s on %s: %w", unit, machine, err)
+	}
+	return nil
+}
+
+// DeleteCheck forgets a failing check of unit on machine (it passes now).
+func (s *Store) DeleteCheck(ctx context.Context, machine, unit string) error {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	if _, err := s.cli.Delete(rctx, s.layout.Check(machine, unit)); err != nil {
+		return fmt.Errorf("store: forget check of %s on %s: %w", unit, machine, err)
+	}
+	return nil
+}
+
+// Check returns the last failing health check of unit on machine; ok is
+// false when none is recorded.
+func (s *Store) Check(ctx context.Context, machine, unit string) (msg string, ok bool, err error) {
+	rctx, cancel := s.req(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(rctx, s.layout.Check(machine, unit))
+	if err != nil {
+		return "", false, fmt.Errorf("store: check of %s on %s: %w", unit, machine, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", false, nil
+	}
+	return string(resp.Kvs[0].Value), true, nil
 }

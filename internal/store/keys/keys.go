@@ -26,9 +26,10 @@ const (
 	Token          // auth/tokens/<sha256 hex>
 	Revision       // revisions/<unit>/<hash>
 	Rollout        // rollouts/<unit>
+	Check          // checks/<machine>/<unit>
 )
 
-var kindNames = [...]string{"unknown", "unit", "machine", "metadata", "schedule", "placement", "state", "reason", "leader", "token", "revision", "rollout"}
+var kindNames = [...]string{"unknown", "unit", "machine", "metadata", "schedule", "placement", "state", "reason", "leader", "token", "revision", "rollout", "check"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -81,6 +82,8 @@ func (l Layout) UnitRevisionsDir(unit string) string   { return l.RevisionsDir()
 func (l Layout) Revision(unit, hash string) string     { return l.UnitRevisionsDir(unit) + hash }
 func (l Layout) RolloutsDir() string                   { return l.prefix + "rollouts/" }
 func (l Layout) Rollout(unit string) string            { return l.RolloutsDir() + unit }
+func (l Layout) ChecksDir() string                     { return l.prefix + "checks/" }
+func (l Layout) Check(machine, unit string) string     { return l.ChecksDir() + machine + "/" + unit }
 
 // Key is a decoded key: its kind and the names it holds (those its kind
 // has; the others are "").
@@ -117,6 +120,9 @@ func (l Layout) Parse(key string) (k Key, ok bool) {
 		return Key{Kind: Reason, Unit: rel}, single
 	case "rollouts":
 		return Key{Kind: Rollout, Unit: rel}, single
+	case "checks":
+		m, u, ok := two()
+		return Key{Kind: Check, Machine: m, Unit: u}, ok
 	case "revisions":
 		u, hash, ok := two()
 		return Key{Kind: Revision, Unit: u, Name: hash}, ok

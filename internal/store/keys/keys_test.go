@@ -21,6 +21,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 		{l.Token("abc"), Key{Kind: Token, Name: "abc"}},
 		{l.Revision("web@.service", "abc"), Key{Kind: Revision, Unit: "web@.service", Name: "abc"}},
 		{l.Rollout("web@.service"), Key{Kind: Rollout, Unit: "web@.service"}},
+		{l.Check("m1", "web@1.service"), Key{Kind: Check, Machine: "m1", Unit: "web@1.service"}},
 	} {
 		got, ok := l.Parse(tc.key)
 		if !ok || got != tc.want {
@@ -87,6 +88,8 @@ func FuzzParse(f *testing.F) {
 			back = l.Revision(k.Unit, k.Name)
 		case Rollout:
 			back = l.Rollout(k.Unit)
+		case Check:
+			back = l.Check(k.Machine, k.Unit)
 		case Leader:
 			back = l.LeaderPrefix() + "/" + k.Name
 		case Token:

@@ -15,6 +15,7 @@
 //	P auth/tokens/<sha256 hex>      TokenRecord (role of an API token)          no lease; the token itself is never stored
 //	P revisions/<unit>/<hash>       Revision (a unit's or template's file)      no lease; newest MaxRevisions per unit kept
 //	P rollouts/<unit>               rollout.Rollout (a rolling update)          no lease; written by the API (create, pause, abort) and the leader (steps)
+//	P checks/<machine>/<unit>       raw "service:port: error" of a failing check lease of that machine; deleted when it passes
 //
 // Contract:
 //  1. Every engine write (schedule/, placements/, reasons/) is made by Apply in
@@ -79,6 +80,7 @@
 //	(*Store) Rollout(ctx, unit) (RolloutRecord, error); Rollouts(ctx) ([]RolloutRecord, error)
 //	(*Store) UpdateRollout(ctx, RolloutRecord) (int64, error)         // CAS on the record (pause, resume, abort); ErrConflict
 //	(*Store) ApplyRollout(ctx, *Leadership, RolloutRecord, []fleet.Unit) (int64, error) // a driver step: record + unit files, fenced and CAS; ErrNotLeader, ErrConflict
+//	(*Store) PutCheck(ctx, lease, machine, unit, msg) error; DeleteCheck(ctx, machine, unit) error; Check(ctx, machine, unit) (string, bool, error)
 //
 // Every single etcd request gets its own deadline (WithRequestTimeout) under
 // the caller's ctx, so a lost etcd leader fails calls instead of stalling

@@ -212,23 +212,46 @@ func dueAt(r rollout.Rollout) time.Time {
 // step moves one rollout and returns the record as it now stands.
 func (d *Driver) step(ctx context.Context, lead *store.Leadership, rec store.RolloutRecord, states []fleet.UnitState) (rollout.Rollout, error) {
 	r := rec.Rollout
-	obs, records, err := d.observe(ctx, r, states)
+	obs, err := d.observe(ctx, r, states)
 	if err != nil {
 		return r, fmt.Errorf("rollout of %s: observe: %w", r.Unit, err)
 	}
 	now := d.cfg.Now()
 	next, acts, evs := rollout.Step(r, obs, now)
+	// A batch started in this step (the first, or the one after a batch
+	// this step promoted) may surge: ask where, and step again with it.
+	if started := startedBatch(r, next); len(started) > 0 && d.cfg.Surge != nil && !r.Global && r.MaxSurge > 0 {
+		to, err := d.cfg.Surge(ctx, started)
+		if err != nil {
+			return r, fmt.Errorf("rollout of %s: surge machines: %w", r.Unit, err)
+		}
+		if len(to) > 0 {
+			for _, name := range started {
+				if o := obs[name]; o.Present && to[name] != "" {
+					o.SurgeTo = to[name]
+					obs[name] = o
+				}
+			}
+			next, acts, evs = rollout.Step(r, obs, now)
+		}
+	}
 	if len(acts) == 0 && reflect.DeepEqual(next, r) {
 		return r, nil
 	}
-	var writes []fleet.Unit
+	var writes []store.UnitWrite
 	for _, a := range acts {
-		u, err := d.actionWrite(ctx, r, a, records)
+		w, err := d.actionWrite(ctx, r, a)
 		if err != nil {
 			return r, fmt.Errorf("rollout of %s: %w", r.Unit, err)
 		}
-		if u.Name != "" {
-			writes = append(writes, u)
+		if w.Unit.Name == "" {
+			continue
+		}
+		// SetFile and SetHash of a plain unit name the same record: one put.
+		if i := slices.IndexFunc(writes, func(x store.UnitWrite) bool { return x.Unit.Name == w.Unit.Name }); i >= 0 {
+			writes[i] = w
+		} else {
+			writes = append(writes, w)
 		}
 	}
 	if _, err := d.cfg.Store.ApplyRollout(ctx, lead, store.RolloutRecord{Rollout: next, ModRev: rec.ModRev}, writes); err != nil {
@@ -243,8 +266,9 @@ func (d *Driver) step(ctx context.Context, lead *store.Leadership, rec store.Rol
 	return next, nil
 }
 
-// actionWrite returns the unit record an action writes (Name "" for none).
-func (d *Driver) actionWrite(ctx context.Context, r rollout.Rollout, a rollout.Action, records map[string]fleet.Unit) (fleet.Unit, error) {
+// actionWrite returns the unit record an action writes (Name "" for none),
+// with the mod revision it was read at.
+func (d *Driver) actionWrite(ctx context.Context, r rollout.Rollout, a rollout.Action) (store.UnitWrite, error) {
 	var name string
 	switch {
 	case a.Kind == rollout.SetFile:
@@ -252,30 +276,42 @@ func (d *Driver) actionWrite(ctx context.Context, r rollout.Rollout, a rollout.A
 	case a.Kind == rollout.SetHash && !r.Global:
 		name = a.Target
 	default:
-		return fleet.Unit{}, nil
+		return store.UnitWrite{}, nil
 	}
-	u, ok := records[name]
-	if !ok {
-		got, err := d.cfg.Store.Unit(ctx, name)
-		if err != nil {
-			return fleet.Unit{}, fmt.Errorf("%s %s: %w", a.Kind, name, err)
-		}
-		u = got
+	u, modRev, err := d.cfg.Store.UnitRev(ctx, name)
+	if errors.Is(err, store.ErrNotFound) && a.Kind == rollout.SetHash {
+		// Destroyed meanwhile: nothing to rewrite. The target never
+		// becomes healthy, so the rollout fails at its deadline instead
+		// of retrying this write for ever.
+		return store.UnitWrite{}, nil
+	}
+	if err != nil {
+		return store.UnitWrite{}, fmt.Errorf("%s %s: %w", a.Kind, name, err)
 	}
 	rev, ok, err := d.cfg.Store.RevisionByHash(ctx, store.RevisionOwner(name), a.Hash)
 	if err != nil {
-		return fleet.Unit{}, fmt.Errorf("%s %s: %w", a.Kind, name, err)
+		return store.UnitWrite{}, fmt.Errorf("%s %s: %w", a.Kind, name, err)
 	}
 	if !ok {
-		return fleet.Unit{}, fmt.Errorf("%s %s: revision %s of %s is not kept", a.Kind, name, a.Hash, store.RevisionOwner(name))
+		return store.UnitWrite{}, fmt.Errorf("%s %s: revision %s of %s is not kept", a.Kind, name, a.Hash, store.RevisionOwner(name))
 	}
 	u.Options, u.Hash = rev.Options, rev.Hash
-	return u, nil
+	return store.UnitWrite{Unit: u, ModRev: modRev}, nil
 }
 
-// observe returns what the cluster shows of r's targets, and the unit
-// records it read (by name; for a global rollout, the rolled unit's).
-func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.UnitState) (map[string]rollout.Observation, map[string]fleet.Unit, error) {
+// startedBatch names the targets pending in r and updating in next.
+func startedBatch(r, next rollout.Rollout) []string {
+	var names []string
+	for i, t := range next.Targets {
+		if t.Status == rollout.TargetUpdating && r.Targets[i].Status == rollout.TargetPending {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
+
+// observe returns what the cluster shows of r's targets.
+func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.UnitState) (map[string]rollout.Observation, error) {
 	names := []string{r.Unit}
 	if !r.Global {
 		names = names[:0]
@@ -285,15 +321,11 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 	}
 	records, err := d.cfg.Store.UnitsByName(ctx, names)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	byUnit := map[string][]fleet.UnitState{}
 	for _, st := range states {
 		byUnit[st.Name] = append(byUnit[st.Name], st)
-	}
-	surgeTo, err := d.surgeCandidates(ctx, r)
-	if err != nil {
-		return nil, nil, err
 	}
 	obs := make(map[string]rollout.Observation, len(r.Targets))
 	for _, t := range r.Targets {
@@ -307,20 +339,20 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 			continue
 		}
 		o := rollout.Observation{Present: true, Hash: st.Hash, ActiveState: st.ActiveState, SubState: st.SubState, ChecksPassing: true}
-		if to, ok := surgeTo[t.Name]; ok {
-			o.Machine, o.SurgeTo = st.MachineID, to
+		if t.Status == rollout.TargetPending {
+			o.Machine = st.MachineID // where it runs, should it surge
 		}
 		if st.ActiveState == "active" {
 			missing, err := d.missingEndpoints(ctx, unit, st)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if len(missing) > 0 {
 				o.ChecksPassing = false
 				o.Detail = "health check not passing yet: endpoint " + missing[0] + " not registered"
 				msg, ok, err := d.cfg.Store.Check(ctx, st.MachineID, unit)
 				if err != nil {
-					return nil, nil, err
+					return nil, err
 				}
 				if ok {
 					o.Detail = "health check failing: " + msg
@@ -329,31 +361,7 @@ func (d *Driver) observe(ctx context.Context, r rollout.Rollout, states []fleet.
 		}
 		obs[t.Name] = o
 	}
-	return obs, records, nil
-}
-
-// surgeCandidates returns, when r is about to start a batch that may
-// surge, where a second copy of each of the next batch's targets could
-// run.
-func (d *Driver) surgeCandidates(ctx context.Context, r rollout.Rollout) (map[string]string, error) {
-	if d.cfg.Surge == nil || r.Global || r.MaxSurge <= 0 || r.Phase != rollout.PhaseRunning {
-		return nil, nil
-	}
-	var next []string
-	for _, t := range r.Targets {
-		switch t.Status {
-		case rollout.TargetUpdating:
-			return nil, nil // a batch is in flight: none starts in this step
-		case rollout.TargetPending:
-			if len(next) < r.MaxParallel {
-				next = append(next, t.Name)
-			}
-		}
-	}
-	if len(next) == 0 {
-		return nil, nil
-	}
-	return d.cfg.Surge(ctx, next)
+	return obs, nil
 }
 
 // pickState chooses the state of a unit to judge: the one on machine if

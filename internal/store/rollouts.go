@@ -265,22 +265,23 @@ func (s *Store) UpdateRollout(ctx context.Context, rec RolloutRecord) (int64, er
 // (if its key is still at rec.ModRev) and the unit files the step rewrites,
 // in one transaction fenced by the leadership. It returns the new mod
 // revision, or ErrNotLeader / ErrConflict (wrapped) and writes nothing.
-func (s *Store) ApplyRollout(ctx context.Context, l *Leadership, rec RolloutRecord, units []fleet.Unit) (int64, error) {
+func (s *Store) ApplyRollout(ctx context.Context, l *Leadership, rec RolloutRecord, units []UnitWrite) (int64, error) {
 	if l == nil {
 		return 0, fmt.Errorf("store: apply rollout: no leadership: %w", ErrNotLeader)
 	}
 	key := s.layout.Rollout(rec.Rollout.Unit)
 	ops := []clientv3.Op{clientv3.OpPut(key, mustJSON(rec.Rollout))}
-	for _, u := range units {
-		ops = append(ops, clientv3.OpPut(s.layout.Unit(u.Name), mustJSON(u)))
+	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rec.ModRev)}
+	for _, w := range units {
+		ukey := s.layout.Unit(w.Unit.Name)
+		conds = append(conds, clientv3.Compare(clientv3.ModRevision(ukey), "=", w.ModRev))
+		ops = append(ops, clientv3.OpPut(ukey, mustJSON(w.Unit)))
 	}
 	rctx, cancel := s.req(ctx)
 	defer cancel()
 	resp, err := s.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(l.Key), "=", l.Rev)).
-		Then(clientv3.OpTxn(
-			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rec.ModRev)},
-			ops, nil)).
+		Then(clientv3.OpTxn(conds, ops, nil)).
 		Commit()
 	if err != nil {
 		return 0, fmt.Errorf("store: apply rollout of %q: %w", rec.Rollout.Unit, err)
@@ -292,6 +293,23 @@ func (s *Store) ApplyRollout(ctx context.Context, l *Leadership, rec RolloutReco
 		return 0, fmt.Errorf("store: apply rollout of %q: %w", rec.Rollout.Unit, ErrConflict)
 	}
 	return resp.Header.Revision, nil
+}
+
+// UnitWrite is a unit file ApplyRollout rewrites, only if units/<Name> is
+// still at ModRev (the mod revision it was read at).
+type UnitWrite struct {
+	Unit   fleet.Unit
+	ModRev int64
+}
+
+// UnitRev returns one unit and the mod revision it was read at, or
+// ErrNotFound.
+func (s *Store) UnitRev(ctx context.Context, name string) (fleet.Unit, int64, error) {
+	u, rev, err := s.getUnit(ctx, name)
+	if err != nil {
+		return fleet.Unit{}, 0, fmt.Errorf("store: unit %q: %w", name, err)
+	}
+	return u, rev, nil
 }
 
 func short(h string) string {

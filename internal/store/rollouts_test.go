@@ -157,7 +157,11 @@ func TestApplyRolloutFenced(t *testing.T) {
 	next.Rollout.Batches = 1
 	inst := unit("web@1.service", "h2")
 	inst.DesiredState = fleet.JobStateLaunched
-	if _, err := s.ApplyRollout(ctx, l, next, []fleet.Unit{inst}); err != nil {
+	_, instRev, err := s.UnitRev(ctx, "web@1.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyRollout(ctx, l, next, []store.UnitWrite{{Unit: inst, ModRev: instRev}}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := s.Unit(ctx, "web@1.service"); u.Hash != "h2" {
@@ -165,7 +169,7 @@ func TestApplyRolloutFenced(t *testing.T) {
 	}
 	// The same (now stale) record again: conflict, nothing written.
 	inst.Hash = "h9"
-	if _, err := s.ApplyRollout(ctx, l, next, []fleet.Unit{inst}); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.ApplyRollout(ctx, l, next, []store.UnitWrite{{Unit: inst, ModRev: instRev}}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("stale apply: %v, want ErrConflict", err)
 	}
 	// A deposed leader writes nothing.
@@ -173,7 +177,8 @@ func TestApplyRolloutFenced(t *testing.T) {
 	if err := l.Resign(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ApplyRollout(ctx, l, cur, []fleet.Unit{inst}); !errors.Is(err, store.ErrNotLeader) {
+	_, instRev, _ = s.UnitRev(ctx, "web@1.service")
+	if _, err := s.ApplyRollout(ctx, l, cur, []store.UnitWrite{{Unit: inst, ModRev: instRev}}); !errors.Is(err, store.ErrNotLeader) {
 		t.Errorf("deposed apply: %v, want ErrNotLeader", err)
 	}
 	if u, _ := s.Unit(ctx, "web@1.service"); u.Hash != "h2" {

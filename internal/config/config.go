@@ -2,11 +2,14 @@ package config
 
 import (
 	"fmt"
+	"github.com/fleetd/fleet/internal/fleet"
 	"time"
 )
 
 // Built-in defaults and well-known paths.
 const (
+	// DefaultPlacementStrategy is placement_strategy's default.
+	DefaultPlacementStrategy  = "spread"
 	DefaultConfigFile         = "/etc/fleet/fleet.conf"
 	DefaultEtcdKeyPrefix      = "/_coreos.com/fleet/"
 	DefaultEtcdRequestTimeout = 2 * time.Second
@@ -94,6 +97,13 @@ type Config struct {
 	// Metadata (metadata) are this machine's key/value attributes. Never nil
 	// after Load.
 	Metadata map[string]string
+	// Capacity (capacity) overrides the CPUs and memory this machine offers
+	// to units ([X-Fleet] CPU= and Memory= reservations); a zero dimension
+	// is detected (see DetectCapacity).
+	Capacity fleet.Resources
+	// PlacementStrategy (placement_strategy) is the scheduler's choice
+	// among machines that fit: "spread" (least loaded) or "binpack".
+	PlacementStrategy string
 	// AgentTTL (agent_ttl) is the TTL of machine presence and unit states.
 	AgentTTL time.Duration
 	// TokenLimit (token_limit) is the API page size, 1..65535.
@@ -203,6 +213,7 @@ func Defaults() Config {
 		EtcdInitialClusterState: DefaultEtcdInitialClusterState,
 		EtcdMinFreeSpace:        DefaultEtcdMinFreeSpace,
 		EngineReconcileInterval: DefaultEngineReconcileInterval,
+		PlacementStrategy:       DefaultPlacementStrategy,
 		Metadata:                map[string]string{},
 		AgentTTL:                DefaultAgentTTL,
 		TokenLimit:              DefaultTokenLimit,

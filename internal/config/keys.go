@@ -268,6 +268,26 @@ func keyDefs() []keyDef {
 			},
 			render: func(c *Config) string { return renderMetadata(c.Metadata) },
 		},
+		{
+			key: "capacity", arg: "cpu=N,memory=SIZE", def: `"" (detected: CPUs and MemTotal)`,
+			usage: "CPUs and memory this machine offers to units' [X-Fleet] CPU= and Memory= reservations, e.g. cpu=4,memory=8G; a dimension left out is detected",
+			set: func(c *Config, raw string) error {
+				r, err := ParseCapacity(raw)
+				if err != nil {
+					return err
+				}
+				c.Capacity = r
+				return nil
+			},
+			render: func(c *Config) string { return RenderCapacity(c.Capacity) },
+		},
+		stringKey("placement_strategy", DefaultPlacementStrategy, "how the scheduler chooses among machines a unit fits on: spread (least loaded first) or binpack (fullest first, so units fill machines)",
+			func(c *Config) *string { return &c.PlacementStrategy }, func(s string) error {
+				if s != "spread" && s != "binpack" {
+					return fmt.Errorf("invalid placement strategy %q: expect spread or binpack", s)
+				}
+				return nil
+			}),
 		durationKey("agent_ttl", DefaultAgentTTL.String(),
 			"TTL of machine presence and unit states (Go duration); a machine is considered gone this long after it stops",
 			func(c *Config) *time.Duration { return &c.AgentTTL }, time.Second),

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"github.com/fleetd/fleet/internal/fleet"
 	"reflect"
 	"strings"
 	"testing"
@@ -198,6 +199,8 @@ func TestEveryKeyHasFlagAndEnv(t *testing.T) {
 		"engine_reconcile_interval":  "1.5",
 		"public_ip":                  "10.0.0.1",
 		"metadata":                   "region=eu,disk=ssd",
+		"capacity":                   "cpu=2,memory=1G",
+		"placement_strategy":         "binpack",
 		"agent_ttl":                  "5s",
 		"token_limit":                "50",
 		"disable_engine":             "true",
@@ -247,6 +250,8 @@ func TestEveryKeyHasFlagAndEnv(t *testing.T) {
 		EngineReconcileInterval: 1500 * time.Millisecond,
 		PublicIP:                "10.0.0.1",
 		Metadata:                map[string]string{"region": "eu", "disk": "ssd"},
+		Capacity:                fleet.Resources{CPUMilli: 2000, MemoryBytes: 1 << 30},
+		PlacementStrategy:       "binpack",
 		AgentTTL:                5 * time.Second,
 		TokenLimit:              50,
 		DisableEngine:           true,

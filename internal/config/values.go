@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/unitfile"
 	"math"
 	"net"
 	"net/url"
@@ -308,4 +310,57 @@ func parseInitialCluster(s string) (map[string]bool, error) {
 		names[name] = true
 	}
 	return names, nil
+}
+
+// ParseCapacity parses capacity: "cpu=N,memory=SIZE" in any order, each
+// optional (cpu as in [X-Fleet] CPU=: "4", "0.5", "250%"; memory as in
+// Memory=: "8G", "512M"). "" gives zero (everything detected).
+func ParseCapacity(raw string) (fleet.Resources, error) {
+	var r fleet.Resources
+	s := unquote(strings.TrimSpace(raw))
+	for _, pair := range strings.Split(s, ",") {
+		p := strings.TrimSpace(pair)
+		if p == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return r, fmt.Errorf("malformed capacity %q: want cpu=N or memory=SIZE", p)
+		}
+		switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); k {
+		case "cpu":
+			milli, err := unitfile.ParseCPU(v)
+			if err != nil {
+				return r, fmt.Errorf("invalid capacity cpu=%s: %w", v, err)
+			}
+			if milli <= 0 {
+				return r, fmt.Errorf("invalid capacity cpu=%s: must be more than 0", v)
+			}
+			r.CPUMilli = milli
+		case "memory":
+			b, inf, err := unitfile.ParseSize(v)
+			if err != nil {
+				return r, fmt.Errorf("invalid capacity memory=%s: %w", v, err)
+			}
+			if inf || b <= 0 {
+				return r, fmt.Errorf("invalid capacity memory=%s: must be a size such as 8G", v)
+			}
+			r.MemoryBytes = b
+		default:
+			return r, fmt.Errorf("unknown capacity %q: expect cpu or memory", k)
+		}
+	}
+	return r, nil
+}
+
+// RenderCapacity is ParseCapacity's inverse ("" for zero).
+func RenderCapacity(r fleet.Resources) string {
+	var parts []string
+	if r.CPUMilli > 0 {
+		parts = append(parts, "cpu="+strconv.FormatFloat(float64(r.CPUMilli)/1000, 'f', -1, 64))
+	}
+	if r.MemoryBytes > 0 {
+		parts = append(parts, "memory="+strconv.FormatInt(r.MemoryBytes, 10))
+	}
+	return strings.Join(parts, ",")
 }

@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"github.com/fleetd/fleet/internal/fleet"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -235,6 +237,39 @@ func TestAPIAddrForms(t *testing.T) {
 	for _, a := range []string{"127.0.0.1:49153", ":49153", "[::1]:49153", "localhost:0", "unix:///var/run/fleet.sock"} {
 		if err := checkAPIAddr(a); err != nil {
 			t.Errorf("checkAPIAddr(%q): %v", a, err)
+		}
+	}
+}
+
+func TestParseCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    fleet.Resources
+		wantErr string
+	}{
+		{"", fleet.Resources{}, ""},
+		{"cpu=4,memory=8G", fleet.Resources{CPUMilli: 4000, MemoryBytes: 8 << 30}, ""},
+		{" memory=512M , cpu=0.5 ", fleet.Resources{CPUMilli: 500, MemoryBytes: 512 << 20}, ""},
+		{"cpu=250%", fleet.Resources{CPUMilli: 2500}, ""},
+		{"cpu=0", fleet.Resources{}, "must be more than 0"},
+		{"memory=-1G", fleet.Resources{}, "invalid capacity memory=-1G"},
+		{"memory=infinity", fleet.Resources{}, "must be a size"},
+		{"memory=8X", fleet.Resources{}, "invalid capacity memory=8X"},
+		{"gpu=1", fleet.Resources{}, `unknown capacity "gpu"`},
+		{"cpu", fleet.Resources{}, "malformed capacity"},
+	} {
+		got, err := ParseCapacity(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParseCapacity(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseCapacity(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+		if back, err := ParseCapacity(RenderCapacity(got)); err != nil || back != got {
+			t.Errorf("render round trip of %+v: %+v, %v", got, back, err)
 		}
 	}
 }

@@ -196,6 +196,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 		Version:       version.Version,
 		APIURL:        apiURL,
 		DisableEngine: cfg.DisableEngine,
+		Capacity:      machineCapacity(cfg.Capacity),
 	}
 
 	pres := &presence{
@@ -318,6 +319,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 		eng = engine.New(engine.Config{
 			Store: st, MachineID: cfg.MachineID,
 			LeaseTTL: cfg.AgentTTL, Interval: cfg.EngineReconcileInterval, Logger: log,
+			Strategy: cfg.PlacementStrategy,
 			OnReconcile: func(s engine.Stats) {
 				mx.ObserveReconcile(metrics.Reconcile{
 					Units: s.Units, Machines: s.Machines, Put: s.Put, Deleted: s.Deleted,

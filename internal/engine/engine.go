@@ -28,6 +28,9 @@ type Config struct {
 	// Interval is the periodic reconcile interval (a safety net; changes
 	// are handled as they happen).
 	Interval time.Duration
+	// Strategy is the scheduler's placement strategy (schedule.Snapshot's
+	// Strategy: "spread", the default, or "binpack").
+	Strategy string
 	Logger   *slog.Logger
 	// OnReconcile, when set, is called after every round (for metrics/tests).
 	OnReconcile func(Stats)
@@ -244,6 +247,7 @@ func (e *Engine) reconcile(ctx context.Context, lead *store.Leadership, view *st
 func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet.Unit) {
 	byName := make(map[string]fleet.Unit, len(snap.Units))
 	in := schedule.Snapshot{
+		Strategy: e.cfg.Strategy,
 		Machines: snap.Machines,
 		Current:  make(map[string][]string, len(snap.Schedule)),
 		Units:    make([]schedule.Unit, 0, len(snap.Units)),

@@ -59,6 +59,26 @@ type Machine struct {
 	// status and journal requests to the machine that runs a unit).
 	APIURL        string `json:"apiURL,omitempty"`
 	DisableEngine bool   `json:"disableEngine,omitempty"`
+	// Capacity is what the machine offers to units ([X-Fleet] Memory= and
+	// CPU= reservations). A zero dimension is unknown: no limit there, so
+	// a machine that advertises nothing takes units of any size.
+	Capacity Resources `json:"capacity,omitzero"`
+}
+
+// Resources are amounts of CPU and memory: a machine's capacity or a
+// unit's reservation. Zero means none (a reservation) or unknown, no limit
+// (a capacity).
+type Resources struct {
+	CPUMilli    int64 `json:"cpuMilli,omitempty"`    // thousandths of a CPU
+	MemoryBytes int64 `json:"memoryBytes,omitempty"` // bytes
+}
+
+// MetadataCond is one MachineMetadata condition with an operator other
+// than "=": Op is one of != >= <= > < (see unitfile.Requirements).
+type MetadataCond struct {
+	Key   string `json:"key"`
+	Op    string `json:"op"`
+	Value string `json:"value"`
 }
 
 // ShortID is the 8-character legend fleet prints.
@@ -111,9 +131,17 @@ type Requirements struct {
 	// MachineID restricts the unit to one machine (full or 8-char short ID).
 	MachineID string `json:"machineID,omitempty"`
 	// MachineOf lists units that must be scheduled on the same machine.
+	// Entries may be glob patterns (path.Match): the unit must then share
+	// a machine with at least one other unit matching the pattern.
 	MachineOf []string `json:"machineOf,omitempty"`
 	// Metadata maps a key to its accepted values: same key OR, keys AND.
 	Metadata map[string][]string `json:"metadata,omitempty"`
+	// MetadataOps are the MachineMetadata conditions with another
+	// operator (key!=v, key>=N, ...); each must hold, and with Metadata.
+	MetadataOps []MetadataCond `json:"metadataOps,omitempty"`
+	// Resources is what the unit reserves on its machine ([X-Fleet]
+	// Memory= and CPU=, defaulting to [Service] MemoryMax= and CPUQuota=).
+	Resources Resources `json:"resources,omitzero"`
 	// Conflicts are glob patterns (path.Match) of units that may not share a machine.
 	Conflicts []string `json:"conflicts,omitempty"`
 	// Replaces are glob patterns of units this one displaces from its machine.

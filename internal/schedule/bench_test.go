@@ -133,3 +133,49 @@ func TestScaleLarge(t *testing.T) {
 		t.Fatalf("%d unplaced after machine loss", len(res.Reasons))
 	}
 }
+
+// sizedCluster is benchCluster with capacities (8 CPUs, 8G per machine)
+// and reservations on every unit (100M-800M, 0.1-0.8 CPU; the global
+// units 256M each): about 60% of the memory is reserved (rule 13).
+func sizedCluster(m, n int) Snapshot {
+	s := benchCluster(m, n)
+	for i := range s.Machines {
+		s.Machines[i].Capacity = fleet.Resources{CPUMilli: 8000, MemoryBytes: 8 << 30}
+	}
+	for i := range s.Units {
+		u := &s.Units[i]
+		if u.Req.Global {
+			u.Req.Resources = fleet.Resources{MemoryBytes: 256 << 20}
+			continue
+		}
+		u.Req.Resources = fleet.Resources{CPUMilli: int64(100 * (1 + i%8)), MemoryBytes: int64(1+i%8) * 100 << 20}
+	}
+	return s
+}
+
+// BenchmarkSchedule1000x10000Sized places 10,000 sized units on 1,000
+// machines with capacities (spread).
+func BenchmarkSchedule1000x10000Sized(b *testing.B) {
+	s := sizedCluster(1000, 10000)
+	if res := benchSchedule(b, s); len(res.Reasons) != 0 {
+		b.Fatalf("%d unplaced", len(res.Reasons))
+	}
+}
+
+// BenchmarkSchedule1000x10000SizedBinpack: the same with the binpack
+// strategy (rule 14).
+func BenchmarkSchedule1000x10000SizedBinpack(b *testing.B) {
+	s := sizedCluster(1000, 10000)
+	s.Strategy = StrategyBinpack
+	if res := benchSchedule(b, s); len(res.Reasons) != 0 {
+		b.Fatalf("%d unplaced", len(res.Reasons))
+	}
+}
+
+// BenchmarkSchedule1000x10000SizedSticky re-runs the sized cluster on its
+// result.
+func BenchmarkSchedule1000x10000SizedSticky(b *testing.B) {
+	s := sizedCluster(1000, 10000)
+	s.Current = Schedule(s).Assign
+	benchSchedule(b, s)
+}

@@ -22,7 +22,10 @@ const (
 	kReplacedBy                 // stage 3
 	kConflict                   // stage 3
 	kCannotDisplace             // stage 3
-	kDraining                   // stage 4: draining, and nothing else rejects the unit (rule 12)
+	kPatMissing                 // stage 1: no unit matching a MachineOf pattern is placed (rule 16)
+	kPatElsewhere               // stage 1: none is placed on this machine
+	kResources                  // stage 4: not enough room (rule 13)
+	kDraining                   // stage 5: draining, and nothing else rejects the unit (rule 12)
 	kCycle
 	kNone // internal inconsistency: the machine accepts the unit
 	numKinds
@@ -32,12 +35,14 @@ func (k kind) stage() int {
 	switch k {
 	case kMachineID:
 		return 0
-	case kPeerMissing, kPeerElsewhere:
+	case kPeerMissing, kPeerElsewhere, kPatMissing, kPatElsewhere:
 		return 1
 	case kMetadata:
 		return 2
-	case kDraining:
+	case kResources:
 		return 4
+	case kDraining:
+		return 5
 	default:
 		return 3
 	}
@@ -111,11 +116,25 @@ func (st *state) classifyFilters(u, m int32, name bool) (kind, int32) {
 			return kPeerElsewhere, p
 		}
 	}
+	for i, p := range ui.gpeers {
+		if !st.patOn(u, p, m) {
+			if len(st.patMachines(u, p)) == 0 {
+				return kPatMissing, int32(i)
+			}
+			return kPatElsewhere, int32(i)
+		}
+	}
 	if !ui.cls.matches(st.ms[m].meta) {
 		return kMetadata, -1
 	}
 	if ui.global || name {
-		return st.scanMachine(u, m)
+		if k, w := st.scanMachine(u, m); k != kNone {
+			return k, w
+		}
+		if !st.fits(u, m) {
+			return kResources, -1
+		}
+		return kNone, -1
 	}
 	for _, p := range ui.matchedBy {
 		if st.get(m, p)[cRepl] > 0 {
@@ -129,6 +148,9 @@ func (st *state) classifyFilters(u, m int32, name bool) (kind, int32) {
 		if st.get(m, p)[cNames] > 0 {
 			return kCannotDisplace, -1
 		}
+	}
+	if !st.fits(u, m) {
+		return kResources, -1
 	}
 	return kNone, -1
 }
@@ -188,6 +210,12 @@ func (st *state) text(u, m int32, k kind, w int32) string {
 		return "replaced by " + st.us[w].name + " (Replaces)"
 	case kCannotDisplace:
 		return "would replace " + st.us[w].name + " (Replaces), which cannot move"
+	case kPatMissing:
+		return "no unit matching " + ui.gpeerPats[w] + " (MachineOf) is scheduled"
+	case kPatElsewhere:
+		return "no unit matching " + ui.gpeerPats[w] + " (MachineOf) runs here"
+	case kResources:
+		return st.resText(u, m)
 	case kDraining:
 		return ReasonDraining
 	}
@@ -208,7 +236,8 @@ func (st *state) peerName(u, p int32) string {
 	return "?"
 }
 
-// metaHas describes what the machine has for the first unmet key.
+// metaHas describes what the machine has for the first unmet key or
+// operator condition.
 func (st *state) metaHas(c *class, m int32) string {
 	meta := st.ms[m].meta
 	for i, k := range c.keys {
@@ -220,6 +249,21 @@ func (st *state) metaHas(c *class, m int32) string {
 		if j := sort.SearchStrings(vs, v); j == len(vs) || vs[j] != v {
 			return "machine has " + k + "=" + v
 		}
+	}
+	for _, op := range c.ops {
+		if condHolds(op, meta) {
+			continue
+		}
+		v, ok := meta[op.Key]
+		switch {
+		case !ok:
+			return "machine has no " + op.Key
+		case op.Op != "!=":
+			if _, ok := compareValues(v, op.Value); !ok {
+				return "machine has " + op.Key + "=" + v + " (not comparable with " + op.Value + ")"
+			}
+		}
+		return "machine has " + op.Key + "=" + v
 	}
 	return "machine matches"
 }
@@ -280,8 +324,13 @@ func (st *state) summary(u int32) (string, bool) {
 			return "peer " + ui.peerNames[i] + " (MachineOf) is not scheduled", false
 		}
 	}
-	if len(ui.peers) > 1 && len(st.peerCands(u)) == 0 {
-		return "peers " + strings.Join(ui.peerNames, ", ") + " (MachineOf) share no machine", false
+	for i, p := range ui.gpeers {
+		if len(st.patMachines(u, p)) == 0 {
+			return "no unit matching " + ui.gpeerPats[i] + " (MachineOf) is scheduled", false
+		}
+	}
+	if len(ui.peers)+len(ui.gpeers) > 1 && len(st.peerCands(u)) == 0 {
+		return "peers " + strings.Join(st.machineOfNames(u), ", ") + " (MachineOf) share no machine", false
 	}
 	if ui.cls != nil && st.heapFor(ui.cls) != nil && ui.cls.n == 0 && !st.drainedMatch(ui.cls) {
 		return "no machine has metadata " + ui.cls.key + " (MachineMetadata)", false
@@ -303,6 +352,10 @@ func (st *state) summary(u int32) (string, bool) {
 	var parts []string
 	for k, ms := range groups {
 		if len(ms) == 0 {
+			continue
+		}
+		if kind(k) == kResources {
+			parts = append(parts, st.resPhrase(u, ms))
 			continue
 		}
 		var items []string
@@ -360,8 +413,8 @@ func (st *state) groupPhrase(u int32, k kind, items string, n int) string {
 		return items + " are draining"
 	case kMachineID:
 		return "MachineID=" + ui.req.MachineID + " excludes " + items
-	case kPeerElsewhere, kPeerMissing:
-		return "MachineOf " + strings.Join(ui.peerNames, ", ") + " excludes " + items
+	case kPeerElsewhere, kPeerMissing, kPatElsewhere, kPatMissing:
+		return "MachineOf " + strings.Join(st.machineOfNames(u), ", ") + " excludes " + items
 	case kMetadata:
 		return "metadata " + ui.cls.key + " not met on " + items
 	case kConflict:
@@ -374,4 +427,15 @@ func (st *state) groupPhrase(u int32, k kind, items string, n int) string {
 		return "MachineOf cycle among " + strings.Join(ui.cycle, ", ")
 	}
 	return "no constraint rejects " + items + " (internal error)"
+}
+
+// machineOfNames lists u's MachineOf names and patterns, sorted.
+func (st *state) machineOfNames(u int32) []string {
+	ui := &st.us[u]
+	if len(ui.gpeerPats) == 0 {
+		return ui.peerNames
+	}
+	out := append(append([]string(nil), ui.peerNames...), ui.gpeerPats...)
+	sort.Strings(out)
+	return out
 }

@@ -3,9 +3,11 @@ package schedule
 import (
 	"fmt"
 	"maps"
+	"math/big"
 	"math/rand"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -30,6 +32,9 @@ type genOpts struct {
 	conflictsOnly         bool
 	noReplaces            bool
 	drain                 bool // some machines draining (rule 12)
+	sized                 bool // capacities and reservations (rule 13)
+	ops                   bool // metadata operators (rule 15)
+	globs                 bool // MachineOf patterns (rule 16)
 }
 
 func genSnapshot(r *rand.Rand, o genOpts) Snapshot {
@@ -50,7 +55,20 @@ func genSnapshot(r *rand.Rand, o genOpts) Snapshot {
 		if o.drain && r.Intn(3) == 0 { // draws only with drain: other tests' streams are unchanged
 			meta[fleet.DrainMetadataKey] = "true"
 		}
-		s.Machines = append(s.Machines, fleet.Machine{ID: id, Metadata: meta})
+		var c fleet.Resources
+		if o.sized {
+			if r.Intn(4) > 0 {
+				c.MemoryBytes = int64(1+r.Intn(8)) << 28 // 256M steps
+			}
+			if r.Intn(2) == 0 {
+				c.CPUMilli = int64(500 * (1 + r.Intn(6)))
+			}
+		}
+		if o.ops && r.Intn(3) > 0 {
+			meta["cores"] = []string{"2", "4", "8", "16", "many", "8.5"}[r.Intn(6)]
+			meta["version"] = []string{"1.2", "1.10", "1.2.10", "2", "x"}[r.Intn(5)]
+		}
+		s.Machines = append(s.Machines, fleet.Machine{ID: id, Metadata: meta, Capacity: c})
 	}
 	unitPool, patPool := unitPool(), patPool()
 	names := slices.Clone(unitPool)
@@ -96,6 +114,27 @@ func genSnapshot(r *rand.Rand, o genOpts) Snapshot {
 				u.Req.Replaces = append(u.Req.Replaces, patPool[r.Intn(len(patPool))])
 			}
 		}
+		if o.sized && r.Intn(4) > 0 {
+			u.Req.Resources.MemoryBytes = int64(r.Intn(5)) << 27 // 128M steps
+			if r.Intn(2) == 0 {
+				u.Req.Resources.CPUMilli = int64(250 * r.Intn(8))
+			}
+		}
+		if o.ops && r.Intn(3) == 0 {
+			key := []string{"cores", "version", "disk"}[r.Intn(3)]
+			op := []string{"!=", ">=", "<=", ">", "<"}[r.Intn(5)]
+			val := []string{"4", "8", "1.2", "1.10", "1.2.0", "ssd"}[r.Intn(6)]
+			if key == "disk" {
+				op, val = "!=", []string{"ssd", "hdd"}[r.Intn(2)]
+			}
+			if val == "ssd" && op != "!=" {
+				val = "8"
+			}
+			u.Req.MetadataOps = append(u.Req.MetadataOps, fleet.MetadataCond{Key: key, Op: op, Value: val})
+		}
+		if o.globs && r.Intn(4) == 0 {
+			u.Req.MachineOf = append(u.Req.MachineOf, []string{"a@*.service", "b@?.service", "[cd].service", "*"}[r.Intn(4)])
+		}
 		s.Units = append(s.Units, u)
 	}
 	s.Current = map[string][]string{}
@@ -133,11 +172,12 @@ type oracle struct {
 	s     Snapshot
 	units map[string]Unit // active units
 	meta  map[string]map[string]string
+	caps  map[string]fleet.Resources
 	on    map[string][]string // machine -> units on it
 }
 
 func newOracle(s Snapshot, res Result) *oracle {
-	o := &oracle{s: s, units: map[string]Unit{}, meta: map[string]map[string]string{}, on: map[string][]string{}}
+	o := &oracle{s: s, units: map[string]Unit{}, meta: map[string]map[string]string{}, caps: map[string]fleet.Resources{}, on: map[string][]string{}}
 	for _, u := range s.Units {
 		if u.Desired != fleet.JobStateInactive {
 			o.units[u.Name] = u
@@ -145,6 +185,7 @@ func newOracle(s Snapshot, res Result) *oracle {
 	}
 	for _, m := range s.Machines {
 		o.meta[m.ID] = m.Metadata
+		o.caps[m.ID] = m.Capacity
 	}
 	for u, ms := range res.Assign {
 		for _, m := range ms {
@@ -163,7 +204,124 @@ func (o *oracle) metaOK(u Unit, m string) bool {
 			return false
 		}
 	}
+	for _, c := range u.Req.MetadataOps {
+		if !oracleCond(c, o.meta[m]) {
+			return false
+		}
+	}
 	return true
+}
+
+// oracleCond is rule 15 read with math/big: numbers as rationals,
+// versions as lists of integers.
+func oracleCond(c fleet.MetadataCond, meta map[string]string) bool {
+	v, ok := meta[c.Key]
+	if c.Op == "!=" {
+		return !ok || v != c.Value
+	}
+	if !ok {
+		return false
+	}
+	num := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	ver := regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
+	var cmp int
+	switch {
+	case num.MatchString(v) && num.MatchString(c.Value):
+		a, _ := new(big.Rat).SetString(v)
+		b, _ := new(big.Rat).SetString(c.Value)
+		cmp = a.Cmp(b)
+	case ver.MatchString(v) && ver.MatchString(c.Value):
+		as, bs := strings.Split(v, "."), strings.Split(c.Value, ".")
+		for len(as) < len(bs) {
+			as = append(as, "0")
+		}
+		for len(bs) < len(as) {
+			bs = append(bs, "0")
+		}
+		for i := range as {
+			a, _ := new(big.Int).SetString(as[i], 10)
+			b, _ := new(big.Int).SetString(bs[i], 10)
+			if cmp = a.Cmp(b); cmp != 0 {
+				break
+			}
+		}
+	default:
+		return false
+	}
+	switch c.Op {
+	case "<":
+		return cmp < 0
+	case ">":
+		return cmp > 0
+	case "<=":
+		return cmp <= 0
+	case ">=":
+		return cmp >= 0
+	}
+	return false
+}
+
+// cyclic reports whether u reaches itself in the MachineOf graph: edges
+// from a non-global unit to the active non-global units its names or
+// patterns (other than itself) match.
+func (o *oracle) cyclic(u string) bool {
+	next := func(v string) []string {
+		var out []string
+		x := o.units[v]
+		if x.Req.Global {
+			return nil
+		}
+		for _, p := range x.Req.MachineOf {
+			for w, wu := range o.units {
+				if wu.Req.Global {
+					continue
+				}
+				if strings.ContainsAny(p, "*?[") && w != v && match(p, w) || p == w {
+					out = append(out, w)
+				}
+			}
+		}
+		return out
+	}
+	seen := map[string]bool{}
+	stack := next(u)
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if v == u {
+			return true
+		}
+		if !seen[v] {
+			seen[v] = true
+			stack = append(stack, next(v)...)
+		}
+	}
+	return false
+}
+
+// sum adds the reservations of the named units.
+func (o *oracle) sum(names []string) (cpu, mem int64) {
+	for _, n := range names {
+		r := o.units[n].Req.Resources
+		cpu, mem = cpu+max(r.CPUMilli, 0), mem+max(r.MemoryBytes, 0)
+	}
+	return cpu, mem
+}
+
+// room: rule 13, would u fit on m beside the units others?
+func (o *oracle) room(u Unit, m string, others []string) bool {
+	c := o.caps[m]
+	cpu, mem := o.sum(others)
+	r := u.Req.Resources
+	return (c.CPUMilli <= 0 || r.CPUMilli <= 0 || cpu+r.CPUMilli <= c.CPUMilli) &&
+		(c.MemoryBytes <= 0 || r.MemoryBytes <= 0 || mem+r.MemoryBytes <= c.MemoryBytes)
+}
+
+// overcommitted reports whether the units on m exceed its capacity.
+func (o *oracle) overcommitted(m string) bool {
+	c := o.caps[m]
+	cpu, mem := o.sum(o.on[m])
+	return c.CPUMilli > 0 && cpu > c.CPUMilli || c.MemoryBytes > 0 && mem > c.MemoryBytes
 }
 
 // clash reports whether a and b cannot share a machine: Conflicts either
@@ -192,6 +350,16 @@ func (o *oracle) feasible(u Unit, m string) (bool, string) {
 		return false, "MachineID"
 	}
 	for _, p := range u.Req.MachineOf {
+		if strings.ContainsAny(p, "*?[") { // rule 16
+			found := false
+			for _, w := range o.on[m] {
+				found = found || w != u.Name && match(p, w)
+			}
+			if !found {
+				return false, "MachineOf " + p
+			}
+			continue
+		}
 		if !slices.Contains(o.on[m], p) || p == u.Name {
 			return false, "MachineOf " + p
 		}
@@ -203,6 +371,9 @@ func (o *oracle) feasible(u Unit, m string) (bool, string) {
 		if o.clash(u, o.units[w]) {
 			return false, "clash with " + w
 		}
+	}
+	if !o.room(u, m, o.on[m]) {
+		return false, "no room"
 	}
 	return true, ""
 }
@@ -247,6 +418,9 @@ func (o *oracle) check(t *testing.T, res Result) {
 		}
 	}
 	for _, m := range o.s.Machines {
+		if o.overcommitted(m.ID) {
+			t.Fatalf("rule 13: %s overcommitted: %v", m.ID, o.on[m.ID])
+		}
 		for _, a := range o.on[m.ID] {
 			for _, b := range o.on[m.ID] {
 				if ua, ub := o.units[a], o.units[b]; ua.Req.Global && ub.Req.Global && o.clash(ua, ub) {
@@ -285,12 +459,23 @@ func (o *oracle) check(t *testing.T, res Result) {
 					continue
 				}
 				blocked := false
+				var globals []string
 				for _, w := range o.on[m.ID] {
 					blocked = blocked || o.units[w].Req.Global && o.clash(u, o.units[w])
+					if o.units[w].Req.Global {
+						globals = append(globals, w)
+					}
 				}
+				blocked = blocked || !o.room(u, m.ID, globals) // rule 13
 				if !blocked {
 					t.Fatalf("rule 4: global %s missing from %s", name, m.ID)
 				}
+			}
+			continue
+		}
+		if o.cyclic(name) { // rules 5b and 16: never placed
+			if placed {
+				t.Fatalf("rule 16: %s is in a MachineOf cycle but placed", name)
 			}
 			continue
 		}
@@ -637,5 +822,85 @@ func TestGreedyBound(t *testing.T) {
 	}
 	if got := len(Schedule(s).Assign); got != 1 {
 		t.Fatalf("worst case: greedy placed %d, want 1 (optimum 4)", got)
+	}
+}
+
+// Rules 13-16: with capacities and reservations, metadata operators and
+// MachineOf patterns, under both strategies, the oracle's reading holds
+// (never overcommit, maximality, filters), the result is independent of
+// input order, and it is a fixpoint.
+func TestPropertyPlacement(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	for i := range 4000 {
+		s := genSnapshot(r, genOpts{maxMachines: 4, maxUnits: 7, sized: true, ops: i%2 == 0, globs: i%3 == 0,
+			drain: i%5 == 0, noReplaces: i%4 == 0})
+		if i%2 == 1 {
+			s.Strategy = StrategyBinpack
+		}
+		res := Schedule(s)
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					t.Logf("strategy %q snapshot:\n%s\nresult: %v\nreasons: %v", s.Strategy, dump(s), res.Assign, res.Reasons)
+				}
+			}()
+			newOracle(s, res).check(t, res)
+			sh := shuffled(r, s)
+			sh.Strategy = s.Strategy
+			if res2 := Schedule(sh); !reflect.DeepEqual(res, res2) {
+				t.Fatalf("order dependence:\n%v\n%v", res, res2)
+			}
+			s2 := s
+			s2.Current = res.Assign
+			if res2 := Schedule(s2); !reflect.DeepEqual(res, res2) {
+				t.Fatalf("not a fixpoint:\n%v\n%v", res.Assign, res2.Assign)
+			}
+		})
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// Rule 13 at a larger scale: random sizes and capacities on many
+// machines, never overcommitted, under both strategies; the unplaced
+// units have no machine with room (maximality, by the oracle).
+func TestPropertyNeverOvercommit(t *testing.T) {
+	r := rand.New(rand.NewSource(8))
+	for i := range 200 {
+		var s Snapshot
+		for m := range 1 + r.Intn(20) {
+			var c fleet.Resources
+			if r.Intn(5) > 0 {
+				c.MemoryBytes = int64(1+r.Intn(16)) << 26
+			}
+			if r.Intn(3) > 0 {
+				c.CPUMilli = int64(1 + r.Intn(4000))
+			}
+			s.Machines = append(s.Machines, fleet.Machine{ID: fmt.Sprintf("m%02d", m), Capacity: c})
+		}
+		for u := range r.Intn(150) {
+			var res fleet.Resources
+			if r.Intn(6) > 0 {
+				res.MemoryBytes = int64(r.Intn(400)) << 20
+			}
+			if r.Intn(2) == 0 {
+				res.CPUMilli = int64(r.Intn(1500))
+			}
+			s.Units = append(s.Units, Unit{Name: fmt.Sprintf("u%03d.service", u), Desired: fleet.JobStateLaunched,
+				Req: fleet.Requirements{Resources: res, Global: r.Intn(40) == 0}})
+		}
+		if i%2 == 1 {
+			s.Strategy = StrategyBinpack
+		}
+		res := Schedule(s)
+		newOracle(s, res).check(t, res)
+		s.Current = res.Assign
+		if res2 := Schedule(s); !reflect.DeepEqual(res, res2) {
+			t.Fatalf("not a fixpoint:\n%v\n%v", res.Assign, res2.Assign)
+		}
+		if t.Failed() {
+			return
+		}
 	}
 }

@@ -16,15 +16,27 @@ type Unit struct {
 
 // Snapshot is everything Schedule looks at.
 type Snapshot struct {
-	Machines []fleet.Machine     // live machines only (ID, Metadata used; draining=true: rule 12)
+	Machines []fleet.Machine     // live machines only (ID, Metadata, Capacity used; draining=true: rule 12)
 	Units    []Unit              // templates excluded by the caller
 	Current  map[string][]string // unit name -> machine IDs it is scheduled on now (may reference dead machines or be stale)
+
+	// Strategy ranks the feasible machines (rule 14): StrategySpread ("",
+	// the default: least loaded by unit count) or StrategyBinpack (least
+	// free memory, then CPU: units fill machines). Any other value is
+	// spread.
+	Strategy string
 
 	// MaxReasonEntries bounds the total number of Reason.PerMachine entries
 	// in a Result (rule 11). 0 means DefaultMaxReasonEntries; a negative
 	// value disables PerMachine altogether. Summaries are always present.
 	MaxReasonEntries int
 }
+
+// The placement strategies (Snapshot.Strategy, rule 14).
+const (
+	StrategySpread  = "spread"
+	StrategyBinpack = "binpack"
+)
 
 // DefaultMaxReasonEntries is the PerMachine budget used when
 // Snapshot.MaxReasonEntries is 0.

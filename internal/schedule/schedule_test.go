@@ -13,7 +13,7 @@ import (
 // "unit=ID,ID ..." entries.
 func build(t testing.TB, machines, units, current []string) (Snapshot, []string) {
 	t.Helper()
-	s := &story{machines: map[string]map[string]string{}, units: map[string]Unit{}, current: map[string][]string{}}
+	s := newStory()
 	for _, m := range machines {
 		if err := s.do(append([]string{"machine", "add"}, strings.Fields(m)...)); err != nil {
 			t.Fatal(err)

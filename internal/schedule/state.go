@@ -15,8 +15,12 @@ type mach struct {
 	meta      map[string]string
 	draining  bool // rule 12: takes no unit; in no heap
 	load      int32
-	units     []int32      // units placed here (indices into state.us)
-	memb      []membership // heaps this machine belongs to
+	cap       fleet.Resources // advertised capacity (0: unknown, no limit); rule 13
+	used      fleet.Resources // reservations of the units placed here
+	gused     fleet.Resources // the part of used that global units reserve
+	units     []int32         // units placed here (indices into state.us)
+	memb      []membership    // heaps this machine belongs to
+	bins      []*class        // binpack orders this machine belongs to (rule 14)
 }
 
 // class is a distinct, normalized MachineMetadata requirement. Machines
@@ -24,9 +28,12 @@ type mach struct {
 type class struct {
 	key  string
 	keys []string
-	vals [][]string // sorted per key
+	vals [][]string           // sorted per key
+	ops  []fleet.MetadataCond // other operators, sorted (rule 15)
 	h    *mheap
-	n    int // matching machines that are not draining; valid once h is built
+	n    int     // matching machines that are not draining; valid once h is built
+	bp   []int32 // binpack: matching machines not draining, by binpackLess
+	bpOK bool    // bp is built
 }
 
 func (c *class) matches(meta map[string]string) bool {
@@ -39,6 +46,11 @@ func (c *class) matches(meta map[string]string) bool {
 			return false
 		}
 		if j := sort.SearchStrings(c.vals[i], v); j == len(c.vals[i]) || c.vals[i][j] != v {
+			return false
+		}
+	}
+	for _, op := range c.ops {
+		if !condHolds(op, meta) {
 			return false
 		}
 	}
@@ -55,8 +67,10 @@ type unitInfo struct {
 	matchedBy []int32 // ids of Conflicts/Replaces patterns matching name (sorted)
 	peers     []int32 // MachineOf peers; -1 when the peer is absent or inactive
 	peerNames []string
-	followers []int32 // units that list this one in MachineOf
-	cls       *class  // nil: no metadata requirement
+	gpeers    []int32         // MachineOf glob patterns (pattern ids; rule 16)
+	gpeerPats []string        // their text, same order (sorted)
+	res       fleet.Resources // reservation (rule 13), never negative
+	cls       *class          // nil: no metadata requirement
 	hasID     bool
 	idCands   []int32 // machines matching MachineID (sorted)
 	cyclic    bool
@@ -78,6 +92,7 @@ type state struct {
 	us       []unitInfo
 	nameIdx  map[string]int32
 	pats     []string
+	patIdx   map[string]int32    // pattern -> id
 	patUnits [][]int32           // pattern -> units whose name it matches
 	cnt      map[uint64][3]int32 // (machine, pattern) -> {names matching, Conflicts holders, Replaces holders}
 	classes  map[string]*class
@@ -88,6 +103,7 @@ type state struct {
 	sticky   bool
 	anyDisp  bool
 	failed   map[string]struct{} // signatures that found no machine (see tryPlace)
+	binpack  bool                // Snapshot.Strategy (rule 14)
 }
 
 const (
@@ -105,6 +121,7 @@ func newState(s Snapshot) *state {
 		classes:  make(map[string]*class),
 		all:      &class{},
 		failed:   make(map[string]struct{}),
+		binpack:  s.Strategy == StrategyBinpack,
 	}
 	st.initMachines(s.Machines)
 	st.initUnits(s.Units)
@@ -126,7 +143,10 @@ func (st *state) initMachines(in []fleet.Machine) {
 		if ms[i].ID != ms[j].ID {
 			return ms[i].ID < ms[j].ID
 		}
-		return ms[i].MetadataString() < ms[j].MetadataString()
+		if a, b := ms[i].MetadataString(), ms[j].MetadataString(); a != b {
+			return a < b
+		}
+		return resLess(ms[i].Capacity, ms[j].Capacity)
 	})
 	for _, m := range ms {
 		if _, dup := st.idIdx[m.ID]; dup {
@@ -134,7 +154,8 @@ func (st *state) initMachines(in []fleet.Machine) {
 		}
 		i := int32(len(st.ms))
 		draining := m.Draining()
-		st.ms = append(st.ms, mach{id: m.ID, short: fleet.ShortMachineID(m.ID), meta: m.Metadata, draining: draining})
+		st.ms = append(st.ms, mach{id: m.ID, short: fleet.ShortMachineID(m.ID), meta: m.Metadata, draining: draining,
+			cap: nonNegative(m.Capacity)})
 		st.idIdx[m.ID] = i
 		if draining {
 			st.drained = append(st.drained, i)
@@ -174,7 +195,8 @@ func (st *state) initUnits(in []Unit) {
 			continue
 		}
 		st.nameIdx[pick.Name] = int32(len(st.us))
-		st.us = append(st.us, unitInfo{name: pick.Name, req: pick.Req, global: pick.Req.Global, on: -1})
+		st.us = append(st.us, unitInfo{name: pick.Name, req: pick.Req, global: pick.Req.Global, on: -1,
+			res: nonNegative(pick.Req.Resources)})
 	}
 }
 
@@ -203,6 +225,12 @@ func canonical(u Unit) string {
 		b.WriteString(k + "=")
 		list(r.Metadata[k])
 	}
+	ops := make([]string, 0, len(r.MetadataOps))
+	for _, c := range r.MetadataOps {
+		ops = append(ops, c.Key+c.Op+c.Value)
+	}
+	list(ops)
+	b.WriteString(strconv.FormatInt(r.Resources.CPUMilli, 10) + "," + strconv.FormatInt(r.Resources.MemoryBytes, 10) + "|")
 	if r.Global {
 		b.WriteString("global")
 	}
@@ -224,6 +252,11 @@ func (st *state) initPatterns() {
 		if !u.global {
 			for _, p := range u.req.Replaces {
 				set[p] = struct{}{}
+			}
+			for _, p := range u.req.MachineOf {
+				if isMachineOfPattern(p) {
+					set[p] = struct{}{}
+				}
 			}
 		}
 	}
@@ -253,6 +286,7 @@ func (st *state) initPatterns() {
 			u.repl = ids(u.req.Replaces)
 		}
 	}
+	st.patIdx = idx
 	st.patUnits = make([][]int32, len(st.pats))
 	// Units are sorted by name, so a pattern's candidates are the names
 	// sharing its literal prefix: a contiguous range.
@@ -278,7 +312,7 @@ func (st *state) initPatterns() {
 func (st *state) initRequirements() {
 	for i := range st.us {
 		u := &st.us[i]
-		u.cls = st.classFor(u.req.Metadata)
+		u.cls = st.classFor(u.req.Metadata, u.req.MetadataOps)
 		if u.global {
 			st.globals = append(st.globals, int32(i))
 			continue
@@ -299,29 +333,37 @@ func (st *state) initRequirements() {
 				continue
 			}
 			seen[p] = true
+			if isMachineOfPattern(p) {
+				u.gpeerPats = append(u.gpeerPats, p)
+				continue
+			}
 			u.peerNames = append(u.peerNames, p)
 		}
 		sort.Strings(u.peerNames)
+		sort.Strings(u.gpeerPats)
+		for _, p := range u.gpeerPats {
+			pi := st.patIdx[p]
+			u.gpeers = append(u.gpeers, pi)
+		}
 		for _, p := range u.peerNames {
 			pi, ok := st.nameIdx[p]
 			if !ok {
 				pi = -1
-			} else {
-				st.us[pi].followers = append(st.us[pi].followers, int32(i))
 			}
 			u.peers = append(u.peers, pi)
 		}
 	}
 }
 
-func (st *state) classFor(req map[string][]string) *class {
+func (st *state) classFor(req map[string][]string, reqOps []fleet.MetadataCond) *class {
 	var keys []string
 	for k, vs := range req {
 		if len(vs) > 0 {
 			keys = append(keys, k)
 		}
 	}
-	if len(keys) == 0 {
+	ops := normalizeOps(reqOps)
+	if len(keys) == 0 && len(ops) == 0 {
 		return nil
 	}
 	sort.Strings(keys)
@@ -337,11 +379,17 @@ func (st *state) classFor(req map[string][]string) *class {
 		}
 		b.WriteString(k + "=" + strings.Join(vs, "|"))
 	}
+	for _, op := range ops {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(op.Key + op.Op + op.Value)
+	}
 	key := b.String()
 	if c, ok := st.classes[key]; ok {
 		return c
 	}
-	c := &class{key: key, keys: keys, vals: vals}
+	c := &class{key: key, keys: keys, vals: vals, ops: ops}
 	st.classes[key] = c
 	return c
 }
@@ -356,6 +404,13 @@ func (st *state) initOrder() {
 		for _, w := range st.us[v].peers {
 			if w >= 0 && !st.us[w].global {
 				peersAdj[v] = append(peersAdj[v], w)
+			}
+		}
+		for _, p := range st.us[v].gpeers {
+			for _, w := range st.patUnits[p] {
+				if w != int32(v) && !st.us[w].global {
+					peersAdj[v] = append(peersAdj[v], w)
+				}
 			}
 		}
 	}
@@ -501,7 +556,7 @@ func (st *state) run() {
 	for _, g := range st.globals {
 		u := &st.us[g]
 		for m := range st.ms {
-			if !st.ms[m].draining && u.cls.matches(st.ms[m].meta) && !st.conflictsFast(g, int32(m)) {
+			if !st.ms[m].draining && u.cls.matches(st.ms[m].meta) && !st.conflictsFast(g, int32(m)) && st.fits(g, int32(m)) {
 				st.place(g, int32(m))
 			}
 		}
@@ -553,7 +608,7 @@ func (st *state) tryPlace(u int32) bool {
 	if ui.cyclic || len(st.ms) == 0 {
 		return false
 	}
-	cacheable := len(ui.peers) == 0 && len(ui.repl) == 0
+	cacheable := len(ui.peers) == 0 && len(ui.gpeers) == 0 && len(ui.repl) == 0
 	if cacheable {
 		if _, ok := st.failed[st.sig(u)]; ok {
 			return false
@@ -564,7 +619,7 @@ func (st *state) tryPlace(u int32) bool {
 	var cands []int32
 	listed := false
 	switch {
-	case len(ui.peers) > 0:
+	case len(ui.peers) > 0 || len(ui.gpeers) > 0:
 		cands, listed = st.peerCands(u), true
 	case ui.hasID:
 		cands, listed = ui.idCands, true
@@ -579,13 +634,18 @@ func (st *state) tryPlace(u int32) bool {
 			}
 		}
 	} else {
-		st.walk(st.heapFor(ui.cls), func(m int32) bool {
+		f := func(m int32) bool {
 			ok, d := st.feasible(u, m)
 			if ok {
 				best, bestDisp = m, d
 			}
 			return ok
-		})
+		}
+		if st.binpack {
+			st.walkSorted(st.sortedFor(ui.cls), ui.res, f)
+		} else {
+			st.walk(st.heapFor(ui.cls), f)
+		}
 	}
 	if best < 0 {
 		if cacheable {
@@ -612,6 +672,12 @@ func (st *state) sig(u int32) string {
 	for _, p := range ui.peerNames {
 		b.WriteString(p + "\x01")
 	}
+	for _, p := range ui.gpeerPats {
+		b.WriteString(p + "\x02")
+	}
+	if ui.res != (fleet.Resources{}) {
+		b.WriteString("\x03" + strconv.FormatInt(ui.res.CPUMilli, 10) + "," + strconv.FormatInt(ui.res.MemoryBytes, 10))
+	}
 	if ui.cls != nil {
 		b.WriteString(ui.cls.key)
 	}
@@ -635,10 +701,11 @@ func (st *state) sig(u int32) string {
 }
 
 // peerCands is the set of machines on which all MachineOf peers of u are
-// placed (nil when a peer is not placed).
+// placed and every MachineOf pattern has a unit (nil when there is none).
 func (st *state) peerCands(u int32) []int32 {
 	var out []int32
-	for i, p := range st.us[u].peers {
+	first := true
+	for _, p := range st.us[u].peers {
 		if p < 0 {
 			return nil
 		}
@@ -648,13 +715,47 @@ func (st *state) peerCands(u int32) []int32 {
 		} else if pu.on >= 0 {
 			on = []int32{pu.on}
 		}
-		if i == 0 {
-			out = append([]int32(nil), on...)
+		if first {
+			out, first = append([]int32(nil), on...), false
+			continue
+		}
+		out = intersect(out, on)
+	}
+	for _, p := range st.us[u].gpeers {
+		on := st.patMachines(u, p)
+		if first {
+			out, first = on, false
 			continue
 		}
 		out = intersect(out, on)
 	}
 	return out
+}
+
+// patMachines lists the machines (sorted) where a unit other than u that
+// matches pattern p is placed.
+func (st *state) patMachines(u, p int32) []int32 {
+	var on []int32
+	for _, w := range st.patUnits[p] {
+		if w == u {
+			continue
+		}
+		if wu := &st.us[w]; wu.global {
+			on = append(on, wu.gon...)
+		} else if wu.on >= 0 {
+			on = append(on, wu.on)
+		}
+	}
+	return sortUniq(on)
+}
+
+// patOn reports whether a unit other than u matching pattern p is on m.
+func (st *state) patOn(u, p, m int32) bool {
+	n := st.get(m, p)[cNames]
+	if st.us[u].on == m && containsSorted(st.us[u].matchedBy, p) {
+		n--
+	}
+	return n > 0
 }
 
 // feasible reports whether u can go on m given the current placements.
@@ -673,6 +774,11 @@ func (st *state) feasible(u, m int32) (bool, []int32) {
 			return false, nil
 		}
 	}
+	for _, p := range ui.gpeers {
+		if !st.patOn(u, p, m) {
+			return false, nil
+		}
+	}
 	if !ui.cls.matches(st.ms[m].meta) {
 		return false, nil
 	}
@@ -686,7 +792,7 @@ func (st *state) feasible(u, m int32) (bool, []int32) {
 			return st.feasibleDisplacing(u, m)
 		}
 	}
-	if st.conflictsFast(u, m) {
+	if st.conflictsFast(u, m) || !st.fits(u, m) {
 		return false, nil
 	}
 	return true, nil
@@ -723,26 +829,60 @@ func (st *state) feasibleDisplacing(u, m int32) (bool, []int32) {
 			in[w] = true
 		}
 	}
-	for i := 0; i < len(disp); i++ {
-		for _, f := range st.us[disp[i]].followers {
-			if !in[f] && st.us[f].on == m {
+	// Followers go with their targets: a unit there whose MachineOf no
+	// longer holds without the displaced units is displaced too, until
+	// nothing changes (a pattern peer holds while another match stays).
+	for changed := true; changed; {
+		changed = false
+		for _, f := range st.ms[m].units {
+			if !in[f] && f != u && !st.us[f].global && !st.peersHoldWithout(f, m, in) {
 				disp = append(disp, f)
 				in[f] = true
+				changed = true
 			}
 		}
 	}
-	for _, p := range ui.peers {
-		if in[p] {
-			return false, nil
-		}
+	if !st.peersHoldWithout(u, m, in) {
+		return false, nil
 	}
 	for _, w := range st.ms[m].units {
 		if !in[w] && w != u && (st.conflicts(u, w) || st.replacedBy(u, w)) {
 			return false, nil
 		}
 	}
+	var freed fleet.Resources
+	for _, w := range disp {
+		freed = addRes(freed, st.us[w].res)
+	}
+	if !st.fitsFreeing(u, m, freed) {
+		return false, nil
+	}
 	sort.Slice(disp, func(i, j int) bool { return st.us[disp[i]].rank < st.us[disp[j]].rank })
 	return true, disp
+}
+
+// peersHoldWithout reports whether u's MachineOf peers and patterns are
+// satisfied on m once the units in out have left it.
+func (st *state) peersHoldWithout(u, m int32, out map[int32]bool) bool {
+	ui := &st.us[u]
+	for _, p := range ui.peers {
+		if p < 0 || out[p] || !st.isOn(p, m) {
+			return false
+		}
+	}
+	for _, p := range ui.gpeers {
+		ok := false
+		for _, w := range st.ms[m].units {
+			if w != u && !out[w] && containsSorted(st.us[w].matchedBy, p) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // mayDisplace says whether u may push w (which u Replaces) off a machine.
@@ -805,6 +945,12 @@ func (st *state) place(u, m int32) {
 		ui.on = m
 	}
 	st.ms[m].units = append(st.ms[m].units, u)
+	st.binpackOut(m, ui.res)
+	st.ms[m].used = addRes(st.ms[m].used, ui.res)
+	st.binpackIn(m, ui.res)
+	if ui.global {
+		st.ms[m].gused = addRes(st.ms[m].gused, ui.res)
+	}
 	st.addLoad(m, 1)
 	st.count(u, m, 1)
 }
@@ -820,6 +966,9 @@ func (st *state) unplace(u int32) {
 			break
 		}
 	}
+	st.binpackOut(m, ui.res)
+	st.ms[m].used = subRes(st.ms[m].used, ui.res)
+	st.binpackIn(m, ui.res)
 	st.addLoad(m, -1)
 	st.count(u, m, -1)
 	clear(st.failed)
@@ -851,8 +1000,12 @@ func (st *state) get(m, p int32) [3]int32 {
 	return st.cnt[uint64(m)<<32|uint64(p)]
 }
 
-// less orders machines by (load, ID).
+// less orders machines by rank (rules 7 and 14): (load, ID) for spread,
+// (free memory, free CPU, ID) for binpack.
 func (st *state) less(a, b int32) bool {
+	if st.binpack {
+		return st.binpackLess(a, b)
+	}
 	la, lb := st.ms[a].load, st.ms[b].load
 	if la != lb {
 		return la < lb

@@ -4,7 +4,8 @@ package schedule
 // of it could run beside the one Schedule(s) places: a rolling update with
 // surge starts the new version there before it stops the old one. The
 // machine is the best by rule 7 among those, other than the unit's own,
-// that pass rule 5's filters (a)-(f) given Schedule(s)'s placements,
+// that pass rule 5's filters (a)-(g) given Schedule(s)'s placements (so
+// the copy needs room for its reservation, rule 13; rank: rules 7, 14),
 // without displacing anything (a machine where the copy would have to
 // displace a unit is refused). Each machine goes to at most one of units, so
 // that two copies never meet. A unit that is unknown, inactive, global or

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/unitfile"
 )
 
 // rewrite regenerates the expected outputs of testdata/*.txt. It is the
@@ -20,14 +21,19 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testda
 // A transcript is a story: commands, and after every `schedule` a line
 // `----` followed by the expected output up to the next blank line.
 //
-//	machine add ID [k=v ...]        add (or replace) a live machine
+//	machine add ID [k=v ...]        add (or replace) a live machine; cap.mem=SIZE
+//	                                and cap.cpu=CPUS set its capacity (rule 13)
 //	machine remove ID               the machine dies
 //	machine meta ID [k=v ...]       replace its metadata
+//	machine capacity ID [cap.mem=SIZE] [cap.cpu=CPUS]  replace its capacity
 //	machine drain ID                set its metadata draining=true (fleetctl drain)
 //	machine undrain ID              remove its draining key (fleetctl undrain)
 //	unit add NAME [opt ...]         add (or replace) a unit; options:
-//	    conflicts=PAT replaces=PAT machineof=NAME machineid=ID
+//	    conflicts=PAT replaces=PAT machineof=NAME|PAT machineid=ID
 //	    metadata=K=V (repeat: same key OR, keys AND) global state=STATE
+//	    metadata=K!=V, K>=V, K<=V, K>V, K<V (rule 15)
+//	    mem=SIZE cpu=CPUS (reservation, rule 13; unitfile syntax)
+//	strategy spread|binpack         set Snapshot.Strategy (rule 14)
 //	unit remove NAME                destroy the unit
 //	unit state NAME STATE           set the desired state
 //	place NAME ID [ID ...]          force the current schedule of a unit
@@ -51,8 +57,10 @@ func TestTranscripts(t *testing.T) {
 
 type story struct {
 	machines map[string]map[string]string
+	caps     map[string]fleet.Resources
 	units    map[string]Unit
 	current  map[string][]string
+	strategy string
 }
 
 func runTranscript(t *testing.T, file string) {
@@ -60,7 +68,7 @@ func runTranscript(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &story{machines: map[string]map[string]string{}, units: map[string]Unit{}, current: map[string][]string{}}
+	st := newStory()
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	var out strings.Builder
 	for i := 0; i < len(lines); i++ {
@@ -103,7 +111,46 @@ func runTranscript(t *testing.T, file string) {
 	}
 }
 
+func newStory() *story {
+	return &story{machines: map[string]map[string]string{}, caps: map[string]fleet.Resources{},
+		units: map[string]Unit{}, current: map[string][]string{}}
+}
+
+// parseCapacity reads cap.mem=SIZE and cap.cpu=CPUS.
+func parseCapacity(kv string, c *fleet.Resources) (bool, error) {
+	k, v, _ := strings.Cut(kv, "=")
+	switch k {
+	case "cap.mem":
+		n, _, err := unitfile.ParseSize(v)
+		c.MemoryBytes = n
+		return true, err
+	case "cap.cpu":
+		n, err := unitfile.ParseCPU(v)
+		c.CPUMilli = n
+		return true, err
+	}
+	return false, nil
+}
+
+// parseCond splits K=V, K!=V, K>=V, K<=V, K>V or K<V at its operator.
+func parseCond(s string) (k, op, v string, ok bool) {
+	i := strings.IndexAny(s, "!<>=")
+	if i <= 0 {
+		return "", "", "", false
+	}
+	for _, o := range []string{"!=", ">=", "<=", ">", "<", "="} {
+		if strings.HasPrefix(s[i:], o) {
+			return s[:i], o, s[i+len(o):], true
+		}
+	}
+	return "", "", "", false
+}
+
 func (s *story) do(f []string) error {
+	if len(f) == 2 && f[0] == "strategy" {
+		s.strategy = f[1]
+		return nil
+	}
 	if len(f) < 3 {
 		return fmt.Errorf("short command %q", strings.Join(f, " "))
 	}
@@ -113,7 +160,13 @@ func (s *story) do(f []string) error {
 			return fmt.Errorf("no machine %s", f[2])
 		}
 		meta := map[string]string{}
+		var c fleet.Resources
 		for _, kv := range f[3:] {
+			if isCap, err := parseCapacity(kv, &c); err != nil {
+				return err
+			} else if isCap {
+				continue
+			}
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
 				return fmt.Errorf("bad metadata %q", kv)
@@ -121,8 +174,23 @@ func (s *story) do(f []string) error {
 			meta[k] = v
 		}
 		s.machines[f[2]] = meta
+		if f[1] == "add" {
+			s.caps[f[2]] = c
+		}
+	case "machine capacity":
+		if _, ok := s.machines[f[2]]; !ok {
+			return fmt.Errorf("no machine %s", f[2])
+		}
+		var c fleet.Resources
+		for _, kv := range f[3:] {
+			if isCap, err := parseCapacity(kv, &c); err != nil || !isCap {
+				return fmt.Errorf("bad capacity %q: %v", kv, err)
+			}
+		}
+		s.caps[f[2]] = c
 	case "machine remove":
 		delete(s.machines, f[2])
+		delete(s.caps, f[2])
 	case "machine drain", "machine undrain":
 		meta, ok := s.machines[f[2]]
 		if !ok {
@@ -151,14 +219,30 @@ func (s *story) do(f []string) error {
 			case "machineid":
 				u.Req.MachineID = v
 			case "metadata":
-				mk, mv, ok := strings.Cut(v, "=")
+				mk, op, mv, ok := parseCond(v)
 				if !ok {
 					return fmt.Errorf("bad metadata requirement %q", v)
+				}
+				if op != "=" {
+					u.Req.MetadataOps = append(u.Req.MetadataOps, fleet.MetadataCond{Key: mk, Op: op, Value: mv})
+					continue
 				}
 				if u.Req.Metadata == nil {
 					u.Req.Metadata = map[string][]string{}
 				}
 				u.Req.Metadata[mk] = append(u.Req.Metadata[mk], mv)
+			case "mem":
+				n, _, err := unitfile.ParseSize(v)
+				if err != nil {
+					return err
+				}
+				u.Req.Resources.MemoryBytes = n
+			case "cpu":
+				n, err := unitfile.ParseCPU(v)
+				if err != nil {
+					return err
+				}
+				u.Req.Resources.CPUMilli = n
 			case "global":
 				u.Req.Global = true
 			case "state":
@@ -197,8 +281,9 @@ func (s *story) do(f []string) error {
 func (s *story) snapshot() Snapshot {
 	var snap Snapshot
 	for id, meta := range s.machines {
-		snap.Machines = append(snap.Machines, fleet.Machine{ID: id, Metadata: meta})
+		snap.Machines = append(snap.Machines, fleet.Machine{ID: id, Metadata: meta, Capacity: s.caps[id]})
 	}
+	snap.Strategy = s.strategy
 	for _, u := range s.units {
 		snap.Units = append(snap.Units, u)
 	}

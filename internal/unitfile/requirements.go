@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -27,6 +28,8 @@ const (
 	keyGlobal                   = "Global"
 	keyReplaces                 = "Replaces"
 	keyStopOnDisconnect         = "StopOnDisconnect"
+	keyMemory                   = "Memory"
+	keyCPU                      = "CPU"
 	keyLegacyMachineID          = "X-ConditionMachineID"
 	keyLegacyMachineBootID      = "X-ConditionMachineBootID"
 	keyLegacyMachineOf          = "X-ConditionMachineOf"
@@ -39,6 +42,7 @@ const (
 func isRequirementKey(key string) bool {
 	switch key {
 	case keyMachineID, keyMachineOf, keyMachineMetadata, keyConflicts, keyGlobal, keyReplaces, keyStopOnDisconnect,
+		keyMemory, keyCPU,
 		keyLegacyMachineID, keyLegacyMachineBootID, keyLegacyMachineOf, keyLegacyMachineMetadata,
 		keyLegacyConflicts:
 		return true
@@ -97,8 +101,46 @@ func splitMultiValue(v string) []string {
 
 // Requirements extracts a unit's [X-Fleet] requirements; name is the unit's
 // name, used for the %n %N %p %i specifiers. Unknown keys give a warning
-// each (not an error); a malformed glob in Conflicts or Replaces is an
-// error. See the package documentation for the rules.
+// each (not an error). See the package documentation for rules 20-30;
+// the placement options added since are described here (numbered 39-42,
+// to be folded into doc.go):
+//
+//  39. A MachineOf value with *, ? or [ is a path.Match pattern
+//     (IsMachineOfPattern): the unit must share a machine with at least
+//     one other unit matching it (e.g. db@*.service). Other values,
+//     backslash escapes included, are exact names as before. A malformed
+//     pattern is an error: `invalid MachineOf pattern "db@[.service": ...`.
+//  40. MachineMetadata operators: a value is split at its first operator,
+//     one of = != < > <= >= (a '!' not followed by '=' belongs to the key).
+//     "=" keeps rule 25. The others go to MetadataOps, in file order
+//     without duplicates, and each must hold (AND, also with the "="
+//     keys). key!=v holds on a machine without the key or with another
+//     value. key>=x, key<=x, key>x and key<x need the key on the machine;
+//     two decimal numbers (IsNumber: "8", "-1", "0.5") compare as numbers,
+//     otherwise two versions (IsVersion: "1.2.10", "7") compare segment by
+//     segment numerically, missing segments being 0 ("1.2" == "1.2.0");
+//     anything else does not match. So "1.2" and "1.10" are numbers (1.2 >
+//     1.10): write version>=1.2.0 to compare as versions. For these
+//     operators an empty key or value, a value containing = < or >, and,
+//     for the ordering ones, a value that is neither a number nor a version
+//     are errors: `invalid MachineMetadata=cores>=many: >= needs a number
+//     or a version (1.2.10), not "many"`.
+//  41. Memory= (what the unit reserves on its machine): the last value (an
+//     empty one counts as absent), a size as ParseSize reads it (systemd's:
+//     bytes, or K M G T P E suffixes, base 1024: "400M", "1.5G";
+//     "infinity" reserves nothing). Absent, [Service] MemoryMax= (last
+//     value) in the same syntax; a MemoryMax= percentage reserves nothing
+//     (it is relative to the machine). Negative, unknown-suffix or
+//     malformed sizes are errors naming the key and value: `invalid
+//     [X-Fleet] Memory=400MB: unknown size suffix "MB" ...`.
+//  42. CPU=: the last value, a number of CPUs ("0.5", "2") or a percentage
+//     of one CPU ("50%" = 0.5), stored as milli-CPUs rounded up to a whole
+//     one (ParseCPU). Absent, [Service] CPUQuota= (a percentage: "20%" =
+//     200, "150%" = 1500). Negative or malformed values, and a CPUQuota=
+//     without '%', are errors naming the key and value.
+//
+// The scheduler never overcommits a machine's advertised capacity with
+// these reservations (internal/schedule rule 13).
 func Requirements(name string, opts []fleet.UnitOption) (fleet.Requirements, []string, error) {
 	var req fleet.Requirements
 	values, keys := fleetValues(name, opts)
@@ -124,10 +166,22 @@ func Requirements(name string, opts []fleet.UnitOption) (fleet.Requirements, []s
 
 	var metaKeys []string
 	meta := make(map[string]*uniqueList)
+	seenOps := make(map[fleet.MetadataCond]bool)
 	for _, k := range []string{keyLegacyMachineMetadata, keyMachineMetadata} {
 		for _, kv := range values[k] {
-			key, val, ok := strings.Cut(kv, "=")
-			if !ok || key == "" || val == "" || strings.Contains(val, "=") {
+			key, op, val, err := parseMetadataCond(kv)
+			if err != nil {
+				return req, warnings, fmt.Errorf("invalid %s=%s: %v", k, kv, err)
+			}
+			switch {
+			case op == "":
+				continue // malformed key=value: ignored (rule 25)
+			case op != "=":
+				c := fleet.MetadataCond{Key: key, Op: op, Value: val}
+				if !seenOps[c] {
+					seenOps[c] = true
+					req.MetadataOps = append(req.MetadataOps, c)
+				}
 				continue
 			}
 			if meta[key] == nil {
@@ -162,6 +216,20 @@ func Requirements(name string, opts []fleet.UnitOption) (fleet.Requirements, []s
 		req.StopOnDisconnect = isTruthy(v[len(v)-1])
 	}
 
+	res, err := resources(values, opts)
+	if err != nil {
+		return req, warnings, err
+	}
+	req.Resources = res
+
+	for _, p := range req.MachineOf {
+		if !IsMachineOfPattern(p) {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return req, warnings, fmt.Errorf("invalid MachineOf pattern %q: %v", p, err)
+		}
+	}
 	for _, p := range req.Conflicts {
 		if _, err := path.Match(p, ""); err != nil {
 			return req, warnings, fmt.Errorf("invalid Conflicts pattern %q: %v", p, err)
@@ -299,4 +367,243 @@ func ValidateOptions(name string, opts []fleet.UnitOption) error {
 		return errors.New("Conflicts cannot be used with Replaces")
 	}
 	return nil
+}
+
+// IsMachineOfPattern reports whether a MachineOf value is a glob pattern
+// (it has *, ? or [; path.Match syntax) rather than an exact unit name. A
+// backslash alone does not make a pattern: unit names use \xNN escapes.
+func IsMachineOfPattern(v string) bool { return strings.ContainsAny(v, "*?[") }
+
+// parseMetadataCond splits a MachineMetadata value at its operator: the
+// first '=', "!=", "<", ">", "<=" or ">=" (rule 40). op is "" for a value
+// that is ignored (rule 25: no operator, or "=" with an empty key or
+// value or a second '='); a malformed condition with another operator is
+// an error.
+func parseMetadataCond(kv string) (key, op, val string, err error) {
+	i := strings.IndexAny(kv, "=<>!")
+	for i >= 0 && kv[i] == '!' && !strings.HasPrefix(kv[i:], "!=") {
+		// A '!' not followed by '=' is part of the key.
+		j := strings.IndexAny(kv[i+1:], "=<>!")
+		if j < 0 {
+			i = -1
+			break
+		}
+		i += 1 + j
+	}
+	if i < 0 {
+		return "", "", "", nil
+	}
+	key = kv[:i]
+	switch {
+	case strings.HasPrefix(kv[i:], "!="), strings.HasPrefix(kv[i:], "<="), strings.HasPrefix(kv[i:], ">="):
+		op, val = kv[i:i+2], kv[i+2:]
+	default:
+		op, val = kv[i:i+1], kv[i+1:]
+	}
+	if op == "=" {
+		if key == "" || val == "" || strings.Contains(val, "=") {
+			return "", "", "", nil
+		}
+		return key, op, val, nil
+	}
+	switch {
+	case key == "":
+		return "", "", "", errors.New("empty metadata key")
+	case val == "":
+		return "", "", "", fmt.Errorf("no value after %q", op)
+	case strings.ContainsAny(val, "=<>"):
+		return "", "", "", fmt.Errorf("value %q contains an operator", val)
+	}
+	if op != "!=" && !IsNumber(val) && !IsVersion(val) {
+		return "", "", "", fmt.Errorf("%s needs a number or a version (1.2.10), not %q", op, val)
+	}
+	return key, op, val, nil
+}
+
+// IsNumber reports whether s is a decimal number: an optional '-', digits,
+// and optionally '.' and digits ("8", "-1", "0.5"). MachineMetadata
+// ordering operators compare two numbers as numbers.
+func IsNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	ip, fp, dot := strings.Cut(s, ".")
+	return digits(ip) == len(ip) && ip != "" && (!dot || fp != "" && digits(fp) == len(fp))
+}
+
+// IsVersion reports whether s is a version: digit runs separated by single
+// dots ("1.2.10", "7"). Ordering operators compare versions segment by
+// segment, numerically, when the two sides are not both numbers.
+func IsVersion(s string) bool {
+	for _, seg := range strings.Split(s, ".") {
+		if seg == "" || digits(seg) != len(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// resources is the unit's reservation (rules 41-42): [X-Fleet] Memory= and
+// CPU= (last value; empty counts as absent), else [Service] MemoryMax= and
+// CPUQuota=.
+func resources(values map[string][]string, opts []fleet.UnitOption) (fleet.Resources, error) {
+	var r fleet.Resources
+	last := func(k string) string {
+		if vs := values[k]; len(vs) > 0 {
+			return strings.TrimSpace(vs[len(vs)-1])
+		}
+		return ""
+	}
+	if v := last(keyMemory); v != "" {
+		n, _, err := ParseSize(v)
+		if err != nil {
+			return r, fmt.Errorf("invalid [X-Fleet] Memory=%s: %v", v, err)
+		}
+		r.MemoryBytes = n
+	} else if v, ok := Value(opts, "Service", "MemoryMax"); ok && strings.TrimSpace(JoinContinuations(v)) != "" {
+		v = strings.TrimSpace(JoinContinuations(v))
+		if !strings.HasSuffix(v, "%") { // a share of the machine's memory: no fixed reservation
+			n, _, err := ParseSize(v)
+			if err != nil {
+				return r, fmt.Errorf("invalid [Service] MemoryMax=%s: %v", v, err)
+			}
+			r.MemoryBytes = n
+		}
+	}
+	if v := last(keyCPU); v != "" {
+		n, err := ParseCPU(v)
+		if err != nil {
+			return r, fmt.Errorf("invalid [X-Fleet] CPU=%s: %v", v, err)
+		}
+		r.CPUMilli = n
+	} else if v, ok := Value(opts, "Service", "CPUQuota"); ok && strings.TrimSpace(JoinContinuations(v)) != "" {
+		v = strings.TrimSpace(JoinContinuations(v))
+		if !strings.HasSuffix(v, "%") {
+			return r, fmt.Errorf("invalid [Service] CPUQuota=%s: want a percentage such as 20%%", v)
+		}
+		n, err := ParseCPU(v)
+		if err != nil {
+			return r, fmt.Errorf("invalid [Service] CPUQuota=%s: %v", v, err)
+		}
+		r.CPUMilli = n
+	}
+	return r, nil
+}
+
+// sizeUnit is the multiplier of a ParseSize suffix (0: unknown), base 1024
+// as in systemd's MemoryMax=.
+func sizeUnit(c byte) int64 {
+	switch c {
+	case 'K':
+		return 1 << 10
+	case 'M':
+		return 1 << 20
+	case 'G':
+		return 1 << 30
+	case 'T':
+		return 1 << 40
+	case 'P':
+		return 1 << 50
+	case 'E':
+		return 1 << 60
+	}
+	return 0
+}
+
+const maxInt64 = 1<<63 - 1
+
+// ParseSize parses a size as systemd's MemoryMax= does (parse_size, base
+// 1024): "infinity", or a decimal number ("400", "1.5") with an optional
+// suffix K, M, G, T, P or E (powers of 1024; upper case, as in systemd),
+// white space allowed between them. A bare number is bytes; fractions of a
+// byte are dropped (and fraction digits past the ninth). Negative numbers,
+// other suffixes and sizes beyond an int64 are errors. infinity returns
+// (0, true, nil).
+func ParseSize(s string) (bytes int64, infinity bool, err error) {
+	s = strings.TrimSpace(s)
+	if s == "infinity" {
+		return 0, true, nil
+	}
+	if strings.HasPrefix(s, "-") {
+		return 0, false, errors.New("size is negative")
+	}
+	n := 0
+	for n < len(s) && (s[n] >= '0' && s[n] <= '9' || s[n] == '.') {
+		n++
+	}
+	num, rest := s[:n], strings.TrimSpace(s[n:])
+	ip, fp, dot := strings.Cut(num, ".")
+	if ip == "" || strings.Contains(fp, ".") || dot && fp == "" {
+		return 0, false, errors.New("not a size (want a number with an optional K, M, G or T suffix, base 1024)")
+	}
+	mult := int64(1)
+	if rest != "" {
+		mult = sizeUnit(rest[0])
+		if mult == 0 || len(rest) > 1 {
+			return 0, false, fmt.Errorf("unknown size suffix %q (want K, M, G or T, base 1024)", rest)
+		}
+	}
+	whole, err := strconv.ParseInt(ip, 10, 64)
+	if err != nil || whole > maxInt64/mult {
+		return 0, false, errors.New("size too large")
+	}
+	total := whole * mult
+	if fp = fp[:min(len(fp), 9)]; fp != "" {
+		f, _ := strconv.ParseInt(fp, 10, 64)
+		scale := int64(1)
+		for range len(fp) {
+			scale *= 10
+		}
+		// floor(f * mult / scale) exactly, with f < scale <= 1e9 and mult
+		// a power of two: no intermediate product passes 2^60.
+		var frac int64
+		if mult <= 1<<30 {
+			frac = f * mult / scale
+		} else {
+			m2, q := mult>>30, f<<30
+			frac = q/scale*m2 + q%scale*m2/scale
+		}
+		if total > maxInt64-frac {
+			return 0, false, errors.New("size too large")
+		}
+		total += frac
+	}
+	return total, false, nil
+}
+
+// ParseCPU parses a CPU amount into milli-CPUs: a number of CPUs ("2",
+// "0.5") or a percentage of one CPU ("50%" is 0.5, "150%" is 1.5), as in
+// CPUQuota=. Fractions finer than a milli-CPU are rounded up. Negative or
+// malformed values are errors.
+func ParseCPU(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	pct := strings.HasSuffix(s, "%")
+	num := strings.TrimSpace(strings.TrimSuffix(s, "%"))
+	if strings.HasPrefix(num, "-") {
+		return 0, errors.New("CPU amount is negative")
+	}
+	ip, fp, dot := strings.Cut(num, ".")
+	if ip == "" && fp == "" || digits(ip) != len(ip) || digits(fp) != len(fp) || dot && fp == "" {
+		return 0, errors.New(`not a CPU amount (want a number of CPUs such as 0.5 or 2, or a percentage such as 50%)`)
+	}
+	if ip == "" {
+		ip = "0"
+	}
+	// milli = (ip.fp) * 1000, or * 10 for a percentage.
+	shift := 3
+	if pct {
+		shift = 1
+	}
+	fp += strings.Repeat("0", shift)
+	intDigits := strings.TrimLeft(ip+fp[:shift], "0")
+	roundUp := strings.Trim(fp[shift:], "0") != ""
+	if len(intDigits) > 15 {
+		return 0, errors.New("CPU amount too large")
+	}
+	n := int64(0)
+	if intDigits != "" {
+		n, _ = strconv.ParseInt(intDigits, 10, 64)
+	}
+	if roundUp {
+		n++
+	}
+	return n, nil
 }

@@ -365,3 +365,246 @@ func manyConflicts(n int) []fleet.UnitOption {
 	}
 	return opts
 }
+
+// TestRequirementsPlacement covers rules 39-42 (see Requirements).
+func TestRequirementsPlacement(t *testing.T) {
+	res := func(cpu, mem int64) fleet.Requirements {
+		return fleet.Requirements{Resources: fleet.Resources{CPUMilli: cpu, MemoryBytes: mem}}
+	}
+	ops := func(cs ...string) fleet.Requirements {
+		var r fleet.Requirements
+		for i := 0; i < len(cs); i += 3 {
+			r.MetadataOps = append(r.MetadataOps, fleet.MetadataCond{Key: cs[i], Op: cs[i+1], Value: cs[i+2]})
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		unit string
+		file string
+		want fleet.Requirements
+	}{
+		{"rule 39: MachineOf glob", "side@1.service", "[X-Fleet]\nMachineOf=db@*.service\n",
+			fleet.Requirements{MachineOf: []string{"db@*.service"}}},
+		{"rule 39: MachineOf glob with specifiers", "side@blue.service", "[X-Fleet]\nMachineOf=%i-db@*.service\n",
+			fleet.Requirements{MachineOf: []string{"blue-db@*.service"}}},
+		{"rule 39: MachineOf with a backslash escape is a name", "a.service", "[X-Fleet]\nMachineOf=foo\\x2dbar.service\n",
+			fleet.Requirements{MachineOf: []string{`foo\x2dbar.service`}}},
+		{"rule 40: !=", "a.service", "[X-Fleet]\nMachineMetadata=disk!=hdd\n", ops("disk", "!=", "hdd")},
+		{"rule 40: every operator, in file order, with =", "a.service",
+			"[X-Fleet]\nMachineMetadata=\"cores>=8\" \"mem<=64\" \"gen>3\" \"temp<-1.5\" \"role=web\"\nMachineMetadata=version>=1.2.10\nMachineMetadata=cores>=8\n",
+			fleet.Requirements{Metadata: map[string][]string{"role": {"web"}},
+				MetadataOps: ops("cores", ">=", "8", "mem", "<=", "64", "gen", ">", "3", "temp", "<", "-1.5", "version", ">=", "1.2.10").MetadataOps}},
+		{"rule 40: legacy X-ConditionMachineMetadata takes operators", "a.service", "[X-Fleet]\nX-ConditionMachineMetadata=disk!=ssd\n", ops("disk", "!=", "ssd")},
+		{"rule 40: specifiers in an operator value", "a@7.service", "[X-Fleet]\nMachineMetadata=slot!=%i\n", ops("slot", "!=", "7")},
+		{"rule 40: '!' without '=' belongs to the key", "a.service", "[X-Fleet]\nMachineMetadata=a!b=c\n",
+			fleet.Requirements{Metadata: map[string][]string{"a!b": {"c"}}}},
+		{"rule 40: != value may hold '!'", "a.service", "[X-Fleet]\nMachineMetadata=k!=x!y\n", ops("k", "!=", "x!y")},
+		{"rule 25 kept: '=' with a second '=' is ignored", "a.service", "[X-Fleet]\nMachineMetadata=a=b>=c\n", fleet.Requirements{}},
+		{"rule 41: Memory=400M", "a.service", "[X-Fleet]\nMemory=400M\n", res(0, 400<<20)},
+		{"rule 41: Memory= bytes, last value wins", "a.service", "[X-Fleet]\nMemory=1G\nMemory=1000\n", res(0, 1000)},
+		{"rule 41: Memory=1.5G", "a.service", "[X-Fleet]\nMemory=1.5G\n", res(0, 3<<29)},
+		{"rule 41: Memory=2 T with a space", "a.service", "[X-Fleet]\nMemory=2 T\n", res(0, 2<<40)},
+		{"rule 41: Memory=infinity reserves nothing", "a.service", "[X-Fleet]\nMemory=infinity\n[Service]\nMemoryMax=1G\n", res(0, 0)},
+		{"rule 41: Memory= beats MemoryMax=", "a.service", "[X-Fleet]\nMemory=100M\n[Service]\nMemoryMax=1G\n", res(0, 100<<20)},
+		{"rule 41: MemoryMax= default", "a.service", "[Service]\nMemoryMax=30M\n", res(0, 30<<20)},
+		{"rule 41: MemoryMax= last value", "a.service", "[Service]\nMemoryMax=30M\nMemoryMax=40K\n", res(0, 40<<10)},
+		{"rule 41: MemoryMax=infinity", "a.service", "[Service]\nMemoryMax=infinity\n", res(0, 0)},
+		{"rule 41: MemoryMax= percentage reserves nothing", "a.service", "[Service]\nMemoryMax=50%\n", res(0, 0)},
+		{"rule 41: empty Memory= counts as absent", "a.service", "[X-Fleet]\nMemory=\n[Service]\nMemoryMax=1K\n", res(0, 1024)},
+		{"rule 41: Memory= from the instance name", "cache@512M.service", "[X-Fleet]\nMemory=%i\n", res(0, 512<<20)},
+		{"rule 42: CPU=0.5", "a.service", "[X-Fleet]\nCPU=0.5\n", res(500, 0)},
+		{"rule 42: CPU=2", "a.service", "[X-Fleet]\nCPU=2\n", res(2000, 0)},
+		{"rule 42: CPU=50%", "a.service", "[X-Fleet]\nCPU=50%\n", res(500, 0)},
+		{"rule 42: CPU= rounds up to a milli-CPU", "a.service", "[X-Fleet]\nCPU=0.0001\n", res(1, 0)},
+		{"rule 42: CPUQuota=20%", "a.service", "[Service]\nCPUQuota=20%\n", res(200, 0)},
+		{"rule 42: CPUQuota=150%", "a.service", "[Service]\nCPUQuota=150%\n", res(1500, 0)},
+		{"rule 42: CPU= beats CPUQuota=", "a.service", "[X-Fleet]\nCPU=1\n[Service]\nCPUQuota=20%\n", res(1000, 0)},
+		{"rules 41-42: both", "a.service", "[X-Fleet]\nCPU=250%\nMemory=400M\n", res(2500, 400<<20)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, warnings, err := Requirements(tt.unit, mustParse(t, tt.file))
+			if err != nil {
+				t.Fatalf("Requirements: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Requirements:\n got %+v\nwant %+v", got, tt.want)
+			}
+			if len(warnings) != 0 {
+				t.Errorf("warnings %q", warnings)
+			}
+			if err := ValidateOptions(tt.unit, mustParse(t, tt.file)); err != nil {
+				t.Errorf("ValidateOptions: %v", err)
+			}
+		})
+	}
+}
+
+// TestRequirementsPlacementErrors: bad sizes, CPU amounts, operators and
+// patterns are errors naming the key and value (the API answers 400).
+func TestRequirementsPlacementErrors(t *testing.T) {
+	tests := []struct {
+		name, file, wantErr string
+	}{
+		{"rule 39: malformed MachineOf glob", "[X-Fleet]\nMachineOf=db@[.service\n", `invalid MachineOf pattern "db@[.service"`},
+		{"rule 40: ordering needs a number or version", "[X-Fleet]\nMachineMetadata=cores>=many\n", `invalid MachineMetadata=cores>=many: >= needs a number or a version (1.2.10), not "many"`},
+		{"rule 40: version with a letter", "[X-Fleet]\nMachineMetadata=kernel>5.15.0-91\n", `not "5.15.0-91"`},
+		{"rule 40: empty key", "[X-Fleet]\nMachineMetadata=!=x\n", "empty metadata key"},
+		{"rule 40: empty value", "[X-Fleet]\nMachineMetadata=disk!=\n", `no value after "!="`},
+		{"rule 40: value with an operator", "[X-Fleet]\nMachineMetadata=a<b=c\n", `value "b=c" contains an operator`},
+		{"rule 40: legacy key named", "[X-Fleet]\nX-ConditionMachineMetadata=n<x\n", "invalid X-ConditionMachineMetadata=n<x"},
+		{"rule 41: negative Memory=", "[X-Fleet]\nMemory=-1G\n", "invalid [X-Fleet] Memory=-1G: size is negative"},
+		{"rule 41: unknown suffix", "[X-Fleet]\nMemory=400MB\n", `invalid [X-Fleet] Memory=400MB: unknown size suffix "MB"`},
+		{"rule 41: lower-case suffix", "[X-Fleet]\nMemory=400m\n", `unknown size suffix "m"`},
+		{"rule 41: percent Memory=", "[X-Fleet]\nMemory=50%\n", `unknown size suffix "%"`},
+		{"rule 41: not a number", "[X-Fleet]\nMemory=lots\n", "invalid [X-Fleet] Memory=lots: not a size"},
+		{"rule 41: trailing dot", "[X-Fleet]\nMemory=1.G\n", "not a size"},
+		{"rule 41: too large", "[X-Fleet]\nMemory=9E\n", "size too large"},
+		{"rule 41: bad MemoryMax=", "[Service]\nMemoryMax=1Gb\n", `invalid [Service] MemoryMax=1Gb: unknown size suffix "Gb"`},
+		{"rule 41: negative MemoryMax=", "[Service]\nMemoryMax=-5\n", "invalid [Service] MemoryMax=-5: size is negative"},
+		{"rule 42: negative CPU=", "[X-Fleet]\nCPU=-1\n", "invalid [X-Fleet] CPU=-1: CPU amount is negative"},
+		{"rule 42: malformed CPU=", "[X-Fleet]\nCPU=two\n", "invalid [X-Fleet] CPU=two: not a CPU amount"},
+		{"rule 42: CPU= trailing dot", "[X-Fleet]\nCPU=1.\n", "not a CPU amount"},
+		{"rule 42: CPUQuota= without %", "[Service]\nCPUQuota=20\n", "invalid [Service] CPUQuota=20: want a percentage"},
+		{"rule 42: CPUQuota= malformed", "[Service]\nCPUQuota=x%\n", "invalid [Service] CPUQuota=x%: not a CPU amount"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := mustParse(t, tt.file)
+			_, _, err := Requirements("a.service", opts)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Requirements error = %v, want %q", err, tt.wantErr)
+			}
+			if err := ValidateOptions("a.service", opts); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("ValidateOptions error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		inf  bool
+		err  bool
+	}{
+		{"0", 0, false, false},
+		{"1", 1, false, false},
+		{"1K", 1024, false, false},
+		{"400M", 400 << 20, false, false},
+		{"1G", 1 << 30, false, false},
+		{"1T", 1 << 40, false, false},
+		{"1P", 1 << 50, false, false},
+		{"7E", 7 << 60, false, false},
+		{"0.5K", 512, false, false},
+		{"1.5", 1, false, false},
+		{"1.999999999999G", 2147483646, false, false}, // nine fraction digits count, floor
+		{"1.25E", 5 << 58, false, false},
+		{" 3 G ", 3 << 30, false, false},
+		{"infinity", 0, true, false},
+		{"9223372036854775807", 1<<63 - 1, false, false},
+		{"9223372036854775808", 0, false, true},
+		{"8E", 0, false, true},
+		{"7.99999999999E", 0, false, false}, // checked below: below 8E
+		{"", 0, false, true},
+		{"-1", 0, false, true},
+		{"+1", 0, false, true},
+		{"1KB", 0, false, true},
+		{"1k", 0, false, true},
+		{"1B", 0, false, true},
+		{"1.2.3", 0, false, true},
+		{".5G", 0, false, true},
+		{"1 G 2", 0, false, true},
+		{"Infinity", 0, false, true},
+	}
+	for _, tt := range tests {
+		got, inf, err := ParseSize(tt.in)
+		if (err != nil) != tt.err || inf != tt.inf || !tt.err && tt.in != "7.99999999999E" && got != tt.want {
+			t.Errorf("rule 41: ParseSize(%q) = %d, %v, %v; want %d, %v, err=%v", tt.in, got, inf, err, tt.want, tt.inf, tt.err)
+		}
+	}
+	if got, _, _ := ParseSize("7.99999999999E"); got <= 7<<60 || got > 1<<63-1 {
+		t.Errorf("ParseSize(7.99999999999E) = %d", got)
+	}
+}
+
+func TestParseCPU(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"0", 0, false},
+		{"1", 1000, false},
+		{"0.5", 500, false},
+		{".5", 500, false},
+		{"2.25", 2250, false},
+		{"0.0001", 1, false},
+		{"1.0010", 1001, false},
+		{"50%", 500, false},
+		{"20%", 200, false},
+		{"150%", 1500, false},
+		{"12.5%", 125, false},
+		{"12.34%", 124, false},
+		{"100 %", 1000, false},
+		{"", 0, true},
+		{"%", 0, true},
+		{".", 0, true},
+		{"1.", 0, true},
+		{"-0.5", 0, true},
+		{"1e3", 0, true},
+		{"two", 0, true},
+		{"1,5", 0, true},
+		{"50%%", 0, true},
+		{"9999999999999999", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseCPU(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("rule 42: ParseCPU(%q) = %d, %v; want %d, err=%v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestIsNumberIsVersion(t *testing.T) {
+	for _, tt := range []struct {
+		in           string
+		num, version bool
+	}{
+		{"8", true, true}, {"-1", true, false}, {"0.5", true, true}, {"1.2.10", false, true},
+		{"", false, false}, {"-", false, false}, {".5", false, false}, {"1.", false, false},
+		{"1..2", false, false}, {"v1.2", false, false}, {"1e3", false, false}, {"-1.2.3", false, false},
+	} {
+		if IsNumber(tt.in) != tt.num || IsVersion(tt.in) != tt.version {
+			t.Errorf("rule 40: %q: IsNumber %v IsVersion %v, want %v %v", tt.in, IsNumber(tt.in), IsVersion(tt.in), tt.num, tt.version)
+		}
+	}
+}
+
+// FuzzPlacementParsers: ParseSize, ParseCPU and the MachineMetadata
+// operator split never panic, and what they accept is consistent.
+func FuzzPlacementParsers(f *testing.F) {
+	for _, s := range []string{"400M", "1.5G", "-1", "infinity", "0.5", "50%", "disk!=hdd", "cores>=8", "v>=1.2.10", "a!b=c", "<", "!", "k<=", "9E", "1.999999999999E"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, inf, err := ParseSize(s); err == nil && (n < 0 || inf && n != 0) {
+			t.Fatalf("ParseSize(%q) = %d, %v", s, n, inf)
+		}
+		if n, err := ParseCPU(s); err == nil && n < 0 {
+			t.Fatalf("ParseCPU(%q) = %d", s, n)
+		}
+		key, op, val, err := parseMetadataCond(s)
+		if err != nil || op == "" {
+			return
+		}
+		if key == "" || val == "" || key+op+val != s {
+			t.Fatalf("parseMetadataCond(%q) = %q %q %q", s, key, op, val)
+		}
+		if op != "=" && op != "!=" && !IsNumber(val) && !IsVersion(val) {
+			t.Fatalf("parseMetadataCond(%q) accepted %q for %s", s, val, op)
+		}
+	})
+}

@@ -38,6 +38,11 @@ type State struct {
 	Since       time.Time
 	MainPID     int
 	Hash        string
+	// Result is systemd's result of the unit's last run: "success",
+	// "exit-code", "signal", "core-dump", "timeout", "oom-kill",
+	// "start-limit-hit" (also "resources", "protocol", "dependency");
+	// "" when it never ran.
+	Result string
 }
 
 // ExecResult records one finished (or running) Exec* command.

@@ -85,9 +85,12 @@ func FormatTimestampRelative(t, now time.Time) string {
 	return "now"
 }
 
-// statusResult guesses systemd's "Result:" of a failed unit from its last
-// run's commands.
+// statusResult is systemd's "Result:" of a failed unit: the runner's
+// (State.Result), else guessed from its last run's commands.
 func statusResult(st Status) string {
+	if st.Result != "" && st.Result != "success" {
+		return st.Result
+	}
 	for i := len(st.Execs) - 1; i >= 0; i-- {
 		e := st.Execs[i]
 		if e.End.IsZero() {

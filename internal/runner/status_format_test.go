@@ -89,3 +89,17 @@ func TestFormatTimestampRelative(t *testing.T) {
 		}
 	}
 }
+
+// The runner's own result wins over the guess from the commands: an OOM
+// kill is a SIGKILL, but systemd says oom-kill.
+func TestStatusResultFromState(t *testing.T) {
+	st := Status{Name: "x.service", State: State{LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "oom-kill"},
+		Execs: []ExecResult{{Kind: "ExecStart", Code: "killed", Status: 9, Start: time.Unix(1, 0), End: time.Unix(2, 0)}}}
+	if out := FormatStatus(st, time.Unix(3, 0), "h", nil); !strings.Contains(out, "failed (Result: oom-kill)") {
+		t.Errorf("status:\n%s", out)
+	}
+	st.Result = ""
+	if out := FormatStatus(st, time.Unix(3, 0), "h", nil); !strings.Contains(out, "failed (Result: signal)") {
+		t.Errorf("without a runner result:\n%s", out)
+	}
+}

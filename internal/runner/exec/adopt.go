@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	cgrp "github.com/fleetd/fleet/internal/cgroup"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/runner"
 )
@@ -27,7 +28,9 @@ type unitRecord struct {
 	Start    uint64              `json:"start,omitempty"`
 	ShimDir  string              `json:"shimDir,omitempty"`
 	Ident    string              `json:"ident,omitempty"`
-	Cgroups  []string            `json:"cgroups,omitempty"`
+	Cgroups  []string            `json:"cgroups,omitempty"` // v2 paths (older records)
+	Groups   []cgrp.Group        `json:"groups,omitempty"`  // unit cgroups (v2 and v1)
+	Limits   *cgrp.Limits        `json:"limits,omitempty"`
 	Pgids    []int               `json:"pgids,omitempty"`
 	Restarts int                 `json:"restarts,omitempty"`
 	Execs    []runner.ExecResult `json:"execs,omitempty"`
@@ -56,7 +59,11 @@ func (u *unit) saveRecord(rc *runCtx, sub string) {
 	}
 	rc.g.mu.Lock()
 	for _, cg := range rc.g.cgs {
-		rec.Cgroups = append(rec.Cgroups, cg.path)
+		rec.Groups = append(rec.Groups, cg.Group)
+	}
+	if rc.g.limits.Any() {
+		l := rc.g.limits
+		rec.Limits = &l
 	}
 	for pg := range rc.g.pgids {
 		rec.Pgids = append(rec.Pgids, pg)
@@ -155,11 +162,26 @@ func (r *Runner) adopt(rec unitRecord) {
 
 // adoptGroup rebuilds the process group of a recorded unit.
 func (r *Runner) adoptGroup(rec unitRecord) *group {
-	g := &group{r: r, unit: rec.Name, pgids: map[int]struct{}{}, known: map[int]uint64{}}
+	g := &group{r: r, unit: rec.Name, limits: cgrp.NoLimits(), pgids: map[int]struct{}{}, known: map[int]uint64{}}
+	if rec.Limits != nil {
+		g.limits = *rec.Limits
+	}
+	groups := rec.Groups
 	for _, p := range rec.Cgroups {
-		if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err == nil {
-			g.cgs = append(g.cgs, &cgroup{path: p})
+		groups = append(groups, cgrp.Group{V2: p})
+	}
+	for _, cg := range groups {
+		if cg.Exists() {
+			g.cgs = append(g.cgs, &cgroup{Group: cg})
 		}
+	}
+	if len(g.cgs) > 0 {
+		last := g.cgs[len(g.cgs)-1]
+		g.plan = cgrp.Plan{V2: last.V2 != ""}
+		for c := range last.V1 {
+			g.plan.V1 = append(g.plan.V1, c)
+		}
+		sort.Strings(g.plan.V1)
 	}
 	for _, pg := range rec.Pgids {
 		g.pgids[pg] = struct{}{}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	cgrp "github.com/fleetd/fleet/internal/cgroup"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
@@ -79,6 +80,10 @@ type config struct {
 	// Either at 0 disables the limit.
 	startLimitInterval time.Duration
 	startLimitBurst    int
+
+	// Resource control: cgroup limits (MemoryMax= ...) and Limit*=.
+	limits  cgrp.Limits
+	rlimits []rlimitValue
 }
 
 func parseSignal(s string) (syscall.Signal, error) {
@@ -128,6 +133,7 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 
 		startLimitInterval: defaultStartLimitInterval,
 		startLimitBurst:    defaultStartLimitBurst,
+		limits:             cgrp.NoLimits(),
 	}
 	if !strings.HasSuffix(name, ".service") {
 		return nil, fmt.Errorf("unit type of %s is not supported by the exec runner (only .service)", name)
@@ -204,6 +210,12 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 				c.wants = appendOrReset(c.wants, list(v))
 			}
 		case "Service":
+			if ok, err := c.parseResource(o.Name, v); ok {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
 			var err error
 			switch o.Name {
 			case "Type":

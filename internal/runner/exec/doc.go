@@ -48,12 +48,65 @@
 //     oneshot). systemd time spans are understood ("1min 30s", "500ms").
 //   - Every process runs in its own process group with stdin /dev/null and
 //     stdout/stderr into the journal (ident = executable basename, the PID
-//     of the process Exec'd). When a writable cgroup v2 hierarchy exists,
-//     each start of a unit gets a fresh cgroup (cgroup.kill for SIGKILL;
-//     processes spawned after cgroup.kill go into another fresh cgroup, as
-//     the kernel kills spawns into a killed cgroup); otherwise process
-//     groups and their descendants are tracked through /proc. Liveness
-//     never relies on kill(-pgid, 0): zombies are not counted.
+//     of the process Exec'd). Each start of a unit gets a fresh cgroup
+//     (internal/cgroup), under a per-runner directory fleet-exec-PID-RND
+//     in our own cgroup of each hierarchy: cgroup v2 when it is writable
+//     and has every controller the unit's limits need (CLONE_INTO_CGROUP;
+//     cgroup.kill for SIGKILL; processes spawned after cgroup.kill go into
+//     another fresh cgroup, as the kernel kills spawns into a killed
+//     cgroup); otherwise a cgroup in each writable v1 hierarchy the unit
+//     needs: freezer (tracking and kill), memory, cpu and cpuacct, pids,
+//     blkio. A unit without limits needs no controller, so it goes to v2
+//     where that is writable (Options.CgroupVersion forces 1 or 2). On v1,
+//     signals to the control group are sent frozen (freezer.state FROZEN,
+//     signal every PID in cgroup.procs, THAWED), so nothing forks away.
+//     Where no hierarchy is writable, process groups and their
+//     descendants are tracked through /proc. Liveness never relies on
+//     kill(-pgid, 0): zombies are not counted. Cgroups are removed when
+//     the unit goes down (later, if KillMode= left processes behind).
+//   - Resource control ([Service]): MemoryMax= (v2 memory.max, v1
+//     memory.limit_in_bytes; the older MemoryLimit= too), MemoryHigh= (v2
+//     memory.high; v1 has no throttling equivalent: it sets
+//     memory.soft_limit_in_bytes, reclaimed first under global pressure,
+//     not a throttle), CPUQuota= (v2 cpu.max "QUOTA 100000", v1
+//     cpu.cfs_quota_us with cpu.cfs_period_us 100000), CPUWeight= 1..10000
+//     (v2 cpu.weight, v1 cpu.shares = weight*1024/100), TasksMax= (pids.max
+//     in v2 or the v1 pids hierarchy), IOWeight= 1..10000 (v2 io.weight; v1
+//     blkio.weight, or blkio.bfq.weight, scaled to 10..1000 with 100 ->
+//     500; where the blkio controller has neither, a journal warning).
+//     Sizes are bytes or K, M, G, T, P, E (base 1024), "infinity", or for
+//     MemoryMax=/MemoryHigh= a percentage of physical memory; CPUQuota=
+//     must be a percentage (may exceed 100%); TasksMax= takes "infinity"
+//     or a percentage of kernel.pid_max. A negative or malformed value,
+//     or an unknown suffix, fails the load like any invalid option ("invalid
+//     MemoryMax=-1: negative size"). A limit that cannot be enforced (no
+//     writable hierarchy with its controller, or the write failed) logs
+//     one "Resource limits not enforced: ... (why)" line per start; the
+//     unit runs anyway.
+//   - Limit*= (NOFILE NPROC CORE AS FSIZE DATA STACK MEMLOCK RSS CPU;
+//     "soft:hard" or one value for both, "infinity", sizes with suffixes,
+//     LimitCPU= in seconds or a time span) are set with setrlimit in the
+//     process before it execs; a value above what the kernel allows is
+//     lowered to the closest allowed one, as systemd does. Since Go cannot
+//     run code between fork and exec, and v1 has no CLONE_INTO_CGROUP, a
+//     process with Limit*= or v1 cgroups is started as our own binary
+//     (/proc/self/exe, FLEET_EXEC_SETUP=1, setup.go), which sets the
+//     limits, joins the cgroups, drops to User=/Group=, changes directory
+//     and execs the program; its failures fail the spawn (205/LIMITS,
+//     219/CGROUP, 216/GROUP, 200/CHDIR, 203/EXEC). Shims do the same for
+//     the main process they start.
+//   - OOM: when the unit's main process (or a oneshot's, or a failing
+//     control process) ends in failure and the kernel OOM-killed a process
+//     of its cgroup (v2 memory.events oom_kill, v1 memory.oom_control
+//     oom_kill; on old v1 kernels memory.failcnt > 0 with a SIGKILLed main
+//     process), the result is "oom-kill": "x.service: A process of this
+//     unit has been killed by the OOM killer." then "Failed with result
+//     'oom-kill'.". Restart=on-failure, on-abnormal and on-abort restart
+//     it.
+//   - runner.State.Result is systemd's result of the last run: "success"
+//     (also while running), "exit-code", "signal", "core-dump", "timeout",
+//     "oom-kill", "start-limit-hit", "resources", "protocol",
+//     "dependency"; "" for a unit that never ran here.
 //   - New makes the process a child subreaper. A reaper goroutine reaps
 //     orphans re-parented to us on SIGCHLD; it leaves alone children the
 //     runner started itself and children in the runner's own process group
@@ -83,7 +136,7 @@
 //     in its own session, which writes its output into the journal itself, reaps it and
 //     records its exit status; the runner learns of the exit through a
 //     pidfd and the shim's exit.json. A unit that is up is recorded in
-//     StateDir/<unit>/unit.json (definition, hash, main PID, cgroups,
+//     StateDir/<unit>/unit.json (definition, hash, main PID, cgroups v2 and v1,
 //     process groups, exec history) and forgotten when it goes down. New
 //     adopts the recorded units: they show active at once with the same
 //     MainPID and Hash, "Adopted ..." is logged instead of a start, and

@@ -1,18 +1,29 @@
 package exec
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
+
+	cgrp "github.com/fleetd/fleet/internal/cgroup"
 )
 
-// group is every process of one start of a unit: a fresh cgroup v2 when
-// available (plus more if cgroup.kill had to be used and something must
-// still be spawned), and always the process groups of the processes we
-// started, which are what counts when cgroups are unavailable.
+// group is every process of one start of a unit: a fresh cgroup (v2, or
+// v1 cgroups in the hierarchies the unit needs; plus more if cgroup.kill
+// had to be used and something must still be spawned), and always the
+// process groups of the processes we started, which are what counts when
+// cgroups are unavailable.
 type group struct {
 	r    *Runner
 	unit string
+
+	plan   cgrp.Plan
+	limits cgrp.Limits
 
 	mu    sync.Mutex
 	cgs   []*cgroup
@@ -20,17 +31,64 @@ type group struct {
 	known map[int]uint64 // pid -> start ticks, seen as members (pgid mode)
 }
 
-func (r *Runner) newGroup(unit string) *group {
-	g := &group{r: r, unit: unit, pgids: map[int]struct{}{}, known: map[int]uint64{}}
-	if r.cg != nil {
-		r.cleanStale()
-		if cg, err := r.cg.create(unit); err == nil {
-			g.cgs = append(g.cgs, cg)
-		} else {
-			r.log.Debug("cgroup create failed; using process groups", "unit", unit, "err", err)
+// newGroup makes the group of a start of unit with limits l. The warnings
+// say which limits are not enforced, and why (for the unit's journal).
+func (r *Runner) newGroup(unit string, l cgrp.Limits) (*group, []string) {
+	g := &group{r: r, unit: unit, limits: l, pgids: map[int]struct{}{}, known: map[int]uint64{}}
+	var warns []string
+	if r.cg == nil {
+		if l.Any() {
+			var opts []string
+			for _, c := range l.Controllers() {
+				opts = append(opts, l.Options(c)...)
+			}
+			why := "cgroups are disabled"
+			if r.cgErr != nil {
+				why = r.cgErr.Error()
+			}
+			warns = append(warns, fmt.Sprintf("Resource limits not enforced: %s (%s); the unit runs without them.", strings.Join(opts, ", "), why))
 		}
+		return g, warns
 	}
-	return g
+	r.cleanStale()
+	g.plan = r.cg.Plan(l, r.opts.CgroupVersion == 1, r.opts.CgroupVersion == 2)
+	if len(g.plan.Unenforced) > 0 {
+		warns = append(warns, fmt.Sprintf("Resource limits not enforced: %s (%s); the unit runs without them.", strings.Join(g.plan.Unenforced, ", "), g.plan.Why))
+	}
+	cg, err := r.cg.create(unit, g.plan)
+	if err != nil {
+		r.log.Debug("cgroup create failed; using process groups", "unit", unit, "err", err)
+		if l.Any() {
+			warns = append(warns, fmt.Sprintf("Resource limits not enforced: cannot create the unit's cgroup: %v; the unit runs without them.", err))
+		}
+		return g, warns
+	}
+	warns = append(warns, cg.Apply(l)...)
+	g.cgs = append(g.cgs, cg)
+	return g, warns
+}
+
+// oomKills counts the processes of the group the kernel OOM-killed; exact
+// is false when only memory.failcnt could be read (the limit was hit).
+func (g *group) oomKills() (n int64, exact bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exact = true
+	for _, cg := range g.cgs {
+		k, e := cg.OOMKills()
+		n += k
+		exact = exact && e
+	}
+	return n, exact
+}
+
+// joinFiles are the cgroup.procs files a new process must write itself
+// into before exec (v1), or nil.
+func (g *group) joinFiles(cg *cgroup) []string {
+	if !cg.needsJoin() {
+		return nil
+	}
+	return cg.ProcsFiles()
 }
 
 // spawnCgroup returns the cgroup new processes go into, creating a fresh
@@ -45,10 +103,11 @@ func (g *group) spawnCgroup() *cgroup {
 	if !cur.killed {
 		return cur
 	}
-	cg, err := g.r.cg.create(g.unit)
+	cg, err := g.r.cg.create(g.unit, g.plan)
 	if err != nil {
 		return nil
 	}
+	cg.Apply(g.limits)
 	g.cgs = append(g.cgs, cg)
 	return cg
 }
@@ -135,13 +194,11 @@ func (g *group) signal(sig syscall.Signal) {
 		}
 	}
 	g.mu.Unlock()
-	if sig == syscall.SIGKILL {
-		for _, cg := range cgs {
-			if !cg.killed && len(cg.pids()) > 0 {
-				if err := cg.kill(); err != nil {
-					g.r.log.Debug("cgroup.kill failed", "cgroup", cg.path, "err", err)
-				}
-			}
+	for _, cg := range cgs {
+		if _, usedKill := cg.Signal(sig); usedKill {
+			g.mu.Lock()
+			cg.killed = true
+			g.mu.Unlock()
 		}
 	}
 	for _, pid := range members {
@@ -164,7 +221,29 @@ func (g *group) release() {
 			g.r.mu.Lock()
 			g.r.stale = append(g.r.stale, cg)
 			g.r.mu.Unlock()
+			continue
 		}
+		removeDeadParents(cg)
+	}
+}
+
+// removeDeadParents removes the root directories of an adopted cgroup
+// once empty, when the runner that made them is gone.
+func removeDeadParents(cg *cgroup) {
+	for _, d := range cg.Dirs() {
+		parent := filepath.Dir(d)
+		f := strings.SplitN(strings.TrimPrefix(filepath.Base(parent), cgroupPrefix), "-", 2)
+		if !strings.HasPrefix(filepath.Base(parent), cgroupPrefix) || len(f) != 2 {
+			continue
+		}
+		pid, err := strconv.Atoi(f[0])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + f[0]); err == nil {
+			continue
+		}
+		os.Remove(parent) // fails while not empty
 	}
 }
 

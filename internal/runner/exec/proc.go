@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	cgrp "github.com/fleetd/fleet/internal/cgroup"
 )
 
 // procStat is the part of /proc/<pid>/stat we use.
@@ -330,141 +331,79 @@ func (rp *reaper) exitOf(pid int) (syscall.WaitStatus, bool) {
 	return ws, ok
 }
 
-// cgroupRoot is this runner's directory in the cgroup v2 hierarchy.
+// cgroupRoot is this runner's directory in each cgroup hierarchy it uses
+// (see internal/cgroup).
 type cgroupRoot struct {
-	base string
-	seq  int
-	mu   sync.Mutex
+	*cgrp.Root
+	seq int
+	mu  sync.Mutex
 }
 
+// cgroup is one unit cgroup (a v2 cgroup or v1 cgroups) of one start.
 type cgroup struct {
-	path   string
+	cgrp.Group
 	killed bool // cgroup.kill was used: spawning into it would be SIGKILLed
 }
 
-// cgroup2Mount finds where cgroup2 is mounted.
-func cgroup2Mount() string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint opts ... - fstype source superopts
-		line := sc.Text()
-		sep := strings.Index(line, " - ")
-		if sep < 0 {
-			continue
-		}
-		pre, post := strings.Fields(line[:sep]), strings.Fields(line[sep+3:])
-		if len(post) > 0 && post[0] == "cgroup2" && len(pre) >= 5 {
-			return pre[4]
-		}
-	}
-	return ""
-}
+// cgroupPrefix starts the name of every runner's root directory.
+const cgroupPrefix = "fleet-exec-"
 
 // newCgroupRoot creates a fresh directory for this runner under our own
-// cgroup v2 cgroup, or fails.
-func newCgroupRoot() (*cgroupRoot, error) {
-	mnt := cgroup2Mount()
-	if mnt == "" {
-		return nil, errors.New("no cgroup2 mount")
-	}
-	self := "/"
-	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "0::") {
-				self = strings.TrimSpace(l[3:])
-			}
-		}
-	}
-	removeDeadRoots(filepath.Join(mnt, self))
+// cgroup in the v2 hierarchy and the writable v1 ones (version 1 or 2
+// restricts it to one), or fails when none is usable.
+func newCgroupRoot(version int) (*cgroupRoot, error) {
+	sys := cgrp.Detect()
+	sys.RemoveDead(cgroupPrefix)
 	var rnd [4]byte
 	rand.Read(rnd[:])
-	base := filepath.Join(mnt, self, fmt.Sprintf("fleet-exec-%d-%s", os.Getpid(), hex.EncodeToString(rnd[:])))
-	if err := os.Mkdir(base, 0o755); err != nil {
+	name := fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), hex.EncodeToString(rnd[:]))
+	root, err := sys.NewRoot(name, version == 1, version == 2)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
-		os.Remove(base)
-		return nil, err
-	}
-	return &cgroupRoot{base: base}, nil
+	return &cgroupRoot{Root: root}, nil
 }
 
-// removeDeadRoots removes the empty cgroups left by runners whose process
-// is gone (it exited without Close). Populated cgroups cannot be removed,
-// so nothing that still runs is touched.
-func removeDeadRoots(parent string) {
-	dirs, _ := filepath.Glob(filepath.Join(parent, "fleet-exec-*"))
-	for _, d := range dirs {
-		f := strings.SplitN(strings.TrimPrefix(filepath.Base(d), "fleet-exec-"), "-", 2)
-		pid, err := strconv.Atoi(f[0])
-		if err != nil {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			continue
-		}
-		(&cgroupRoot{base: d}).remove()
-	}
-}
-
-func (c *cgroupRoot) create(unit string) (*cgroup, error) {
+func (c *cgroupRoot) create(unit string, plan cgrp.Plan) (*cgroup, error) {
 	c.mu.Lock()
 	c.seq++
 	n := c.seq
 	c.mu.Unlock()
-	p := filepath.Join(c.base, fmt.Sprintf("%s.%d", unit, n))
-	if err := os.Mkdir(p, 0o755); err != nil {
+	g, err := c.Root.Create(fmt.Sprintf("%s.%d", unit, n), plan)
+	if err != nil {
 		return nil, err
 	}
-	return &cgroup{path: p}, nil
+	return &cgroup{Group: *g}, nil
 }
 
-// remove deletes the runner's directory if it is empty (units left
-// running keep it).
-func (c *cgroupRoot) remove() {
-	ents, _ := os.ReadDir(c.base)
-	for _, e := range ents {
-		if e.IsDir() {
-			os.Remove(filepath.Join(c.base, e.Name()))
-		}
-	}
-	os.Remove(c.base)
-}
+// remove deletes the runner's directories if they are empty (units left
+// running keep them).
+func (c *cgroupRoot) remove() { c.Root.Remove() }
 
 // pids lists the live (non-zombie) processes in the cgroup.
 func (cg *cgroup) pids() []int {
-	b, err := os.ReadFile(filepath.Join(cg.path, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil && alive(pid) {
+	for _, pid := range cg.Procs() {
+		if alive(pid) {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
 
-// kill SIGKILLs everything in the cgroup at once.
-func (cg *cgroup) kill() error {
-	cg.killed = true
-	return os.WriteFile(filepath.Join(cg.path, "cgroup.kill"), []byte("1"), 0)
-}
+func (cg *cgroup) remove() error { return cg.Group.Remove() }
 
-func (cg *cgroup) remove() error { return os.Remove(cg.path) }
-
-// openFD opens the cgroup directory for CLONE_INTO_CGROUP.
+// openFD opens the v2 cgroup directory for CLONE_INTO_CGROUP.
 func (cg *cgroup) openFD() (int, error) {
-	return unix.Open(cg.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if cg.V2 == "" {
+		return -1, errors.New("no cgroup v2")
+	}
+	return unix.Open(cg.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }
 
-// moveInto writes pid into cgroup.procs.
-func (cg *cgroup) moveInto(pid int) error {
-	return os.WriteFile(filepath.Join(cg.path, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
-}
+// moveInto writes pid into the cgroup.
+func (cg *cgroup) moveInto(pid int) error { return cg.Join(pid) }
+
+// needsJoin reports whether a process must join the cgroup itself before
+// it execs (v1: there is no CLONE_INTO_CGROUP).
+func (cg *cgroup) needsJoin() bool { return cg != nil && len(cg.V1) > 0 }

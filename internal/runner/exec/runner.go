@@ -43,8 +43,12 @@ type Options struct {
 	// User= more power than its user has.
 	PrivilegedEnv []string
 	// DisableCgroups forces process-group supervision even where a
-	// writable cgroup v2 hierarchy exists.
+	// writable cgroup hierarchy exists (resource limits are then not
+	// enforced, except Limit*=).
 	DisableCgroups bool
+	// CgroupVersion restricts unit cgroups to cgroup v1 (1) or v2 (2); 0
+	// picks per start (see doc.go).
+	CgroupVersion int
 	// StateDir, with Shim, makes units survive the runner (a restart of
 	// fleetd): main processes of simple and exec services run under a
 	// shim (Shim plus the shim's directory as argv; see shim.go), units
@@ -65,11 +69,12 @@ var ErrClosed = errors.New("runner closed")
 
 // Runner is the exec supervisor. It implements runner.Runner.
 type Runner struct {
-	opts Options
-	log  *slog.Logger
-	cg   *cgroupRoot // nil: process groups only
-	rp   *reaper
-	quit chan struct{}
+	opts  Options
+	log   *slog.Logger
+	cg    *cgroupRoot // nil: process groups only
+	cgErr error       // why cg is nil
+	rp    *reaper
+	quit  chan struct{}
 
 	mu      sync.Mutex
 	units   map[string]*unit
@@ -120,9 +125,10 @@ func New(opts Options) (*Runner, error) {
 		r.log.Warn("cannot become a child subreaper; orphans will be reaped by init", "err", err)
 	}
 	if !opts.DisableCgroups {
-		cg, err := newCgroupRoot()
+		cg, err := newCgroupRoot(opts.CgroupVersion)
 		if err != nil {
-			r.log.Info("cgroup v2 unavailable; supervising process groups", "err", err)
+			r.cgErr = err
+			r.log.Info("cgroups unavailable; supervising process groups", "err", err)
 		} else {
 			r.cg = cg
 		}
@@ -137,8 +143,17 @@ func New(opts Options) (*Runner, error) {
 	return r, nil
 }
 
-// UsesCgroups reports whether units get their own cgroup v2.
+// UsesCgroups reports whether units get their own cgroups.
 func (r *Runner) UsesCgroups() bool { return r.cg != nil }
+
+// CgroupVersions reports whether unit cgroups can be made in cgroup v2
+// and in v1 hierarchies.
+func (r *Runner) CgroupVersions() (v2, v1 bool) {
+	if r.cg == nil {
+		return false, false
+	}
+	return r.cg.V2 != "", len(r.cg.V1) > 0
+}
 
 // kick wakes everything waiting for a state change or a process exit.
 func (r *Runner) kick() {

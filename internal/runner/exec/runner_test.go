@@ -30,6 +30,12 @@ type harness struct {
 
 func newHarness(t *testing.T, noCgroups bool) *harness {
 	t.Helper()
+	return newHarnessVersion(t, noCgroups, 0)
+}
+
+// newHarnessVersion is newHarness with Options.CgroupVersion.
+func newHarnessVersion(t *testing.T, noCgroups bool, cgroupVersion int) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	j, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{Hostname: "testhost"})
 	if err != nil {
@@ -38,7 +44,7 @@ func newHarness(t *testing.T, noCgroups bool) *harness {
 	r, err := New(Options{
 		Journal: j, UnitsDir: filepath.Join(dir, "units"),
 		Hostname: "testhost", MachineID: "machine1", BootID: "boot1",
-		DisableCgroups: noCgroups,
+		DisableCgroups: noCgroups, CgroupVersion: cgroupVersion,
 		// Main processes run under shims, as in fleetd (shim_test.go).
 		StateDir: filepath.Join(dir, "state"), Shim: testShim(), ShimEnv: testShimEnv,
 	})

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	cgrp "github.com/fleetd/fleet/internal/cgroup"
 	"github.com/fleetd/fleet/internal/journal"
 )
 
@@ -53,7 +54,11 @@ type shimSpec struct {
 	Argv        []string `json:"argv"`
 	Env         []string `json:"env"`
 	Dir         string   `json:"dir"`
-	Cgroup      string   `json:"cgroup,omitempty"`
+	Cgroup      string   `json:"cgroup,omitempty"` // v2
+	// CgroupV1 maps v1 controllers to the unit cgroup's directories,
+	// joined by the setup re-exec (setup.go), as are Rlimits.
+	CgroupV1 map[string]string `json:"cgroupV1,omitempty"`
+	Rlimits  []rlimitValue     `json:"rlimits,omitempty"`
 	// Credentials; nil runs as the shim's user.
 	UID    *uint32  `json:"uid,omitempty"`
 	GID    uint32   `json:"gid,omitempty"`
@@ -187,20 +192,15 @@ func ShimMain(ctx context.Context, args []string, stderr io.Writer) int {
 		sys.Credential = &syscall.Credential{Uid: *spec.UID, Gid: spec.GID, Groups: spec.Groups}
 	}
 	var cg *cgroup
-	if spec.Cgroup != "" {
-		cg = &cgroup{path: spec.Cgroup}
-		if fd, err := cg.openFD(); err == nil {
-			defer syscall.Close(fd)
-			sys.UseCgroupFD, sys.CgroupFD = true, fd
-		}
+	if spec.Cgroup != "" || len(spec.CgroupV1) > 0 {
+		cg = &cgroup{Group: cgrp.Group{V2: spec.Cgroup, V1: spec.CgroupV1}}
 	}
 	attr := &os.ProcAttr{Dir: spec.Dir, Env: spec.Env, Files: []*os.File{devnull, outW, errW}, Sys: sys}
-	p, err := os.StartProcess(spec.Path, spec.Argv, attr)
-	if err != nil && sys.UseCgroupFD && retryWithoutCgroup(err) {
-		sys.UseCgroupFD, sys.CgroupFD = false, 0
-		p, err = os.StartProcess(spec.Path, spec.Argv, attr)
-		if err == nil {
-			_ = cg.moveInto(p.Pid)
+	p, confirm, err := spawnInto(cg, spec.Rlimits, spec.Path, spec.Argv, attr)
+	if err == nil {
+		if cerr := confirm(); cerr != nil {
+			p.Wait()
+			p, err = nil, cerr
 		}
 	}
 	devnull.Close()

@@ -28,6 +28,9 @@ func testShim() []string {
 }
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnvVar); mode != "" {
+		os.Exit(testHelper(mode))
+	}
 	if os.Getenv(shimEnvVar) == "1" {
 		os.Exit(ShimMain(context.Background(), os.Args[1:], os.Stderr))
 	}

@@ -51,8 +51,9 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 		spec.UID, spec.GID, spec.Groups = &uid, c.Gid, c.Groups
 	}
 	if cg := rc.g.spawnCgroup(); cg != nil {
-		spec.Cgroup = cg.path
+		spec.Cgroup, spec.CgroupV1 = cg.V2, cg.V1
 	}
+	spec.Rlimits = rc.cfg.rlimits
 	fail := func(err error) (*proc, error) {
 		os.RemoveAll(dir)
 		return nil, err

@@ -83,7 +83,7 @@ func (sh *shim) group() *group {
 		known: map[int]uint64{},
 	}
 	if sh.cg != nil {
-		if _, err := os.Stat(sh.cg.path); err == nil {
+		if sh.cg.Exists() {
 			g.cgs = []*cgroup{sh.cg}
 		}
 	}
@@ -230,36 +230,31 @@ func (sh *shim) spawn(g *group, path string, argv, env []string) (int, <-chan sy
 	var cg *cgroup
 	if len(g.cgs) > 0 {
 		cg = g.cgs[0]
-		if fd, err := cg.openFD(); err == nil {
-			defer syscall.Close(fd)
-			sys.UseCgroupFD, sys.CgroupFD = true, fd
-		}
 	}
 	attr := &os.ProcAttr{Dir: spec.Dir, Env: env, Files: []*os.File{devnull, outW, errW}, Sys: sys}
 	done := make(chan syscall.WaitStatus, 1)
 	sh.mu.Lock()
-	p, err := os.StartProcess(path, argv, attr)
-	if err != nil && sys.UseCgroupFD && retryWithoutCgroup(err) {
-		sys.UseCgroupFD, sys.CgroupFD = false, 0
-		p, err = os.StartProcess(path, argv, attr)
-		if err == nil {
-			_ = cg.moveInto(p.Pid)
-		}
-	}
+	p, confirm, err := spawnInto(cg, spec.Rlimits, path, argv, attr)
 	if err == nil {
 		sh.waiters[p.Pid] = done
 	}
 	sh.mu.Unlock()
+	if err == nil {
+		select {
+		case sh.spawned <- struct{}{}:
+		default:
+		}
+		if cerr := confirm(); cerr != nil {
+			p.Release()
+			err = cerr // the reaper reaps it
+		}
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
 		return 0, nil, err
-	}
-	select {
-	case sh.spawned <- struct{}{}:
-	default:
 	}
 	pid := p.Pid
 	p.Release()

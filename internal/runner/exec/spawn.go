@@ -364,6 +364,10 @@ func retryWithoutCgroup(err error) bool {
 // (CHDIR) when the working directory is missing, 216 (GROUP) when the
 // credentials could not be set, 203 (EXEC) otherwise.
 func (rc *runCtx) spawnFailed(err error) *spawnError {
+	var se *setupError
+	if errors.As(err, &se) && se.status() != 0 {
+		return &spawnError{se.status(), err}
+	}
 	status := 203
 	if errors.Is(err, syscall.ENOENT) && rc.dir != "/" {
 		if _, serr := os.Stat(rc.dir); serr != nil {
@@ -399,30 +403,13 @@ func (u *unit) startProcess(rc *runCtx, path string, argv []string, env []string
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: rc.cred},
 	}
 	cg := rc.g.spawnCgroup()
-	cgfd := -1
-	if cg != nil {
-		if fd, err := cg.openFD(); err == nil {
-			cgfd = fd
-			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
-		}
-	}
 	rp := u.r.rp
 	rp.mu.Lock()
-	p, err := os.StartProcess(path, argv, attr)
-	if err != nil && cgfd >= 0 && retryWithoutCgroup(err) {
-		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = false, 0
-		p, err = os.StartProcess(path, argv, attr)
-		if err == nil {
-			cg.moveInto(p.Pid)
-		}
-	}
+	p, confirm, err := spawnInto(cg, rc.cfg.rlimits, path, argv, attr)
 	if err == nil {
 		rp.managed[p.Pid] = struct{}{}
 	}
 	rp.mu.Unlock()
-	if cgfd >= 0 {
-		syscall.Close(cgfd)
-	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -432,6 +419,12 @@ func (u *unit) startProcess(rc *runCtx, path string, argv []string, env []string
 	}
 	pr := &proc{pid: p.Pid, ident: filepath.Base(path), done: make(chan struct{})}
 	c := rp.watch(p) // p is released: use pr.pid
+	if err := confirm(); err != nil {
+		outR.Close()
+		errR.Close()
+		rp.wait(c)
+		return nil, rc.spawnFailed(err)
+	}
 	rc.g.added(pr.pid)
 
 	copyOut := func(r *os.File, stream string) {

@@ -32,6 +32,7 @@ const (
 	resProtocol   = "protocol"
 	resDependency = "dependency"
 	resStartLimit = "start-limit-hit"
+	resOOMKill    = "oom-kill"
 )
 
 type event int
@@ -184,6 +185,38 @@ func (u *unit) setState(active, sub string) {
 	}
 }
 
+// setResult sets the unit's Result (systemd's: success, exit-code,
+// signal, core-dump, timeout, oom-kill, start-limit-hit ...).
+func (u *unit) setResult(res string) {
+	if res == "" {
+		return
+	}
+	u.r.mu.Lock()
+	u.st.Result = res
+	u.r.notifyLocked()
+	u.r.mu.Unlock()
+}
+
+// oomResult turns a failure (exit-code, signal, core-dump) into oom-kill
+// when the kernel OOM-killed a process of the unit's cgroup (its
+// MemoryMax=), as systemd does; the journal says so.
+func (u *unit) oomResult(rc *runCtx, res string) string {
+	switch res {
+	case resExitCode, resSignal, resCoreDump:
+	default:
+		return res
+	}
+	n, exact := rc.g.oomKills()
+	if n == 0 {
+		return res
+	}
+	if !exact && !(rc.exitCode == "killed" && rc.exitStatus == strconv.Itoa(int(syscall.SIGKILL))) {
+		return res
+	}
+	u.logf("%s: A process of this unit has been killed by the OOM killer.", u.name)
+	return resOOMKill
+}
+
 func (u *unit) setMainPID(pid int) {
 	u.r.mu.Lock()
 	u.st.MainPID = pid
@@ -319,9 +352,9 @@ func shouldRestart(policy, res string) bool {
 	case "on-failure":
 		return res != resSuccess
 	case "on-abnormal":
-		return res == resSignal || res == resCoreDump || res == resTimeout
+		return res == resSignal || res == resCoreDump || res == resTimeout || res == resOOMKill
 	case "on-abort":
-		return res == resSignal || res == resCoreDump
+		return res == resSignal || res == resCoreDump || res == resOOMKill
 	}
 	return false
 }
@@ -335,6 +368,7 @@ func (u *unit) lifecycle() event {
 			u.logf("%s: Failed with result '%s'.", u.name, resStartLimit)
 			u.logf("Failed to start %s.", u.desc())
 			u.finishJob(false)
+			u.setResult(resStartLimit)
 			u.setState("failed", "failed")
 			return evDone
 		}
@@ -356,6 +390,7 @@ func (u *unit) lifecycle() event {
 		if requested && ev != evShimStop { // the shim logged its own
 			u.logf("Stopped %s.", u.desc())
 		}
+		u.setResult(res)
 		switch {
 		case restart:
 			u.setState("activating", "auto-restart")
@@ -430,6 +465,7 @@ func (u *unit) startOnce() (string, event) {
 	rc := &runCtx{cfg: cfg, gen: u.gen, hash: u.st.Hash, opts: u.opts}
 	u.execs = nil
 	u.st.MainPID = 0
+	u.st.Result = resSuccess
 	desc := u.description
 	u.r.mu.Unlock()
 
@@ -451,10 +487,14 @@ func (u *unit) startOnce() (string, event) {
 		return resDependency, evDone
 	}
 
-	rc.g = u.r.newGroup(u.name)
+	var warns []string
+	rc.g, warns = u.r.newGroup(u.name, cfg.limits)
 	u.r.mu.Lock()
 	u.grp = rc.g
 	u.r.mu.Unlock()
+	for _, w := range warns {
+		u.logf("%s: %s", u.name, w)
+	}
 
 	u.logf("Starting %s...", desc)
 	if len(cfg.exec[kindStartPre]) > 0 {
@@ -463,6 +503,7 @@ func (u *unit) startOnce() (string, event) {
 		u.setState("activating", "start")
 	}
 	fail := func(res string) (string, event) {
+		res = u.oomResult(rc, res)
 		u.finishJob(false)
 		res, ev := u.stopSeq(rc, false, res)
 		u.logf("Failed to start %s.", desc)
@@ -623,6 +664,7 @@ func (u *unit) supervise(rc *runCtx) (string, event) {
 		res = mainResult(cfg.typ, code, status, cfg.exec[kindStart][0].ignoreFailure)
 		if res != resSuccess {
 			u.logf("%s: Main process exited, code=%s, status=%s", u.name, code, runner.ExitStatusText(code, status))
+			res = u.oomResult(rc, res)
 		}
 		rc.main, rc.mainPID = nil, 0
 		u.setMainPID(0)
@@ -649,6 +691,7 @@ func (u *unit) supervise(rc *runCtx) (string, event) {
 				res = mainResult(cfg.typ, code, status, false)
 				if res != resSuccess {
 					u.logf("%s: Main process exited, code=%s, status=%s", u.name, code, runner.ExitStatusText(code, status))
+					res = u.oomResult(rc, res)
 				}
 			}
 			rc.mainPID = 0

@@ -2,7 +2,11 @@ package web
 
 import (
 	"context"
+	"fmt"
+	"github.com/fleetd/fleet/internal/store"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -24,8 +28,12 @@ type Overview struct {
 // MachineView is one row of the machine table.
 type MachineView struct {
 	ID, IP, Metadata, Version string
-	Units                     []string
-	Leader, NoEngine, Self    bool
+	// Capacity is what the machine offers and what its units reserve,
+	// e.g. "cpu 0.5 of 2 · memory 800M of 1G" ("-" when it advertises
+	// nothing).
+	Capacity               string
+	Units                  []string
+	Leader, NoEngine, Self bool
 }
 
 // Placement is where a unit is scheduled and what that machine reports.
@@ -73,10 +81,12 @@ func (h *Handler) loadOverview(ctx context.Context) (*Overview, error) {
 	for _, e := range snap.Schedule {
 		byMachine[e.Machine] = append(byMachine[e.Machine], e.Unit)
 	}
+	reserved := reservations(snap.Units, snap.Schedule)
 	for _, m := range snap.Machines {
 		ov.Machines = append(ov.Machines, MachineView{
 			ID: m.ID, IP: m.PublicIP, Metadata: m.MetadataString(), Version: m.Version,
-			Units: byMachine[m.ID], Leader: m.ID == leader, NoEngine: m.DisableEngine,
+			Capacity: capacityText(m.Capacity, reserved[m.ID]),
+			Units:    byMachine[m.ID], Leader: m.ID == leader, NoEngine: m.DisableEngine,
 			Self: m.ID == h.cfg.MachineID,
 		})
 	}
@@ -201,4 +211,60 @@ func unitView(u fleet.Unit, placed []string, idx map[stateKey]fleet.UnitState, l
 	}
 	v.Description = strings.TrimSpace(v.Description)
 	return v
+}
+
+// reservations sums, per machine, the [X-Fleet] Memory=/CPU= reservations
+// of the units scheduled there.
+func reservations(units []fleet.Unit, sched []store.ScheduleEntry) map[string]fleet.Resources {
+	byName := make(map[string]fleet.Unit, len(units))
+	for _, u := range units {
+		byName[u.Name] = u
+	}
+	out := map[string]fleet.Resources{}
+	for _, e := range sched {
+		u, ok := byName[e.Unit]
+		if !ok {
+			continue
+		}
+		req, _, err := unitfile.Requirements(u.Name, u.Options)
+		if err != nil {
+			continue
+		}
+		r := out[e.Machine]
+		r.CPUMilli += req.Resources.CPUMilli
+		r.MemoryBytes += req.Resources.MemoryBytes
+		out[e.Machine] = r
+	}
+	return out
+}
+
+// capacityText renders what a machine offers and what is reserved on it.
+func capacityText(capacity, used fleet.Resources) string {
+	var parts []string
+	if capacity.CPUMilli > 0 {
+		parts = append(parts, fmt.Sprintf("cpu %s of %s", cpuText(used.CPUMilli), cpuText(capacity.CPUMilli)))
+	}
+	if capacity.MemoryBytes > 0 {
+		parts = append(parts, fmt.Sprintf("memory %s of %s", sizeText(used.MemoryBytes), sizeText(capacity.MemoryBytes)))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " · ")
+}
+
+func cpuText(milli int64) string {
+	return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64)
+}
+
+// sizeText renders bytes with the largest base-1024 suffix that keeps one
+// decimal at most (400M, 1.5G, 23.4G).
+func sizeText(b int64) string {
+	units := []string{"", "K", "M", "G", "T"}
+	v, i := float64(b), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + units[i]
 }

@@ -50,12 +50,16 @@ func newEnv(t *testing.T, api http.Handler, opts ...func(*Config)) *env {
 	st := store.New(etcdkv.New(etcdtest.New(t)), "/web-test/")
 	e := &env{t: t, ctx: ctx, store: st}
 	for i, id := range []string{mA, mB} {
-		pr, err := st.Register(ctx, fleet.Machine{ID: id, PublicIP: "10.0.0." + string(rune('1'+i)), Metadata: map[string]string{"az": "a"}}, 10*time.Second)
+		m := fleet.Machine{ID: id, PublicIP: "10.0.0." + string(rune('1'+i)), Metadata: map[string]string{"az": "a"}}
+		if i == 0 {
+			m.Capacity = fleet.Resources{CPUMilli: 2000, MemoryBytes: 1 << 30}
+		}
+		pr, err := st.Register(ctx, m, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			opts, err := unitfile.Parse([]byte("[Unit]\nDescription=Web <b>server</b>\n\n[Service]\nExecStart=/bin/sleep 100\n"))
+			opts, err := unitfile.Parse([]byte("[Unit]\nDescription=Web <b>server</b>\n\n[Service]\nExecStart=/bin/sleep 100\n\n[X-Fleet]\nMemory=400M\nCPU=0.5\n"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,6 +159,8 @@ func TestOverviewRendersMachinesUnitsAndReasons(t *testing.T) {
 		`data-unit="web.service"`, `<span class="badge ok">active</span>`, `data-unit="lonely.service"`,
 		"no machine has metadata role=db", `action="/ui/units/web.service/stop"`, `name="csrf"`,
 		`src="/ui/static/app.js"`, `data-events="/ui/events"`,
+		// Machine A offers 2 CPUs and 1G; web.service reserves 0.5 and 400M.
+		"cpu 0.5 of 2 · memory 400M of 1G",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q", want)

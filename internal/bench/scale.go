@@ -38,6 +38,9 @@ type scaleOpts struct {
 	engineCPU       string
 	engineMem       string
 	dataDir         string
+	// sized gives every unit [X-Fleet] Memory= and CPU= reservations and
+	// every machine a capacity, so the scheduler checks room (issue 12).
+	sized bool
 }
 
 func runScale(ctx context.Context, e *env, args []string) (map[string]any, error) {
@@ -55,6 +58,7 @@ func runScale(ctx context.Context, e *env, args []string) (map[string]any, error
 	fs.StringVar(&o.engineCPU, "engine-cpuprofile", "", "write the engine process's CPU profile to `file`")
 	fs.StringVar(&o.engineMem, "engine-memprofile", "", "write the engine process's heap profile to `file` (at convergence)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "etcd data directory (default: a temporary directory, removed afterwards)")
+	fs.BoolVar(&o.sized, "sized", false, "units reserve memory and CPU ([X-Fleet] Memory=64M, CPU=0.1) and machines offer 8 CPUs and 16G, so placement checks room")
 	prof.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -98,10 +102,19 @@ func startEtcd(ctx context.Context, dir string) (*etcdserver.Server, error) {
 	})
 }
 
-func benchUnits(prefix string, n int) []fleet.Unit {
+func benchUnits(prefix string, n int) []fleet.Unit { return benchUnitsSized(prefix, n, false) }
+
+// benchUnitsSized is benchUnits whose units, when sized, reserve 64M and
+// 0.1 CPU.
+func benchUnitsSized(prefix string, n int, sized bool) []fleet.Unit {
 	opts := []fleet.UnitOption{
 		{Section: "Unit", Name: "Description", Value: "fleet-bench unit"},
 		{Section: "Service", Name: "ExecStart", Value: "/bin/sleep infinity"},
+	}
+	if sized {
+		opts = append(opts,
+			fleet.UnitOption{Section: "X-Fleet", Name: "Memory", Value: "64M"},
+			fleet.UnitOption{Section: "X-Fleet", Name: "CPU", Value: "0.1"})
 	}
 	hash := unitfile.Hash(opts)
 	us := make([]fleet.Unit, n)
@@ -213,7 +226,7 @@ func (sm *simMachine) keepRegistered(ctx context.Context, st *store.Store, m fle
 }
 
 func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string]any, error) {
-	res := map[string]any{"machines": o.machines, "units": o.units, "clients": o.clients, "agent_ttl_s": o.ttl.Seconds()}
+	res := map[string]any{"machines": o.machines, "units": o.units, "clients": o.clients, "agent_ttl_s": o.ttl.Seconds(), "sized": o.sized}
 	dir := o.dataDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "fleet-bench-scale-")
@@ -284,6 +297,9 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 				st := store.New(etcdkv.New(clis[i%len(clis)]), prefix)
 				id := fmt.Sprintf("m%05d", i)
 				m := fleet.Machine{ID: id, PublicIP: "10.0.0.1"}
+				if o.sized {
+					m.Capacity = fleet.Resources{CPUMilli: 8000, MemoryBytes: 16 << 30}
+				}
 				pres, err := st.Register(runCtx, m, o.ttl)
 				if err != nil {
 					regErr.CompareAndSwap(nil, err)
@@ -324,7 +340,7 @@ func scale(ctx context.Context, e *env, o scaleOpts, prof *profiles) (map[string
 	engBefore := readProc(eng.pid())
 	self := os.Getpid()
 	selfBefore := readProc(self)
-	units := benchUnits("bench", o.units)
+	units := benchUnitsSized("bench", o.units, o.sized)
 	t0 := time.Now()
 	var subErr atomic.Value
 	var submitted atomic.Int64

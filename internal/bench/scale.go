@@ -102,10 +102,8 @@ func startEtcd(ctx context.Context, dir string) (*etcdserver.Server, error) {
 	})
 }
 
-func benchUnits(prefix string, n int) []fleet.Unit { return benchUnitsSized(prefix, n, false) }
-
-// benchUnitsSized is benchUnits whose units, when sized, reserve 64M and
-// 0.1 CPU.
+// benchUnitsSized returns n units named prefix-NNNNNN.service, launched;
+// when sized, each reserves 64M and 0.1 CPU.
 func benchUnitsSized(prefix string, n int, sized bool) []fleet.Unit {
 	opts := []fleet.UnitOption{
 		{Section: "Unit", Name: "Description", Value: "fleet-bench unit"},

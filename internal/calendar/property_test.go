@@ -11,13 +11,13 @@ import (
 // model is an explicit, independent description of a simple spec: the
 // allowed values of each field as sets, evaluated in UTC with whole seconds.
 type model struct {
-	text                        string
-	weekdays                    [7]bool // Monday first
-	years                       map[int]bool
-	months, days, fromEnd       [32]bool
-	useFromEnd                  bool
-	hours, minutes, seconds     [60]bool
-	anyYear, anyWeekday, anyDay bool
+	text                    string
+	weekdays                [7]bool // Monday first
+	years                   map[int]bool
+	months, days, fromEnd   [32]bool
+	useFromEnd              bool
+	hours, minutes, seconds [60]bool
+	anyYear, anyWeekday     bool
 }
 
 // genField returns the text of a random field and the set it denotes.

@@ -82,15 +82,6 @@ func (g *group) oomKills() (n int64, exact bool) {
 	return n, exact
 }
 
-// joinFiles are the cgroup.procs files a new process must write itself
-// into before exec (v1), or nil.
-func (g *group) joinFiles(cg *cgroup) []string {
-	if !cg.needsJoin() {
-		return nil
-	}
-	return cg.ProcsFiles()
-}
-
 // spawnCgroup returns the cgroup new processes go into, creating a fresh
 // one when the current one was killed through cgroup.kill.
 func (g *group) spawnCgroup() *cgroup {

@@ -401,9 +401,6 @@ func (cg *cgroup) openFD() (int, error) {
 	return unix.Open(cg.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }
 
-// moveInto writes pid into the cgroup.
-func (cg *cgroup) moveInto(pid int) error { return cg.Join(pid) }
-
 // needsJoin reports whether a process must join the cgroup itself before
 // it execs (v1: there is no CLONE_INTO_CGROUP).
 func (cg *cgroup) needsJoin() bool { return cg != nil && len(cg.V1) > 0 }

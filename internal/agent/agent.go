@@ -62,6 +62,14 @@ type loadedUnit struct {
 	hash     string
 	options  []fleet.UnitOption
 	jobState fleet.JobState // loaded or launched
+	// Job units ([X-Fleet] Job=true; jobs.go): job says it is one
+	// (jobChecked: known from its options or its file), startedAt is when
+	// the agent last started it (zero: adopted running), finished the
+	// recorded result of the run since then ("" while not recorded).
+	job        bool
+	jobChecked bool
+	startedAt  time.Time
+	finished   string
 }
 
 // New returns an agent; call Run.
@@ -91,6 +99,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer sched.Close()
 	a.adoptRunning()
 	changed := a.cfg.Runner.Changed()
+	// Job records changing (a run recorded, records deleted so that a job
+	// runs again: plan's rule 12) wake a round too.
+	nctx, ncancel := context.WithCancel(ctx)
+	defer ncancel()
+	jobs := a.cfg.Store.Notify(nctx, "jobs/")
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
 	ticks := 0
@@ -106,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-sched.Wake():
+		case <-jobs:
 		case <-changed:
 			// Only states changed: publish without reconciling.
 			if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
@@ -152,6 +166,7 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 	if err != nil {
 		return fmt.Errorf("agent: read schedule: %w", err)
 	}
+	jobErr := a.adoptedJobs(ctx, entries)
 	a.mu.Lock()
 	loaded := maps.Clone(a.loaded)
 	a.mu.Unlock()
@@ -167,6 +182,10 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 		}
 	}
 
+	if err := a.jobInputs(ctx, &in); err != nil {
+		jobErr = errors.Join(jobErr, err)
+	}
+
 	// 2. plan
 	acts := plan(in)
 	if lost && lease != 0 {
@@ -179,7 +198,7 @@ func (a *Agent) reconcile(ctx context.Context, f *store.ScheduleFollower) error 
 
 	// 3. execute
 	errs := a.execute(ctx, acts, gen)
-	return errors.Join(append(errs, readErr)...)
+	return errors.Join(append(errs, readErr, jobErr)...)
 }
 
 // execute carries out a plan: the runner and BeforeStop are called without
@@ -230,9 +249,12 @@ func (a *Agent) execute(ctx context.Context, acts []action, gen uint64) []error 
 				continue
 			}
 			a.mu.Lock()
-			a.loaded[name] = loadedUnit{hash: act.hash, options: act.file.Options, jobState: fleet.JobStateLoaded}
+			a.loaded[name] = loadedUnit{hash: act.hash, options: act.file.Options, jobState: fleet.JobStateLoaded, job: IsJob(act.file.Options), jobChecked: true}
 			a.mu.Unlock()
 		case actStop:
+			if act.rerun {
+				a.log.Info("running job again", "unit", name, "reason", "its record was deleted")
+			}
 			if err := a.cfg.Runner.Stop(ctx, name); err != nil { // deregistered before
 				fail(name, fmt.Errorf("set %s %s: %w", name, fleet.JobStateLoaded, err))
 				continue
@@ -242,6 +264,12 @@ func (a *Agent) execute(ctx context.Context, acts []action, gen uint64) []error 
 			if a.lostSince(gen) {
 				continue // no lease any more: the unit may be running elsewhere
 			}
+			a.mu.Lock()
+			if l, ok := a.loaded[name]; ok {
+				l.startedAt, l.finished = time.Now(), ""
+				a.loaded[name] = l
+			}
+			a.mu.Unlock()
 			if err := a.cfg.Runner.Start(ctx, name); err != nil {
 				fail(name, fmt.Errorf("set %s %s: %w", name, fleet.JobStateLaunched, err))
 				continue
@@ -278,6 +306,9 @@ func (a *Agent) Publish(ctx context.Context) error {
 		return nil
 	}
 	states := a.cfg.Runner.States()
+	// Job units whose run ended: their records first (no lease), so that a
+	// reader who sees the final state finds the record too.
+	jobErr := a.recordJobs(ctx, states)
 	a.mu.Lock()
 	if lease != a.pubLease {
 		// A new lease: everything published on the old one is gone.
@@ -289,7 +320,7 @@ func (a *Agent) Publish(ctx context.Context) error {
 		rs, ok := states[name]
 		st := fleet.UnitState{Name: name, MachineID: a.cfg.MachineID, Hash: l.hash, JobState: l.jobState}
 		if ok {
-			st.LoadState, st.ActiveState, st.SubState, st.Since = rs.LoadState, rs.ActiveState, rs.SubState, rs.Since
+			st.LoadState, st.ActiveState, st.SubState, st.Since, st.Result = rs.LoadState, rs.ActiveState, rs.SubState, rs.Since, rs.Result
 		} else {
 			st.LoadState, st.ActiveState, st.SubState = "not-found", "inactive", "dead"
 		}
@@ -327,7 +358,7 @@ func (a *Agent) Publish(ctx context.Context) error {
 		delete(a.published, name)
 	}
 	a.mu.Unlock()
-	return nil
+	return jobErr
 }
 
 func withSince(s fleet.UnitState, t time.Time) fleet.UnitState { s.Since = t; return s }

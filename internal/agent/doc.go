@@ -48,4 +48,15 @@
 //     by a second mutex that only reconcile takes. LeaseLost counts its
 //     calls; a round in flight starts nothing once the count moved, and
 //     stops again a StopOnDisconnect unit whose start raced with it.
+//  8. Jobs ([X-Fleet] Job=true; jobs.go). When a Job unit the agent
+//     started (or adopted running) ends its run, the agent records it
+//     under jobs/<unit>/<machine>, without a lease: succeeded (exited 0:
+//     inactive/dead, or active/exited with RemainAfterExit) or failed
+//     (failed, after the runner's own Restart= and StartLimit*), with the
+//     runner's Result and the hash; once per run. Published states carry
+//     the runner's Result. A round reads this machine's records of its
+//     Job units (changes under jobs/ wake a round) for plan's rules 11
+//     (never start a job that succeeded here with this hash, also after a
+//     restart) and 12 (a recorded job whose record was deleted runs
+//     again). Adopted units' job flag is read from their files.
 package agent

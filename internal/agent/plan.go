@@ -71,6 +71,8 @@ type action struct {
 	hash string
 	// replace marks the actUnload and actLoad of a hash change (rule 6).
 	replace bool
+	// rerun marks the actStop of a Job unit run again (rule 12).
+	rerun bool
 }
 
 // planInput is everything plan looks at.
@@ -90,6 +92,10 @@ type planInput struct {
 	// LeaseLost says LeaseLost was called and no round has seen a lease
 	// since.
 	LeaseLost bool
+	// Jobs are this machine's records of its Job units' runs, by unit
+	// (rules 11 and 12); JobsUnread says reading them failed.
+	Jobs       map[string]store.JobRecord
+	JobsUnread bool
 }
 
 // want indexes the schedule by unit name.
@@ -154,6 +160,14 @@ func filesNeeded(in planInput) []string {
 //     running elsewhere).
 //  10. Order. Marks, the deregistration, unloads, loads (replacements in
 //     place), stops, starts; by unit name within each step.
+//  11. Done jobs. A Job unit ([X-Fleet] Job=true) with a succeeded record
+//     on this machine for the schedule's hash is not started by rule 9,
+//     whatever the agent remembers (so also after an agent or fleetd
+//     restart); nor is any Job unit while its records could not be read.
+//  12. Jobs run again. A launched Job unit whose run's end the agent
+//     recorded, and whose record is gone (deleted: DELETE /jobs) or is for
+//     another hash, is stopped (no deregistration) and started again, if
+//     it is still desired launched and the machine has a lease.
 func plan(in planInput) []action {
 	want := in.want()
 	// model is what the runner will hold after each action, assuming it
@@ -223,18 +237,40 @@ func plan(in planInput) []action {
 				action{kind: actUnload, unit: name, replace: true})
 		}
 		acts = append(acts, action{kind: actLoad, unit: name, file: file, hash: e.Hash, replace: loaded})
-		model[name] = loadedUnit{hash: e.Hash, options: u.Options, jobState: fleet.JobStateLoaded}
+		model[name] = loadedUnit{hash: e.Hash, options: u.Options, jobState: fleet.JobStateLoaded, job: IsJob(u.Options), jobChecked: true}
 	}
 
-	// rules 8, 9
+	// rule 12
+	rerun := map[string]bool{}
+	for name, l := range model {
+		e, ok := want[name]
+		if !ok || !l.job || l.finished == "" || l.jobState != fleet.JobStateLaunched ||
+			e.DesiredState != fleet.JobStateLaunched || !in.HaveLease || in.JobsUnread {
+			continue
+		}
+		if r, ok := in.Jobs[name]; !ok || r.Hash != l.hash {
+			rerun[name] = true
+		}
+	}
+
+	// rules 8, 9, 11, 12
 	for _, pass := range []fleet.JobState{fleet.JobStateLoaded, fleet.JobStateLaunched} {
 		for _, name := range slices.Sorted(maps.Keys(model)) {
 			cur := model[name]
+			if pass == fleet.JobStateLoaded && rerun[name] {
+				acts = append(acts, action{kind: actStop, unit: name, rerun: true})
+				cur.jobState, cur.finished = fleet.JobStateLoaded, ""
+				model[name] = cur
+				continue
+			}
 			if want[name].DesiredState != pass || cur.jobState == pass {
 				continue
 			}
 			if pass == fleet.JobStateLaunched && !in.HaveLease {
 				continue
+			}
+			if pass == fleet.JobStateLaunched && cur.job && (in.JobsUnread || in.Jobs[name].Succeeded(want[name].Hash)) {
+				continue // rule 11
 			}
 			kind := actStop
 			if pass == fleet.JobStateLaunched {

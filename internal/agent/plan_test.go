@@ -324,6 +324,63 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "11: a Job with a succeeded record for its hash is loaded, not started",
+			in: planInput{HaveLease: true,
+				Schedule: []store.ScheduleEntry{sched("j", "h1", launched)},
+				Files:    files(jobFile("j", "h1")),
+				Jobs:     map[string]store.JobRecord{"j": jobRec("j", "h1", store.JobSucceeded)}},
+			need: []string{"j"},
+			want: []string{"load j h1"},
+		},
+		{
+			name: "11: after a restart (adopted as loaded), a succeeded Job is not started again",
+			in: planInput{HaveLease: true,
+				Schedule: []store.ScheduleEntry{sched("j", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"j": jobLoaded("h1", loaded, "")},
+				Jobs:     map[string]store.JobRecord{"j": jobRec("j", "h1", store.JobSucceeded)}},
+		},
+		{
+			name: "11: a success of another hash, or a failure, does not count: started",
+			in: planInput{HaveLease: true,
+				Schedule: []store.ScheduleEntry{sched("j", "h2", launched), sched("k", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"j": jobLoaded("h2", loaded, ""), "k": jobLoaded("h1", loaded, "")},
+				Jobs:     map[string]store.JobRecord{"j": jobRec("j", "h1", store.JobSucceeded), "k": jobRec("k", "h1", store.JobFailed)}},
+			want: []string{"start j", "start k"},
+		},
+		{
+			name: "11: Job records unread: no Job starts, other units do",
+			in: planInput{HaveLease: true, JobsUnread: true,
+				Schedule: []store.ScheduleEntry{sched("a", "h1", launched), sched("j", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"a": rec("h1", loaded), "j": jobLoaded("h1", loaded, "")}},
+			want: []string{"start a"},
+		},
+		{
+			name: "12: a recorded failed Job whose record was deleted: stopped and started again",
+			in: planInput{HaveLease: true,
+				Schedule: []store.ScheduleEntry{sched("j", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"j": jobLoaded("h1", launched, store.JobFailed)}},
+			want: []string{"stop j", "start j"},
+		},
+		{
+			name: "12: a recorded Job whose record is still there: nothing",
+			in: planInput{HaveLease: true,
+				Schedule: []store.ScheduleEntry{sched("j", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"j": jobLoaded("h1", launched, store.JobFailed)},
+				Jobs:     map[string]store.JobRecord{"j": jobRec("j", "h1", store.JobFailed)}},
+		},
+		{
+			name: "12: a Job still running (not recorded) without a record: nothing",
+			in: planInput{HaveLease: true,
+				Schedule: []store.ScheduleEntry{sched("j", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"j": jobLoaded("h1", launched, "")}},
+		},
+		{
+			name: "12: no rerun without a lease",
+			in: planInput{
+				Schedule: []store.ScheduleEntry{sched("j", "h1", launched)},
+				Loaded:   map[string]loadedUnit{"j": jobLoaded("h1", launched, store.JobFailed)}},
+		},
+		{
 			name: "a unit listed twice: the last entry counts",
 			in: planInput{HaveLease: true,
 				Schedule: []store.ScheduleEntry{sched("a", "h1", launched), sched("a", "h1", loaded)},
@@ -524,4 +581,22 @@ func clonePlanInput(in planInput) planInput {
 	out.Loaded = maps.Clone(in.Loaded)
 	out.Files = maps.Clone(in.Files)
 	return out
+}
+
+var jobOpts = []fleet.UnitOption{
+	{Section: "Service", Name: "Type", Value: "oneshot"},
+	{Section: "Service", Name: "ExecStart", Value: "/x"},
+	{Section: "X-Fleet", Name: "Job", Value: "true"},
+}
+
+func jobFile(name, hash string) fleet.Unit {
+	return fleet.Unit{Name: name, Hash: hash, Options: jobOpts}
+}
+
+func jobLoaded(hash string, js fleet.JobState, finished string) loadedUnit {
+	return loadedUnit{hash: hash, options: jobOpts, jobState: js, job: true, jobChecked: true, finished: finished}
+}
+
+func jobRec(unit, hash, result string) store.JobRecord {
+	return store.JobRecord{Unit: unit, Machine: "m1", Hash: hash, Result: result}
 }

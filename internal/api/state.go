@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/fleetd/fleet/internal/fleet"
 )
@@ -14,6 +16,9 @@ type UnitState struct {
 	SystemdActiveState string `json:"systemdActiveState,omitempty"`
 	SystemdLoadState   string `json:"systemdLoadState,omitempty"`
 	SystemdSubState    string `json:"systemdSubState,omitempty"`
+	// Result is the runner's result of the unit's last run (an
+	// extension: docs/api-extensions.md).
+	Result string `json:"result,omitempty"`
 }
 
 // UnitStatePage is a page of unit states.
@@ -30,7 +35,27 @@ func wireState(st fleet.UnitState) *UnitState {
 		SystemdActiveState: st.ActiveState,
 		SystemdLoadState:   st.LoadState,
 		SystemdSubState:    st.SubState,
+		Result:             st.Result,
 	}
+}
+
+// unitStates is store.UnitStates with the states of succeeded Job units
+// that left their machines (withJobStates).
+func (s *Server) unitStates(r *http.Request) ([]fleet.UnitState, error) {
+	ctx := r.Context()
+	states, err := s.store.UnitStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := s.store.AllJobs(ctx)
+	if err != nil || len(jobs) == 0 {
+		return states, err
+	}
+	units, err := s.store.Units(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return withJobStates(states, jobs, units), nil
 }
 
 func (s *Server) listStates(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +65,7 @@ func (s *Server) listStates(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	all, err := s.store.UnitStates(r.Context())
+	all, err := s.unitStates(r)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
@@ -64,7 +89,7 @@ func (s *Server) listStates(w http.ResponseWriter, r *http.Request) {
 // published one; 404 when none did (fleet panicked here).
 func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	all, err := s.store.UnitStates(r.Context())
+	all, err := s.unitStates(r)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
@@ -76,4 +101,14 @@ func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, http.StatusNotFound, msgStateNotFound)
+}
+
+// sortStates sorts states by (name, machine), as store.UnitStates does.
+func sortStates(states []fleet.UnitState) {
+	slices.SortFunc(states, func(a, b fleet.UnitState) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.MachineID, b.MachineID)
+	})
 }

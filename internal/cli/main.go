@@ -262,6 +262,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.cmdLoad(),
 		a.cmdRestart(),
 		a.cmdRollout(),
+		a.cmdRun(),
 		a.cmdSSH(),
 		a.cmdStart(),
 		a.cmdStatus(),

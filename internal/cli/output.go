@@ -312,7 +312,7 @@ const defaultUnitFields = "unit,machine,active,sub"
 
 func validUnitField(k string) bool {
 	switch k {
-	case "unit", "machine", "active", "sub", "load", "hash":
+	case "unit", "machine", "active", "sub", "load", "hash", "result":
 		return true
 	}
 	return false
@@ -335,6 +335,8 @@ func unitStateField(key string, s client.UnitState, machines map[string]client.M
 		return dash(s.SystemdLoadState)
 	case "hash":
 		return dash(shortHash(s.Hash, full))
+	case "result":
+		return dash(s.Result)
 	}
 	return ""
 }
@@ -366,6 +368,7 @@ type unitStateJSON struct {
 	Load    string `json:"load,omitempty"`
 	Active  string `json:"active,omitempty"`
 	Sub     string `json:"sub,omitempty"`
+	Result  string `json:"result,omitempty"`
 }
 
 func unitStatesJSON(states []client.UnitState, machines map[string]client.Machine) []unitStateJSON {
@@ -379,6 +382,7 @@ func unitStatesJSON(states []client.UnitState, machines map[string]client.Machin
 			Load:    s.SystemdLoadState,
 			Active:  s.SystemdActiveState,
 			Sub:     s.SystemdSubState,
+			Result:  s.Result,
 		})
 	}
 	return out

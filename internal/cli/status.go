@@ -45,7 +45,23 @@ Show status of an entire directory with glob matching:
 				continue
 			}
 			global := isGlobalUnit(*u)
+			runs, isJob := a.jobFinished(c, *u)
+			if isJob {
+				// A Job unit's recorded runs (a succeeded one has left its
+				// machine: its status text is gone).
+				if !first {
+					a.out("")
+				}
+				first = false
+				for _, r := range runs {
+					a.out("Job %s %s on %s at %s (result: %s)", name, r.Result, a.legend(r.MachineID, false),
+						r.Finished.Local().Format("Mon 2006-01-02 15:04:05 MST"), dash(r.UnitResult))
+				}
+			}
 			if !global && (u.CurrentState == "inactive" || u.CurrentState == "" || u.MachineID == "") {
+				if isJob {
+					continue
+				}
 				a.errf("Unit %s does not appear to be loaded.", name)
 				a.printReason(name)
 				exit = 1

@@ -83,6 +83,8 @@ func (a *app) waitForJobStates(c *client.Client, names []string, want string, at
 			case u.CurrentState == want:
 				a.printUnitState(*u)
 				continue
+			case want == "launched" && a.jobRecorded(c, *u):
+				continue // a Job unit whose run ended (a succeeded one left its machine)
 			case want != "inactive" && u.MachineID == "" && round%4 == 0:
 				a.showReason(c, name, shown)
 			}
@@ -135,16 +137,26 @@ func (a *app) waitForSystemdActive(c *client.Client, names []string, attempts in
 	last := map[string]client.UnitState{}
 	hashes := map[string]string{}
 	runOnce := map[string]bool{}
+	jobs := map[string]client.Unit{} // Job units: over once their run is recorded
 	for _, name := range names {
 		if u, err := c.Unit(a.ctx, name); err == nil && u != nil {
 			hashes[name] = unitHash(*u)
 			runOnce[name] = isRunOnce(*u)
+			if isJobUnit(*u) {
+				jobs[name] = *u
+			}
 		}
 	}
 	exit := 0
 	done := a.pollUntil(names, attempts, "Error waiting for systemd unit states", func(pending []string) []string {
 		var still []string
 		for _, name := range pending {
+			if u, ok := jobs[name]; ok {
+				if runs, ok := a.jobFinished(c, u); ok {
+					exit = max(exit, a.printJobRuns(name, runs))
+					continue
+				}
+			}
 			states, err := c.UnitStatesFiltered(a.ctx, name, "")
 			if err != nil {
 				a.debugf("Error retrieving state of %s: %v", name, err)
@@ -276,4 +288,12 @@ func (a *app) waitForGlobalInactive(c *client.Client, name string, attempts int)
 			return false
 		}
 	}
+}
+
+// jobRecorded reports whether u is a Job unit whose current file's run is
+// recorded (start's job-state wait is then over: a succeeded job leaves its
+// machine, and its current state is inactive again).
+func (a *app) jobRecorded(c *client.Client, u client.Unit) bool {
+	_, ok := a.jobFinished(c, u)
+	return ok
 }

@@ -33,6 +33,9 @@ type UnitState struct {
 	SystemdLoadState   string `json:"systemdLoadState,omitempty"`
 	SystemdActiveState string `json:"systemdActiveState,omitempty"`
 	SystemdSubState    string `json:"systemdSubState,omitempty"`
+	// Result is the runner's result of the unit's last run (success,
+	// exit-code, ...; an extension).
+	Result string `json:"result,omitempty"`
 }
 
 // UnitStatePage is one page of GET /state.

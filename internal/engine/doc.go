@@ -4,8 +4,8 @@
 // Contract:
 //  1. Campaign for leadership through etcd (store.Campaign); block until
 //     elected or ctx ends.
-//  2. While leader, keep a store.View of the inputs: units/, machines/ and
-//     metadata/ are read once and then followed by watches (each event
+//  2. While leader, keep a store.View of the inputs: units/, machines/,
+//     metadata/, rollouts/ and jobs/ are read once and then followed by watches (each event
 //     decoded once); schedule/ and reasons/ are updated from the engine's
 //     own successful writes. Wake on any change the view applies
 //     (coalesced; under load a wake-up waits up to a quarter of the last
@@ -37,4 +37,16 @@
 //     case others follow it. The decision is the pure function holds; the
 //     loop also wakes when a hold or settle time ends. Holds start and end
 //     with a Warn log.
+//  6. Jobs ([X-Fleet] Job=true): the view also follows jobs/, the records
+//     agents write when a Job unit's run ends. A non-global Job with a
+//     "succeeded" record for its current hash (on any machine, live or
+//     not) is left out of the scheduler's input: it is removed from its
+//     machine, gets no reason, and is never placed again, not even when
+//     that machine dies. A failed job keeps its placement; if its machine
+//     dies it is placed elsewhere as any unit. A global Job is placed by
+//     the scheduler as any global unit, and then the machines with a
+//     succeeded record for its hash are taken out of its assignment
+//     (skipSucceededJobs): it runs once per matching machine. The
+//     scheduler package knows nothing of jobs. A new hash (the file
+//     replaced) or deleted records (DELETE /jobs) make the job run again.
 package engine

@@ -219,6 +219,7 @@ func (e *Engine) reconcile(ctx context.Context, lead *store.Leadership, view *st
 	keep := e.updateHolds(snap)
 	held := holdUnits(&in, keep)
 	res := schedule.Schedule(in) // draining machines are schedule's business (its rule 12)
+	skipSucceededJobs(&res, in, byName, snap.Jobs)
 	applyHeld(&res, held, keep)
 	rolloutPlacements(&res, snap, byName)
 	ch := Changes(snap, byName, res)
@@ -255,6 +256,7 @@ func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := make(map[string]bool, len(snap.Units))
+	done := map[string]bool{} // Job units that succeeded
 	for _, u := range snap.Units {
 		if fleet.IsTemplate(u.Name) {
 			continue
@@ -276,6 +278,10 @@ func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet
 		if p.err != nil {
 			continue
 		}
+		if p.req.Job && !p.req.Global && jobSucceeded(snap.Jobs[u.Name], u.Hash) {
+			done[u.Name] = true
+			continue // done: never placed again (no reason either)
+		}
 		byName[u.Name] = u
 		in.Units = append(in.Units, schedule.Unit{Name: u.Name, Desired: u.DesiredState, Req: p.req})
 	}
@@ -287,9 +293,54 @@ func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet
 		}
 	}
 	for _, s := range snap.Schedule {
+		if done[s.Unit] {
+			continue // a succeeded job leaves its machine
+		}
 		in.Current[s.Unit] = append(in.Current[s.Unit], s.Machine)
 	}
 	return in, byName
+}
+
+// jobSucceeded reports whether one of a Job unit's records is a success of
+// the file with hash.
+func jobSucceeded(recs []store.JobRecord, hash string) bool {
+	for _, r := range recs {
+		if r.Succeeded(hash) {
+			return true
+		}
+	}
+	return false
+}
+
+// skipSucceededJobs takes out of res the machines where a global Job unit
+// already succeeded with its current hash: a global job runs once on every
+// matching machine. (A non-global job that succeeded somewhere is left out
+// of the scheduler's input altogether: input.)
+func skipSucceededJobs(res *schedule.Result, in schedule.Snapshot, units map[string]fleet.Unit, jobs map[string][]store.JobRecord) {
+	if len(jobs) == 0 {
+		return
+	}
+	for _, u := range in.Units {
+		recs := jobs[u.Name]
+		if !u.Req.Job || !u.Req.Global || len(recs) == 0 || len(res.Assign[u.Name]) == 0 {
+			continue
+		}
+		done := map[string]bool{}
+		for _, r := range recs {
+			if r.Succeeded(units[u.Name].Hash) {
+				done[r.Machine] = true
+			}
+		}
+		if len(done) == 0 {
+			continue
+		}
+		ms := slices.DeleteFunc(slices.Clone(res.Assign[u.Name]), func(m string) bool { return done[m] })
+		if len(ms) == 0 {
+			delete(res.Assign, u.Name)
+		} else {
+			res.Assign[u.Name] = ms
+		}
+	}
 }
 
 // updateHolds advances the engine's hold state with the snapshot's machines

@@ -123,6 +123,10 @@ type UnitState struct {
 	// the runner, not started) or launched (start issued). Together with the
 	// placement it gives the unit's current job state.
 	JobState JobState `json:"jobState,omitempty"`
+	// Result is the runner's result of the unit's last run (systemd's:
+	// success, exit-code, signal, timeout, core-dump, oom-kill,
+	// start-limit-hit); "" when it never ran.
+	Result string `json:"result,omitempty"`
 }
 
 // Requirements are a unit's [X-Fleet] constraints, after specifier
@@ -153,6 +157,10 @@ type Requirements struct {
 	// default a unit keeps running while etcd is unreachable. It does not
 	// affect scheduling.
 	StopOnDisconnect bool `json:"stopOnDisconnect,omitempty"`
+	// Job marks a run-to-completion unit ([X-Fleet] Job=true; it must be
+	// Type=oneshot): once its run on a machine ends succeeded, it is never
+	// run again for the same hash (see the store's jobs/ records).
+	Job bool `json:"job,omitempty"`
 }
 
 // Reason says why a unit could not be placed.

@@ -16,6 +16,7 @@
 //	P revisions/<unit>/<hash>       Revision (a unit's or template's file)      no lease; newest MaxRevisions per unit kept
 //	P rollouts/<unit>               rollout.Rollout (a rolling update)          no lease; written by the API (create, pause, abort) and the leader (steps)
 //	P checks/<machine>/<unit>       raw "service:port: error" of a failing check lease of that machine; deleted when it passes
+//	P jobs/<unit>/<machine>         JobRecord (how a Job unit's run ended)     no lease; written by that machine's agent, deleted by the API (DELETE /jobs)
 //
 // Contract:
 //  1. Every engine write (schedule/, placements/, reasons/) is made by Apply in
@@ -24,15 +25,15 @@
 //  2. Whatever must vanish with its owner (machines/, states/) is written on
 //     the owner's lease.
 //  3. Agents watch only their own schedule/<machine>/ prefix; the leader
-//     watches units/, machines/ and metadata/. Notify watches are wake-ups:
+//     watches units/, machines/, metadata/, rollouts/ and jobs/. Notify watches are wake-ups:
 //     the watcher re-reads. A View (the leader's in-memory copy) and a
 //     ScheduleFollower (an agent's) are kept by etcdkv.Mirror: one read at
 //     one revision, then watches whose events are applied to the copy; any
 //     failure makes it read everything again (mirrored.go).
 //  4. Every call takes ctx first and wraps errors with the operation name.
 //     ErrNotFound is returned (wrapped) for a missing unit.
-//  5. Snapshot reads units, machines, metadata, schedule and reasons at one
-//     revision.
+//  5. Snapshot reads units, machines, metadata, schedule, reasons, rollouts
+//     and jobs at one revision.
 //
 // API (see store.go):
 //
@@ -81,6 +82,8 @@
 //	(*Store) UpdateRollout(ctx, RolloutRecord) (int64, error)         // CAS on the record (pause, resume, abort); ErrConflict
 //	(*Store) ApplyRollout(ctx, *Leadership, RolloutRecord, []fleet.Unit) (int64, error) // a driver step: record + unit files, fenced and CAS; ErrNotLeader, ErrConflict
 //	(*Store) PutCheck(ctx, lease, machine, unit, msg) error; DeleteCheck(ctx, machine, unit) error; Check(ctx, machine, unit) (string, bool, error)
+//	(*Store) PutJob(ctx, JobRecord) error; Jobs(ctx, unit) ([]JobRecord, error); AllJobs(ctx) ([]JobRecord, error)   // jobs.go
+//	(*Store) MachineJobs(ctx, machine, units) (map[string]JobRecord, error); DeleteJobs(ctx, unit) (int, error)
 //
 // Every single etcd request gets its own deadline (WithRequestTimeout) under
 // the caller's ctx, so a lost etcd leader fails calls instead of stalling

@@ -41,6 +41,9 @@ type Snapshot struct {
 	// Rollouts are the rollout records by unit (the engine pins the
 	// machines of a global unit being rolled: rollout.Pin).
 	Rollouts map[string]rollout.Rollout
+	// Jobs are the records of Job units' runs by unit, sorted by machine
+	// (the engine does not place a job that succeeded).
+	Jobs map[string][]JobRecord
 }
 
 // Snapshot reads units, machines, metadata, schedule and reasons in one
@@ -55,6 +58,7 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 		clientv3.OpGet(s.layout.ScheduleDir(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.layout.ReasonsDir(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.layout.RolloutsDir(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.layout.JobsDir(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
@@ -80,6 +84,16 @@ func (s *Store) Snapshot(ctx context.Context) (Snapshot, error) {
 			return Snapshot{}, fmt.Errorf("store: snapshot: decode %s: %w", kv.Key, err)
 		}
 		snap.Rollouts[strings.TrimPrefix(string(kv.Key), s.layout.RolloutsDir())] = ro
+	}
+	snap.Jobs = make(map[string][]JobRecord)
+	for _, kv := range r(6) { // sorted by key: by (unit, machine)
+		jr, ok, err := decodeJob(s.layout, string(kv.Key), kv.Value)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
+		}
+		if ok {
+			snap.Jobs[jr.Unit] = append(snap.Jobs[jr.Unit], jr)
+		}
 	}
 	return snap, nil
 }

@@ -36,7 +36,7 @@ import (
 type View struct {
 	s    *Store
 	m    mirrored
-	dirs [6]string // units/, machines/, metadata/, rollouts/ (watched); schedule/, reasons/ (read only)
+	dirs [7]string // units/, machines/, metadata/, rollouts/, jobs/ (watched); schedule/, reasons/ (read only)
 
 	// Guarded by m.mu.
 	rev      int64 // of the last full read
@@ -47,6 +47,7 @@ type View struct {
 	schedule map[[2]string]ScheduleEntry // by (unit, machine)
 	reasons  map[string]fleet.Reason
 	rollouts map[string]rollout.Rollout
+	jobs     map[[2]string]JobRecord // by (unit, machine)
 	// pending are the Changes Applied while the Mirror was reading
 	// again: the read may predate them, so they are applied over it.
 	pending []Changes
@@ -55,10 +56,10 @@ type View struct {
 // NewView returns an empty view; its first Snapshot loads it.
 func (s *Store) NewView() *View {
 	l := s.layout
-	v := &View{s: s, dirs: [...]string{l.UnitsDir(), l.MachinesDir(), l.MetadataDir(), l.RolloutsDir(), l.ScheduleDir(), l.ReasonsDir()}}
+	v := &View{s: s, dirs: [...]string{l.UnitsDir(), l.MachinesDir(), l.MetadataDir(), l.RolloutsDir(), l.JobsDir(), l.ScheduleDir(), l.ReasonsDir()}}
 	v.m.init(s, "view", mirrorHandler{
-		prefixes: v.dirs[:4:4],
-		listOnly: v.dirs[4:],
+		prefixes: v.dirs[:5:5],
+		listOnly: v.dirs[5:],
 		reset:    v.decode,
 		apply:    v.apply,
 		stopped:  func() { v.pending = nil },
@@ -67,7 +68,7 @@ func (s *Store) NewView() *View {
 }
 
 // Wake receives (coalesced) after a change to units/, machines/,
-// metadata/ or rollouts/ was applied to the view, and after a watch
+// metadata/, rollouts/ or jobs/ was applied to the view, and after a watch
 // failed.
 func (v *View) Wake() <-chan struct{} { return v.m.wake }
 
@@ -112,6 +113,13 @@ func (v *View) Snapshot(ctx context.Context) (Snapshot, error) {
 		}
 		return strings.Compare(a.Machine, b.Machine)
 	})
+	snap.Jobs = make(map[string][]JobRecord)
+	for _, r := range v.jobs {
+		snap.Jobs[r.Unit] = append(snap.Jobs[r.Unit], r)
+	}
+	for _, rs := range snap.Jobs {
+		slices.SortFunc(rs, func(a, b JobRecord) int { return strings.Compare(a.Machine, b.Machine) })
+	}
 	return snap, nil
 }
 
@@ -146,7 +154,7 @@ func (v *View) applyChanges(c Changes) {
 }
 
 // decode decodes a full read (the keys of units/, machines/, metadata/,
-// rollouts/, schedule/ and reasons/, in that order) as Store.Snapshot does, and
+// rollouts/, jobs/, schedule/ and reasons/, in that order) as Store.Snapshot does, and
 // returns what installs it.
 func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	dirs := &v.dirs
@@ -201,10 +209,22 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 		}
 		rollouts[kv.Key[len(dirs[3]):]] = r
 	}
-	schedule := make(map[[2]string]ScheduleEntry, len(groups[4]))
+	jobs := make(map[[2]string]JobRecord, len(groups[4]))
 	for i := range groups[4] {
 		kv := &groups[4][i]
-		machine, unit, ok := splitTwo(kv.Key, dirs[4])
+		r, ok, e := decodeJob(v.s.layout, kv.Key, kv.Value)
+		if e != nil {
+			fail(kv.Key, e)
+			continue
+		}
+		if ok {
+			jobs[[2]string{r.Unit, r.Machine}] = r
+		}
+	}
+	schedule := make(map[[2]string]ScheduleEntry, len(groups[5]))
+	for i := range groups[5] {
+		kv := &groups[5][i]
+		machine, unit, ok := splitTwo(kv.Key, dirs[5])
 		if !ok {
 			continue
 		}
@@ -215,10 +235,10 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 		}
 		schedule[[2]string{unit, machine}] = ScheduleEntry{Unit: unit, Machine: machine, Hash: sv.Hash, DesiredState: sv.DesiredState}
 	}
-	reasons := make(map[string]fleet.Reason, len(groups[5]))
-	for i := range groups[5] {
-		kv := &groups[5][i]
-		unit := kv.Key[len(dirs[5]):]
+	reasons := make(map[string]fleet.Reason, len(groups[6]))
+	for i := range groups[6] {
+		kv := &groups[6][i]
+		unit := kv.Key[len(dirs[6]):]
 		var r fleet.Reason
 		if e := json.Unmarshal(kv.Value, &r); e != nil {
 			fail(kv.Key, e)
@@ -229,7 +249,7 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	}
 	return func() error {
 		v.rev, v.err = rev, err
-		v.units, v.machines, v.metadata, v.schedule, v.reasons, v.rollouts = units, machines, metadata, schedule, reasons, rollouts
+		v.units, v.machines, v.metadata, v.schedule, v.reasons, v.rollouts, v.jobs = units, machines, metadata, schedule, reasons, rollouts, jobs
 		// The read may predate writes Applied while it ran: they are the
 		// leader's own, and applying them again is harmless.
 		for _, c := range v.pending {
@@ -240,8 +260,8 @@ func (v *View) decode(kvs []etcdkv.KV, rev int64) func() error {
 	}
 }
 
-// apply applies a watch batch of units/, machines/, metadata/ or
-// rollouts/; it is
+// apply applies a watch batch of units/, machines/, metadata/,
+// rollouts/ or jobs/; it is
 // called with v.m.mu held.
 func (v *View) apply(b etcdkv.WatchBatch) {
 	dir := b.Key
@@ -282,6 +302,20 @@ func (v *View) apply(b etcdkv.WatchBatch) {
 				continue
 			}
 			v.rollouts[unit] = r
+		}
+	case v.dirs[4]:
+		for i := range b.Events {
+			ev := &b.Events[i]
+			k, ok := v.s.layout.Parse(ev.KV.Key)
+			if !ok {
+				continue
+			}
+			r, ok, err := decodeJob(v.s.layout, ev.KV.Key, ev.KV.Value)
+			if ev.Type == etcdkv.EventDelete || !ok || err != nil {
+				delete(v.jobs, [2]string{k.Unit, k.Machine})
+				continue
+			}
+			v.jobs[[2]string{r.Unit, r.Machine}] = r
 		}
 	case v.dirs[2]:
 		for i := range b.Events {

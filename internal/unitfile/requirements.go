@@ -28,6 +28,7 @@ const (
 	keyGlobal                   = "Global"
 	keyReplaces                 = "Replaces"
 	keyStopOnDisconnect         = "StopOnDisconnect"
+	keyJob                      = "Job"
 	keyMemory                   = "Memory"
 	keyCPU                      = "CPU"
 	keyLegacyMachineID          = "X-ConditionMachineID"
@@ -42,7 +43,7 @@ const (
 func isRequirementKey(key string) bool {
 	switch key {
 	case keyMachineID, keyMachineOf, keyMachineMetadata, keyConflicts, keyGlobal, keyReplaces, keyStopOnDisconnect,
-		keyMemory, keyCPU,
+		keyJob, keyMemory, keyCPU,
 		keyLegacyMachineID, keyLegacyMachineBootID, keyLegacyMachineOf, keyLegacyMachineMetadata,
 		keyLegacyConflicts:
 		return true
@@ -215,6 +216,9 @@ func Requirements(name string, opts []fleet.UnitOption) (fleet.Requirements, []s
 	if v := values[keyStopOnDisconnect]; len(v) > 0 {
 		req.StopOnDisconnect = isTruthy(v[len(v)-1])
 	}
+	if v := values[keyJob]; len(v) > 0 {
+		req.Job = isTruthy(v[len(v)-1])
+	}
 
 	res, err := resources(values, opts)
 	if err != nil {
@@ -314,6 +318,9 @@ func ValidateOptions(name string, opts []fleet.UnitOption) error {
 
 	req, _, err := Requirements(name, opts)
 	if err != nil {
+		return err
+	}
+	if err := validateJob(req, opts); err != nil {
 		return err
 	}
 	// A template is checked as its instance "1" would be; instances are
@@ -606,4 +613,22 @@ func ParseCPU(s string) (int64, error) {
 		n++
 	}
 	return n, nil
+}
+
+// validateJob checks that a unit with [X-Fleet] Job=true is a
+// Type=oneshot service: a job runs to completion, and only a oneshot's
+// end says whether it succeeded.
+func validateJob(req fleet.Requirements, opts []fleet.UnitOption) error {
+	if !req.Job {
+		return nil
+	}
+	typ, _ := Value(opts, "Service", "Type")
+	typ = strings.TrimSpace(JoinContinuations(typ))
+	if typ == "oneshot" {
+		return nil
+	}
+	if typ == "" {
+		typ = "simple (the default)"
+	}
+	return fmt.Errorf("[X-Fleet] Job=true requires [Service] Type=oneshot, but the unit's Type is %s", typ)
 }

@@ -220,6 +220,18 @@ func TestRequirements(t *testing.T) {
 			want: fleet.Requirements{Conflicts: []string{"b.service"}},
 		},
 		{
+			name: "Job=true marks a run-to-completion unit",
+			unit: "a.service",
+			file: "[X-Fleet]\nJob=true\n",
+			want: fleet.Requirements{Job: true},
+		},
+		{
+			name: "Job last value wins, no warning",
+			unit: "a.service",
+			file: "[X-Fleet]\nJob=true\nJob=false\n",
+			want: fleet.Requirements{},
+		},
+		{
 			name: "rule 28: empty values and duplicates dropped",
 			unit: "a.service",
 			file: "[X-Fleet]\nMachineID=\nMachineID=abc\nMachineOf=\nMachineOf=b.service\nMachineOf=b.service\nConflicts=\nConflicts=x y x\n",
@@ -305,6 +317,10 @@ func TestValidateOptions(t *testing.T) {
 		{"rule 30: malformed Conflicts glob", "a.service", "[X-Fleet]\nConflicts=[a\n", `invalid Conflicts pattern "[a": syntax error in pattern`},
 		{"rule 30: malformed Replaces glob", "a.service", "[X-Fleet]\nReplaces=[x\n", `invalid Replaces pattern "[x"`},
 		{"rule 30: unknown keys are not errors", "a.service", "[X-Fleet]\nFoo=bar\n", ""},
+		{"Job=true with Type=oneshot", "j.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n[X-Fleet]\nJob=true\n", ""},
+		{"Job=true without Type", "j.service", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nJob=true\n", "[X-Fleet] Job=true requires [Service] Type=oneshot, but the unit's Type is simple (the default)"},
+		{"Job=true with Type=simple", "j.service", "[Service]\nType=forking\nExecStart=/bin/true\n[X-Fleet]\nJob=true\n", "requires [Service] Type=oneshot, but the unit's Type is forking"},
+		{"Job=false with Type=simple", "j.service", "[Service]\nExecStart=/bin/true\n[X-Fleet]\nJob=false\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

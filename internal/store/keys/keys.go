@@ -27,9 +27,10 @@ const (
 	Revision       // revisions/<unit>/<hash>
 	Rollout        // rollouts/<unit>
 	Check          // checks/<machine>/<unit>
+	Job            // jobs/<unit>/<machine>
 )
 
-var kindNames = [...]string{"unknown", "unit", "machine", "metadata", "schedule", "placement", "state", "reason", "leader", "token", "revision", "rollout", "check"}
+var kindNames = [...]string{"unknown", "unit", "machine", "metadata", "schedule", "placement", "state", "reason", "leader", "token", "revision", "rollout", "check", "job"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -84,6 +85,9 @@ func (l Layout) RolloutsDir() string                   { return l.prefix + "roll
 func (l Layout) Rollout(unit string) string            { return l.RolloutsDir() + unit }
 func (l Layout) ChecksDir() string                     { return l.prefix + "checks/" }
 func (l Layout) Check(machine, unit string) string     { return l.ChecksDir() + machine + "/" + unit }
+func (l Layout) JobsDir() string                       { return l.prefix + "jobs/" }
+func (l Layout) UnitJobsDir(unit string) string        { return l.JobsDir() + unit + "/" }
+func (l Layout) Job(unit, machine string) string       { return l.UnitJobsDir(unit) + machine }
 
 // Key is a decoded key: its kind and the names it holds (those its kind
 // has; the others are "").
@@ -123,6 +127,9 @@ func (l Layout) Parse(key string) (k Key, ok bool) {
 	case "checks":
 		m, u, ok := two()
 		return Key{Kind: Check, Machine: m, Unit: u}, ok
+	case "jobs":
+		u, m, ok := two()
+		return Key{Kind: Job, Unit: u, Machine: m}, ok
 	case "revisions":
 		u, hash, ok := two()
 		return Key{Kind: Revision, Unit: u, Name: hash}, ok

@@ -22,6 +22,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 		{l.Revision("web@.service", "abc"), Key{Kind: Revision, Unit: "web@.service", Name: "abc"}},
 		{l.Rollout("web@.service"), Key{Kind: Rollout, Unit: "web@.service"}},
 		{l.Check("m1", "web@1.service"), Key{Kind: Check, Machine: "m1", Unit: "web@1.service"}},
+		{l.Job("j.service", "m1"), Key{Kind: Job, Machine: "m1", Unit: "j.service"}},
 	} {
 		got, ok := l.Parse(tc.key)
 		if !ok || got != tc.want {
@@ -90,6 +91,8 @@ func FuzzParse(f *testing.F) {
 			back = l.Rollout(k.Unit)
 		case Check:
 			back = l.Check(k.Machine, k.Unit)
+		case Job:
+			back = l.Job(k.Unit, k.Machine)
 		case Leader:
 			back = l.LeaderPrefix() + "/" + k.Name
 		case Token:

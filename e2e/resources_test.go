@@ -19,6 +19,10 @@ func TestResourcePlacement(t *testing.T) {
 		MachineArgs: [][]string{{"--capacity", "memory=1G"}, {"--capacity", "memory=1G"}, {"--capacity", "memory=1G"}},
 	})
 	c.AwaitMachines(3)
+	// list-machines -l shows what each machine offers.
+	if out := c.MustFleetctl("list-machines", "-l"); !strings.Contains(out, "CAPACITY") || strings.Count(out, "memory=1G") != 3 {
+		t.Errorf("list-machines -l does not show the capacity:\n%s", out)
+	}
 	dir := t.TempDir()
 	writeUnit(t, dir, "big@.service", "[Service]\nExecStart=/bin/sleep 3600\n[X-Fleet]\nMemory=400M\n")
 	c.MustFleetctl("submit", dir+"/big@.service")

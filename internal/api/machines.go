@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"github.com/fleetd/fleet/internal/fleet"
 	"net/http"
 	"regexp"
 )
@@ -11,6 +12,10 @@ type Machine struct {
 	ID        string            `json:"id,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	PrimaryIP string            `json:"primaryIP,omitempty"`
+	// Capacity is our extension: what the machine offers to units'
+	// [X-Fleet] CPU= and Memory= reservations (absent when unknown).
+	// fleet's clients ignore it.
+	Capacity *fleet.Resources `json:"capacity,omitempty"`
 }
 
 // MachinePage is a page of machines.
@@ -46,7 +51,12 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 	start, end, next := pageBounds(tok, len(ms))
 	page := MachinePage{NextPageToken: next}
 	for _, m := range ms[start:end] {
-		page.Machines = append(page.Machines, &Machine{ID: m.ID, Metadata: m.Metadata, PrimaryIP: m.PublicIP})
+		am := &Machine{ID: m.ID, Metadata: m.Metadata, PrimaryIP: m.PublicIP}
+		if m.Capacity != (fleet.Resources{}) {
+			c := m.Capacity
+			am.Capacity = &c
+		}
+		page.Machines = append(page.Machines, am)
 	}
 	writeJSON(w, http.StatusOK, page)
 }

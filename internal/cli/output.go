@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/client"
@@ -112,12 +114,36 @@ func machineField(key string, m client.Machine, full bool) string {
 		return dash(m.PrimaryIP)
 	case "metadata":
 		return fleet.Machine{Metadata: m.Metadata}.MetadataString()
+	case "capacity":
+		return capacityString(m.Capacity)
 	}
 	return ""
 }
 
+// capacityString renders a machine's capacity as "cpu=2,memory=23.4G" ("-"
+// when unknown).
+func capacityString(c *fleet.Resources) string {
+	if c == nil || *c == (fleet.Resources{}) {
+		return "-"
+	}
+	var parts []string
+	if c.CPUMilli > 0 {
+		parts = append(parts, "cpu="+strconv.FormatFloat(float64(c.CPUMilli)/1000, 'f', -1, 64))
+	}
+	if c.MemoryBytes > 0 {
+		v, i := float64(c.MemoryBytes), 0
+		suffixes := []string{"", "K", "M", "G", "T"}
+		for v >= 1024 && i < len(suffixes)-1 {
+			v /= 1024
+			i++
+		}
+		parts = append(parts, "memory="+strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)+suffixes[i])
+	}
+	return strings.Join(parts, ",")
+}
+
 func validMachineField(k string) bool {
-	return k == "machine" || k == "ip" || k == "metadata"
+	return k == "machine" || k == "ip" || k == "metadata" || k == "capacity"
 }
 
 func sortMachines(ms []client.Machine) []client.Machine {
@@ -150,12 +176,13 @@ type machineJSON struct {
 	Machine  string            `json:"machine"`
 	IP       string            `json:"ip,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	Capacity *fleet.Resources  `json:"capacity,omitempty"`
 }
 
 func machinesJSON(ms []client.Machine) []machineJSON {
 	out := []machineJSON{}
 	for _, m := range sortMachines(ms) {
-		out = append(out, machineJSON{Machine: m.ID, IP: m.PrimaryIP, Metadata: m.Metadata})
+		out = append(out, machineJSON{Machine: m.ID, IP: m.PrimaryIP, Metadata: m.Metadata, Capacity: m.Capacity})
 	}
 	return out
 }

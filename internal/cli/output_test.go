@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fleetd/fleet/internal/client"
+	"github.com/fleetd/fleet/internal/fleet"
 )
 
 func opts(kv ...string) []*client.UnitOption {
@@ -246,5 +247,27 @@ func TestJSONRenderers(t *testing.T) {
 	}
 	if got := unitStatesJSON(nil, nil); got == nil || len(got) != 0 {
 		t.Fatalf("empty list must render as []: %#v", got)
+	}
+}
+
+// list-machines --fields capacity (and -l, which adds it by default): the
+// CPUs and memory a machine offers; "-" for one that advertises none.
+func TestListMachinesCapacity(t *testing.T) {
+	ms := []client.Machine{
+		{ID: "11111111aaaabbbbccccddddeeeeffff", PrimaryIP: "127.0.0.1", Capacity: &fleet.Resources{CPUMilli: 2000, MemoryBytes: 23_450_000_000}},
+		{ID: "22222222aaaabbbbccccddddeeeeffff", PrimaryIP: "127.0.0.2", Capacity: &fleet.Resources{MemoryBytes: 1 << 30}},
+		{ID: "33333333aaaabbbbccccddddeeeeffff", PrimaryIP: "127.0.0.3"},
+	}
+	fields, err := parseFields(defaultMachineFields+",capacity", validMachineField)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := render(t, fields, machineRows(ms, fields, true), false)
+	want := "MACHINE\t\t\t\t\tIP\t\tMETADATA\tCAPACITY\n" +
+		"11111111aaaabbbbccccddddeeeeffff\t127.0.0.1\t-\t\tcpu=2,memory=21.8G\n" +
+		"22222222aaaabbbbccccddddeeeeffff\t127.0.0.2\t-\t\tmemory=1G\n" +
+		"33333333aaaabbbbccccddddeeeeffff\t127.0.0.3\t-\t\t-\n"
+	if got != want {
+		t.Errorf("got:\n%q\nwant:\n%q", got, want)
 	}
 }

@@ -49,6 +49,8 @@ type Machine struct {
 	ID        string            `json:"id,omitempty"`
 	PrimaryIP string            `json:"primaryIP,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
+	// Capacity is fleetd's extension (absent from fleet's API).
+	Capacity *fleet.Resources `json:"capacity,omitempty"`
 }
 
 // MachinePage is one page of GET /machines.

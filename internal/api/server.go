@@ -257,6 +257,7 @@ func (s *Server) register(mux *http.ServeMux, p string) {
 	s.registerKV(mux, p)
 	getOnly("/events", s.events)
 	s.registerRollouts(mux, p)
+	s.registerTimers(mux, p)
 	s.registerJobs(mux, p)
 	mux.HandleFunc("POST "+p+"/ui-login", s.uiLogin)
 	mux.HandleFunc(p+"/ui-login", notAllowed(msgOnlyPost))

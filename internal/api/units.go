@@ -311,6 +311,9 @@ func (s *Server) createUnit(w http.ResponseWriter, r *http.Request, u fleet.Unit
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.checkTimer(r.Context(), w, r, u) { // timers.go
+		return
+	}
 	if u.DesiredState == "" {
 		u.DesiredState = fleet.JobStateInactive
 	}

@@ -257,6 +257,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.cmdJournal(),
 		a.cmdKV(),
 		a.cmdListMachines(),
+		a.cmdListTimers(),
 		a.cmdListUnitFiles(),
 		a.cmdListUnits(),
 		a.cmdLoad(),

@@ -32,6 +32,7 @@ import (
 	"github.com/fleetd/fleet/internal/runner"
 	execrunner "github.com/fleetd/fleet/internal/runner/exec"
 	"github.com/fleetd/fleet/internal/store"
+	"github.com/fleetd/fleet/internal/timerd"
 	"github.com/fleetd/fleet/internal/version"
 	"github.com/fleetd/fleet/internal/web"
 )
@@ -55,6 +56,7 @@ type component struct {
 
 // run is Run; the extra components (tests) run along with fleetd's own.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []component) error {
+	started := time.Now() // OnBootSec= counts from here (timerd)
 	sec, err := setupSecurity(cfg, log)
 	if err != nil {
 		return err
@@ -366,6 +368,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 		}
 	})
 	comps.Go("agent", ag.Run)
+	// .timer units active here start the units they activate (timerd).
+	comps.Go("timers", timerd.New(timerd.Config{Store: st, Runner: rn, MachineID: cfg.MachineID, Booted: started, Logger: log, Now: time.Now}).Run)
 	if eng != nil {
 		comps.Go("engine", eng.Run)
 	}

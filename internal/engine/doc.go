@@ -49,4 +49,13 @@
 //     (skipSucceededJobs): it runs once per matching machine. The
 //     scheduler package knows nothing of jobs. A new hash (the file
 //     replaced) or deleted records (DELETE /jobs) make the job run again.
+//  7. Timers: a launched .timer unit's activated unit (its Unit=, by
+//     default the timer's name with .service) goes with it: in the
+//     scheduler's input it gets desired state at least loaded and the
+//     timer added to its MachineOf (timerPlacements). The machine's timerd
+//     starts it when the timer elapses.
+//  8. Rollouts: a global unit under a rollout runs, per machine, the
+//     revision the rollout pinned it to (rollout.Pin); a target moved with
+//     surge runs where rollout.Placement says (rolloutPlacements). The
+//     leader also runs the rollout driver (Config.WhileLeading).
 package engine

@@ -298,6 +298,7 @@ func (e *Engine) input(snap store.Snapshot) (schedule.Snapshot, map[string]fleet
 		}
 		in.Current[s.Unit] = append(in.Current[s.Unit], s.Machine)
 	}
+	timerPlacements(in.Units, byName) // a launched timer's service goes with it (timers.go)
 	return in, byName
 }
 

@@ -66,6 +66,10 @@ type Status struct {
 	Execs     []ExecResult
 	Restarts  int
 	Error     string // load error, if LoadState is "error"
+	// Triggers is the unit a .timer activates; Trigger, when it elapses
+	// next (zero: not active, or no trigger armed).
+	Triggers string
+	Trigger  time.Time
 }
 
 // Process is one live process of a unit.

@@ -156,6 +156,9 @@ func FormatStatus(st Status, now time.Time, host string, recent []string) string
 		act += " since " + since.Format("Mon 2006-01-02 15:04:05 MST") + "; " + FormatTimestampRelative(st.Since, now)
 	}
 	line("Active", "%s", act)
+	if st.Triggers != "" {
+		formatTimerLines(line, st, now)
+	}
 
 	var mainExec *ExecResult
 	for i := range st.Execs {

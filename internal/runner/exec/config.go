@@ -12,6 +12,7 @@ import (
 
 	cgrp "github.com/fleetd/fleet/internal/cgroup"
 	"github.com/fleetd/fleet/internal/fleet"
+	"github.com/fleetd/fleet/internal/timer"
 	"github.com/fleetd/fleet/internal/unitfile"
 )
 
@@ -84,6 +85,10 @@ type config struct {
 	// Resource control: cgroup limits (MemoryMax= ...) and Limit*=.
 	limits  cgrp.Limits
 	rlimits []rlimitValue
+
+	// timer is the [Timer] section of a .timer unit (timerunit.go); nil
+	// for a service.
+	timer *timer.Timer
 }
 
 func parseSignal(s string) (syscall.Signal, error) {
@@ -135,8 +140,11 @@ func parseConfig(name string, opts []fleet.UnitOption) (*config, error) {
 		startLimitBurst:    defaultStartLimitBurst,
 		limits:             cgrp.NoLimits(),
 	}
+	if strings.HasSuffix(name, ".timer") {
+		return parseTimerConfig(c, name, opts)
+	}
 	if !strings.HasSuffix(name, ".service") {
-		return nil, fmt.Errorf("unit type of %s is not supported by the exec runner (only .service)", name)
+		return nil, fmt.Errorf("unit type of %s is not supported by the exec runner (only .service and .timer)", name)
 	}
 	var startTimeout *time.Duration
 	// setTimeout's error is wrapped with the key below.

@@ -4,7 +4,7 @@
 //
 // Contract:
 //
-//   - Load parses the unit. Only .service units are supported; a unit
+//   - Load parses the unit. .service and .timer units are supported; a unit
 //     this runner cannot run (unknown Type=, no ExecStart= for a
 //     non-oneshot service, several ExecStart= for a non-oneshot one, an
 //     unparseable command line, time span, KillMode=, Restart= ...) loads
@@ -14,6 +14,13 @@
 //   - Start and Stop enqueue and return at once. Start of an active or
 //     activating unit and Stop of an inactive or failed one are no-ops.
 //     Each unit has one supervisor goroutine that runs its jobs in order.
+//   - A .timer unit ([Timer] parsed by internal/timer.ParseTimer: a bad
+//     calendar spec or option loads it with LoadState "error" and the
+//     parser's message) has no process: Start makes it active (waiting),
+//     "Started X." in the journal; Stop makes it inactive (dead), "Stopped
+//     X.". Starting the unit it activates is internal/timerd's business,
+//     which reports the next elapse through SetTrigger; Status then has
+//     Trigger and Triggers (systemctl's "Trigger:" and "Triggers:" lines).
 //   - Types: simple (default; notify and idle behave as simple), exec,
 //     oneshot (several ExecStart= allowed; active/exited afterwards with
 //     RemainAfterExit=yes, else inactive/dead), forking (ExecStart='s

@@ -412,6 +412,7 @@ func (r *Runner) Status(name string) (runner.Status, error) {
 	if u.loadErr != nil {
 		st.Error = u.loadErr.Error()
 	}
+	u.timerStatusLocked(&st)
 	g := u.grp
 	r.mu.Unlock()
 	if g != nil {

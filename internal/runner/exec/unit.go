@@ -71,6 +71,7 @@ type unit struct {
 	opts        []fleet.UnitOption // the loaded definition, recorded for adoption
 	adopt       *unitRecord        // left running by an earlier runner: adopt instead of starting
 	startLimit  rateLimit          // StartLimitIntervalSec=/StartLimitBurst=
+	trigger     time.Time          // a timer's next elapse (SetTrigger)
 }
 
 // rateLimit is systemd's RateLimit (ratelimit_below), for the start limit.
@@ -474,6 +475,9 @@ func (u *unit) startOnce() (string, event) {
 		u.logf("Failed to start %s.", desc)
 		u.finishJob(false)
 		return resResources, evDone
+	}
+	if cfg.timer != nil {
+		return u.runTimer(desc)
 	}
 	if ok, ev := u.startDeps(cfg); !ok {
 		u.finishJob(false)

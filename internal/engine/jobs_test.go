@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -108,4 +111,80 @@ func TestJobs(t *testing.T) {
 			t.Fatalf("assign = %v", assign)
 		}
 	})
+}
+
+// Property: whatever the records, machines and current placements, a
+// non-global job that succeeded with its current file is never placed, a
+// global job is never placed on a machine where it succeeded, and a job
+// without such a success is placed as any unit would be.
+func TestJobsNeverPlacedAfterSuccess(t *testing.T) {
+	const body = "[Service]\nType=oneshot\nExecStart=/bin/true\n[X-Fleet]\nJob=true\n"
+	r := rand.New(rand.NewPCG(12, 3))
+	for iter := range 500 {
+		var machines []fleet.Machine
+		for i := range 1 + r.IntN(4) {
+			machines = append(machines, fleet.Machine{ID: fmt.Sprintf("m%d", i)})
+		}
+		all := []string{"m0", "m1", "m2", "m3", "m4"} // m4 is never alive
+		snap := store.Snapshot{Machines: machines, Jobs: map[string][]store.JobRecord{}}
+		for j := range 1 + r.IntN(4) {
+			name := fmt.Sprintf("j%d.service", j)
+			text := body
+			if r.IntN(3) == 0 {
+				text += "Global=true\n"
+			}
+			u := unit(t, name, text, fleet.JobStateLaunched)
+			snap.Units = append(snap.Units, u)
+			for range r.IntN(3) {
+				rec := store.JobRecord{Unit: name, Machine: all[r.IntN(len(all))], Result: store.JobFailed, Hash: u.Hash}
+				if r.IntN(2) == 0 {
+					rec.Result = store.JobSucceeded
+				}
+				if r.IntN(4) == 0 {
+					rec.Hash = "an older file"
+				}
+				snap.Jobs[name] = append(snap.Jobs[name], rec)
+			}
+			if r.IntN(2) == 0 {
+				snap.Schedule = append(snap.Schedule, store.ScheduleEntry{Unit: name, Machine: all[r.IntN(len(all))], Hash: u.Hash, DesiredState: fleet.JobStateLaunched})
+			}
+		}
+		assign, _ := jobRound(t, snap)
+		for _, u := range snap.Units {
+			global := strings.Contains(string(unitBody(u)), "Global=true")
+			succeededOn := map[string]bool{}
+			for _, rec := range snap.Jobs[u.Name] {
+				if rec.Succeeded(u.Hash) {
+					succeededOn[rec.Machine] = true
+				}
+			}
+			got := assign[u.Name]
+			switch {
+			case !global && len(succeededOn) > 0 && len(got) > 0:
+				t.Fatalf("iteration %d: %s succeeded on %v and is placed again on %v", iter, u.Name, succeededOn, got)
+			case !global && len(succeededOn) == 0 && len(got) != 1:
+				t.Fatalf("iteration %d: %s never succeeded and is placed on %v", iter, u.Name, got)
+			case global:
+				for _, m := range got {
+					if succeededOn[m] {
+						t.Fatalf("iteration %d: global %s succeeded on %s and is placed there again", iter, u.Name, m)
+					}
+				}
+				for _, m := range machines {
+					if !succeededOn[m.ID] && !slices.Contains(got, m.ID) {
+						t.Fatalf("iteration %d: global %s not placed on %s where it never succeeded", iter, u.Name, m.ID)
+					}
+				}
+			}
+		}
+	}
+}
+
+// unitBody is a unit's options as text (for the test's own checks).
+func unitBody(u fleet.Unit) string {
+	var b strings.Builder
+	for _, o := range u.Options {
+		fmt.Fprintf(&b, "%s=%s\n", o.Name, o.Value)
+	}
+	return b.String()
 }

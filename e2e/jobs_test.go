@@ -70,6 +70,10 @@ func TestJobs(t *testing.T) {
 		}) {
 			t.Errorf("list-units result:\n%s", out)
 		}
+		// And its exit status.
+		if out := c.MustFleetctl("list-units", "--no-legend", "--fields", "unit,exit"); !strings.Contains(out, "code=exited, status=3") {
+			t.Errorf("list-units exit status:\n%s", out)
+		}
 	})
 
 	t.Run("global", func(t *testing.T) {

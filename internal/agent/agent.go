@@ -320,7 +320,7 @@ func (a *Agent) Publish(ctx context.Context) error {
 		rs, ok := states[name]
 		st := fleet.UnitState{Name: name, MachineID: a.cfg.MachineID, Hash: l.hash, JobState: l.jobState}
 		if ok {
-			st.LoadState, st.ActiveState, st.SubState, st.Since, st.Result = rs.LoadState, rs.ActiveState, rs.SubState, rs.Since, rs.Result
+			st.LoadState, st.ActiveState, st.SubState, st.Since, st.Result, st.Exit = rs.LoadState, rs.ActiveState, rs.SubState, rs.Since, rs.Result, rs.Exit
 		} else {
 			st.LoadState, st.ActiveState, st.SubState = "not-found", "inactive", "dead"
 		}

@@ -19,6 +19,9 @@ type UnitState struct {
 	// Result is the runner's result of the unit's last run (an
 	// extension: docs/api-extensions.md).
 	Result string `json:"result,omitempty"`
+	// Exit is how the main process of the last run ended, e.g.
+	// "code=exited, status=3/NOTIMPLEMENTED" (an extension).
+	Exit string `json:"exit,omitempty"`
 }
 
 // UnitStatePage is a page of unit states.
@@ -36,6 +39,7 @@ func wireState(st fleet.UnitState) *UnitState {
 		SystemdLoadState:   st.LoadState,
 		SystemdSubState:    st.SubState,
 		Result:             st.Result,
+		Exit:               st.Exit,
 	}
 }
 

@@ -15,9 +15,10 @@ func (a *app) cmdListUnits() *cobra.Command {
 unit and machine, with systemd's LOAD, ACTIVE and SUB states as the agents
 report them. Units not loaded anywhere do not appear (see list-unit-files).
 The result field (--fields=unit,machine,result) is the result of a unit's
-last run (success, exit-code, signal, timeout, oom-kill, start-limit-hit);
-a Job unit that succeeded and left its machine is listed there as
-inactive/dead with its result.
+last run (success, exit-code, signal, timeout, oom-kill, start-limit-hit),
+and the exit field how its main process ended ("code=exited,
+status=3/NOTIMPLEMENTED"); a Job unit that succeeded and left its machine
+is listed there as inactive/dead with its result.
 
 For easily parsable output, you can remove the column headers:
 	fleetctl list-units --no-legend
@@ -29,7 +30,7 @@ Destroy every loaded unit:
 	fleetctl destroy $(fleetctl list-units --fields=unit --no-legend)`,
 		Args: cobra.NoArgs,
 	}
-	f.register(cmd, defaultUnitFields, "active,hash,load,machine,result,sub,unit")
+	f.register(cmd, defaultUnitFields, "active,exit,hash,load,machine,result,sub,unit")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
 		return a.runList(&f, validUnitField, nil, func(c *client.Client) *listing {
 			states, err := c.UnitStates(a.ctx)

@@ -339,7 +339,7 @@ const defaultUnitFields = "unit,machine,active,sub"
 
 func validUnitField(k string) bool {
 	switch k {
-	case "unit", "machine", "active", "sub", "load", "hash", "result":
+	case "unit", "machine", "active", "sub", "load", "hash", "result", "exit":
 		return true
 	}
 	return false
@@ -364,6 +364,8 @@ func unitStateField(key string, s client.UnitState, machines map[string]client.M
 		return dash(shortHash(s.Hash, full))
 	case "result":
 		return dash(s.Result)
+	case "exit":
+		return dash(s.Exit)
 	}
 	return ""
 }
@@ -396,6 +398,7 @@ type unitStateJSON struct {
 	Active  string `json:"active,omitempty"`
 	Sub     string `json:"sub,omitempty"`
 	Result  string `json:"result,omitempty"`
+	Exit    string `json:"exit,omitempty"`
 }
 
 func unitStatesJSON(states []client.UnitState, machines map[string]client.Machine) []unitStateJSON {
@@ -410,6 +413,7 @@ func unitStatesJSON(states []client.UnitState, machines map[string]client.Machin
 			Active:  s.SystemdActiveState,
 			Sub:     s.SystemdSubState,
 			Result:  s.Result,
+			Exit:    s.Exit,
 		})
 	}
 	return out

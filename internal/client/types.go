@@ -36,6 +36,8 @@ type UnitState struct {
 	// Result is the runner's result of the unit's last run (success,
 	// exit-code, ...; an extension).
 	Result string `json:"result,omitempty"`
+	// Exit is how the main process of the last run ended (an extension).
+	Exit string `json:"exit,omitempty"`
 }
 
 // UnitStatePage is one page of GET /state.

@@ -127,6 +127,9 @@ type UnitState struct {
 	// success, exit-code, signal, timeout, core-dump, oom-kill,
 	// start-limit-hit); "" when it never ran.
 	Result string `json:"result,omitempty"`
+	// Exit is how the main process of the last run ended
+	// ("code=exited, status=3/NOTIMPLEMENTED"); "" before it ends.
+	Exit string `json:"exit,omitempty"`
 }
 
 // Requirements are a unit's [X-Fleet] constraints, after specifier

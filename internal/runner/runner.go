@@ -43,6 +43,10 @@ type State struct {
 	// "start-limit-hit" (also "resources", "protocol", "dependency");
 	// "" when it never ran.
 	Result string
+	// Exit is how the main process of the last run ended, as systemd
+	// shows it: "code=exited, status=3/NOTIMPLEMENTED",
+	// "code=killed, status=9/KILL"; "" before it ends.
+	Exit string
 }
 
 // ExecResult records one finished (or running) Exec* command.

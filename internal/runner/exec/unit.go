@@ -186,6 +186,14 @@ func (u *unit) setState(active, sub string) {
 	}
 }
 
+// setExit records how the main process of this run ended (State.Exit).
+func (u *unit) setExit(code string, status int) {
+	u.r.mu.Lock()
+	u.st.Exit = "code=" + code + ", status=" + runner.ExitStatusText(code, status)
+	u.r.notifyLocked()
+	u.r.mu.Unlock()
+}
+
 // setResult sets the unit's Result (systemd's: success, exit-code,
 // signal, core-dump, timeout, oom-kill, start-limit-hit ...).
 func (u *unit) setResult(res string) {
@@ -584,6 +592,7 @@ func (u *unit) startOnce() (string, event) {
 			}
 			code, status := exitInfo(p.ws)
 			rc.exitCode, rc.exitStatus = code, strconv.Itoa(status)
+			u.setExit(code, status)
 			rc.main, rc.mainPID = nil, 0
 			u.setMainPID(0)
 			if res := mainResult(cfg.typ, code, status, l.ignoreFailure); res != resSuccess {
@@ -653,6 +662,7 @@ func (u *unit) supervise(rc *runCtx) (string, event) {
 		}
 		code, status := exitInfo(rc.main.ws)
 		rc.exitCode, rc.exitStatus = code, strconv.Itoa(status)
+		u.setExit(code, status)
 		if rc.main.byShim {
 			// Stopped as if requested, ExecStop= and ExecStopPost= run by
 			// the shim: only release what is left.

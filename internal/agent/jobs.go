@@ -69,7 +69,7 @@ func jobRecords(machine string, loaded map[string]loadedUnit, states map[string]
 		if fin.IsZero() {
 			fin = now
 		}
-		out = append(out, store.JobRecord{Unit: name, Machine: machine, Result: res, UnitResult: st.Result, Hash: l.hash, Finished: fin.UTC()})
+		out = append(out, store.JobRecord{Unit: name, Machine: machine, Result: res, UnitResult: st.Result, Exit: st.Exit, Hash: l.hash, Finished: fin.UTC()})
 	}
 	return out
 }

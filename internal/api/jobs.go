@@ -17,6 +17,9 @@ type JobRun struct {
 	// UnitResult is the runner's result of the run (systemd's: success,
 	// exit-code, signal, timeout, core-dump, oom-kill, start-limit-hit).
 	UnitResult string    `json:"unitResult,omitempty"`
+	// Exit is how the run's main process ended, e.g. "code=exited,
+	// status=3/NOTIMPLEMENTED".
+	Exit string `json:"exit,omitempty"`
 	Hash       string    `json:"hash"`
 	Finished   time.Time `json:"finished"`
 }
@@ -46,7 +49,7 @@ func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := JobRuns{Unit: name, Runs: []JobRun{}}
 	for _, rec := range recs {
-		out.Runs = append(out.Runs, JobRun{MachineID: rec.Machine, Result: rec.Result, UnitResult: rec.UnitResult, Hash: rec.Hash, Finished: rec.Finished})
+		out.Runs = append(out.Runs, JobRun{MachineID: rec.Machine, Result: rec.Result, UnitResult: rec.UnitResult, Exit: rec.Exit, Hash: rec.Hash, Finished: rec.Finished})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ func (a *app) cmdRun() *cobra.Command {
 		Use:   "run [--no-follow] UNIT_FILE",
 		Short: "Run a Type=oneshot unit once in the cluster, as a job, and wait for its result",
 		Long: `Run a Type=oneshot unit to completion somewhere in the cluster (a job) and
-exit with its result: 0 if it succeeded, 1 if it failed.
+exit with its result: 0 if it succeeded; if it failed, its main process's
+exit status (3 for "exit 3", 128+N for signal N), or 1 when that is unknown.
 
 The unit is read from the local file, as submit does. It must be
 Type=oneshot: a job runs to completion, and only a oneshot's end says
@@ -221,7 +223,8 @@ func currentRuns(runs []client.JobRun, hash string) []client.JobRun {
 }
 
 // printJobRuns prints one line per run and returns 0 if all succeeded,
-// else 1.
+// else the exit status of the first failed run's main process as a shell
+// gives it (status N: N; killed by signal S: 128+S), or 1 when unknown.
 func (a *app) printJobRuns(name string, runs []client.JobRun) int {
 	exit := 0
 	for _, r := range runs {
@@ -230,10 +233,15 @@ func (a *app) printJobRuns(name string, runs []client.JobRun) int {
 			a.out("Job %s succeeded on %s", name, on)
 			continue
 		}
-		exit = 1
+		if exit == 0 {
+			exit = jobExitCode(r.Exit)
+		}
 		why := r.UnitResult
 		if why == "" {
 			why = r.Result
+		}
+		if r.Exit != "" {
+			why += " (" + r.Exit + ")"
 		}
 		a.errf("Job %s failed on %s: %s", name, on, why)
 	}
@@ -275,4 +283,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// jobExitCode turns a run's Exit ("code=exited, status=3/NOTIMPLEMENTED",
+// "code=killed, status=9/KILL") into the exit status a shell would give:
+// N for an exit with N, 128+S for signal S; 1 when it is unknown or 0
+// (the job failed all the same: a timeout, a start limit).
+func jobExitCode(exit string) int {
+	code, rest, ok := strings.Cut(strings.TrimPrefix(exit, "code="), ", status=")
+	if !ok {
+		return 1
+	}
+	num, _, _ := strings.Cut(rest, "/")
+	n, err := strconv.Atoi(num)
+	switch {
+	case err != nil || n <= 0:
+		return 1
+	case code == "exited":
+		return min(n, 255)
+	case code == "killed" || code == "dumped":
+		return 128 + n
+	}
+	return 1
 }

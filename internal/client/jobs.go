@@ -13,6 +13,7 @@ type JobRun struct {
 	// Result is "succeeded" or "failed".
 	Result     string    `json:"result"`
 	UnitResult string    `json:"unitResult,omitempty"`
+	Exit       string    `json:"exit,omitempty"`
 	Hash       string    `json:"hash"`
 	Finished   time.Time `json:"finished"`
 }

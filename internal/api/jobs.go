@@ -16,12 +16,12 @@ type JobRun struct {
 	Result string `json:"result"`
 	// UnitResult is the runner's result of the run (systemd's: success,
 	// exit-code, signal, timeout, core-dump, oom-kill, start-limit-hit).
-	UnitResult string    `json:"unitResult,omitempty"`
+	UnitResult string `json:"unitResult,omitempty"`
 	// Exit is how the run's main process ended, e.g. "code=exited,
 	// status=3/NOTIMPLEMENTED".
-	Exit string `json:"exit,omitempty"`
-	Hash       string    `json:"hash"`
-	Finished   time.Time `json:"finished"`
+	Exit     string    `json:"exit,omitempty"`
+	Hash     string    `json:"hash"`
+	Finished time.Time `json:"finished"`
 }
 
 // JobRuns is the answer of GET /jobs/{unit}.

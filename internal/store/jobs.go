@@ -30,12 +30,12 @@ type JobRecord struct {
 	Result string `json:"result"`
 	// UnitResult is the runner's result of the run (systemd's: success,
 	// exit-code, signal, timeout, core-dump, oom-kill, start-limit-hit).
-	UnitResult string    `json:"unitResult,omitempty"`
+	UnitResult string `json:"unitResult,omitempty"`
 	// Exit is how the run's main process ended ("code=exited,
 	// status=3/NOTIMPLEMENTED"; runner.State.Exit).
-	Exit string `json:"exit,omitempty"`
-	Hash       string    `json:"hash"`
-	Finished   time.Time `json:"finished"`
+	Exit     string    `json:"exit,omitempty"`
+	Hash     string    `json:"hash"`
+	Finished time.Time `json:"finished"`
 }
 
 // Succeeded reports whether r is a success of the file with hash.

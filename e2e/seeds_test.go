@@ -269,9 +269,14 @@ func TestSeed000CentOSTestService(t *testing.T) {
 	dir := t.TempDir()
 
 	// $ fleetctl list-machines -l
-	out := c.MustFleetctl("list-machines", "-l")
+	// The seed's columns, as it printed them; -l also shows each machine's
+	// capacity (issue 12), which the tutorial's fleet did not have.
+	out := c.MustFleetctl("list-machines", "-l", "--fields", "machine,ip,metadata")
 	if want := listMachinesTable(c, true); out != want {
-		t.Errorf("list-machines -l:\n%q\nwant:\n%q", out, want)
+		t.Errorf("list-machines -l --fields machine,ip,metadata:\n%q\nwant:\n%q", out, want)
+	}
+	if long := c.MustFleetctl("list-machines", "-l"); !strings.HasPrefix(long, "MACHINE\t\t\t\t\tIP\t\tMETADATA\t") || !strings.Contains(long, "CAPACITY") {
+		t.Errorf("list-machines -l:\n%q\nwant fleet's columns, then CAPACITY", long)
 	}
 
 	// $ /usr/local/bin/fleetctl start /root/test.service

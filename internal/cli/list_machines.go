@@ -81,12 +81,10 @@ not appear in this list.
 For easily parsable output, you can remove the column headers:
 	fleetctl list-machines --no-legend
 
-Output the list without truncation:
+Output the list without truncation, with each machine's capacity (the CPUs
+and memory it offers to units' [X-Fleet] CPU= and Memory= reservations;
+also in -o json, and with --fields ...,capacity):
 	fleetctl list-machines --full
-
-With each machine's capacity (the CPUs and memory it offers to units'
-[X-Fleet] CPU= and Memory= reservations; also in -o json):
-	fleetctl list-machines -l --fields machine,ip,metadata,capacity
 
 Machine-readable output:
 	fleetctl list-machines -o json`,
@@ -94,6 +92,10 @@ Machine-readable output:
 	}
 	f.register(cmd, defaultMachineFields, "machine,ip,metadata,capacity")
 	cmd.RunE = a.run(func(cmd *cobra.Command, args []string) int {
+		if f.full && !cmd.Flags().Changed("fields") {
+			// The long listing adds what each machine offers.
+			f.fields = defaultMachineFields + ",capacity"
+		}
 		return a.runList(&f, validMachineField, nil, func(c *client.Client) *listing {
 			ms, err := c.Machines(a.ctx)
 			if err != nil {

@@ -99,6 +99,9 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 	}
 	procutil.BecomeSubreaper()
 	c := &Cluster{t: t, bin: bin, opts: opts}
+	// Registered first, so that a cluster that fails to come up is
+	// stopped too, and its logs are printed.
+	t.Cleanup(c.stopAll)
 	c.EtcdURL = "http://" + freeAddr(t)
 	peerURL := "https://" + freeAddr(t) // certificates derived from the cluster token
 	for i := range n {
@@ -154,7 +157,6 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 		c.awaitAPI(m)
 	}
 	c.AwaitMachines(n)
-	t.Cleanup(c.stopAll)
 	return c
 }
 
@@ -222,7 +224,7 @@ func (c *Cluster) Restart(i int) {
 
 func (c *Cluster) stopAll() {
 	for i := len(c.Machines) - 1; i >= 0; i-- {
-		if !c.Machines[i].proc.Exited() {
+		if p := c.Machines[i].proc; p != nil && !p.Exited() {
 			c.Stop(i)
 		}
 	}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/client"
@@ -128,16 +126,10 @@ func capacityString(c *fleet.Resources) string {
 	}
 	var parts []string
 	if c.CPUMilli > 0 {
-		parts = append(parts, "cpu="+strconv.FormatFloat(float64(c.CPUMilli)/1000, 'f', -1, 64))
+		parts = append(parts, "cpu="+fleet.FormatCPU(c.CPUMilli))
 	}
 	if c.MemoryBytes > 0 {
-		v, i := float64(c.MemoryBytes), 0
-		suffixes := []string{"", "K", "M", "G", "T"}
-		for v >= 1024 && i < len(suffixes)-1 {
-			v /= 1024
-			i++
-		}
-		parts = append(parts, "memory="+strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)+suffixes[i])
+		parts = append(parts, "memory="+fleet.FormatSize(c.MemoryBytes))
 	}
 	return strings.Join(parts, ",")
 }

@@ -2,7 +2,6 @@ package schedule
 
 import (
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -162,38 +161,6 @@ func (st *state) walkSorted(c *class, need fleet.Resources, f func(m int32) bool
 	}
 }
 
-// formatSize renders bytes as the largest 1024-based unit that divides it
-// ("400M", "1G", "1536K"), or with one decimal when none does ("1.3G").
-func formatSize(n int64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return strconv.FormatInt(n, 10)
-	}
-	for i := len(units) - 1; i >= 0; i-- {
-		u := int64(1) << (10 * (i + 1))
-		if n >= u && n%u == 0 {
-			return strconv.FormatInt(n/u, 10) + units[i:i+1]
-		}
-	}
-	for i := len(units) - 1; i >= 0; i-- {
-		u := int64(1) << (10 * (i + 1))
-		if n >= u {
-			s := strconv.FormatFloat(float64(n)/float64(u), 'f', 1, 64)
-			return strings.TrimSuffix(s, ".0") + units[i:i+1]
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-// formatCPU renders milli-CPUs as CPUs: 500 is "0.5", 2000 is "2".
-func formatCPU(milli int64) string {
-	s := strconv.FormatInt(milli/1000, 10)
-	if f := milli % 1000; f != 0 {
-		s += "." + strings.TrimRight(strconv.FormatInt(1000+f, 10)[1:], "0")
-	}
-	return s
-}
-
 // short reports, per dimension, whether need exceeds free.
 func short(need, free fleet.Resources) (mem, cpu bool) {
 	return need.MemoryBytes > free.MemoryBytes, need.CPUMilli > free.CPUMilli
@@ -216,12 +183,12 @@ func (st *state) resText(u, m int32) string {
 	mem, cpu := short(need, free)
 	var needs, has []string
 	if mem {
-		needs = append(needs, "memory "+formatSize(need.MemoryBytes))
-		has = append(has, formatSize(free.MemoryBytes))
+		needs = append(needs, "memory "+fleet.FormatSize(need.MemoryBytes))
+		has = append(has, fleet.FormatSize(free.MemoryBytes))
 	}
 	if cpu {
-		needs = append(needs, "CPU "+formatCPU(need.CPUMilli))
-		has = append(has, formatCPU(free.CPUMilli)+" CPU")
+		needs = append(needs, "CPU "+fleet.FormatCPU(need.CPUMilli))
+		has = append(has, fleet.FormatCPU(free.CPUMilli)+" CPU")
 	}
 	return "needs " + strings.Join(needs, " and ") + "; " + st.ms[m].short + " has " + strings.Join(has, " and ") + " free"
 }
@@ -240,9 +207,9 @@ func (st *state) resPhrase(u int32, ms []int32) string {
 			}
 			return r.CPUMilli
 		}
-		format := formatSize
+		format := fleet.FormatSize
 		if dim == "CPU" {
-			format = formatCPU
+			format = fleet.FormatCPU
 		}
 		mostFree, largest := int32(-1), int32(-1)
 		tooSmall := true

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/fleetd/fleet/internal/store"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/fleetd/fleet/internal/fleet"
@@ -242,29 +240,13 @@ func reservations(units []fleet.Unit, sched []store.ScheduleEntry) map[string]fl
 func capacityText(capacity, used fleet.Resources) string {
 	var parts []string
 	if capacity.CPUMilli > 0 {
-		parts = append(parts, fmt.Sprintf("cpu %s of %s", cpuText(used.CPUMilli), cpuText(capacity.CPUMilli)))
+		parts = append(parts, fmt.Sprintf("cpu %s of %s", fleet.FormatCPU(used.CPUMilli), fleet.FormatCPU(capacity.CPUMilli)))
 	}
 	if capacity.MemoryBytes > 0 {
-		parts = append(parts, fmt.Sprintf("memory %s of %s", sizeText(used.MemoryBytes), sizeText(capacity.MemoryBytes)))
+		parts = append(parts, fmt.Sprintf("memory %s of %s", fleet.FormatSize(used.MemoryBytes), fleet.FormatSize(capacity.MemoryBytes)))
 	}
 	if len(parts) == 0 {
 		return "-"
 	}
 	return strings.Join(parts, " · ")
-}
-
-func cpuText(milli int64) string {
-	return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64)
-}
-
-// sizeText renders bytes with the largest base-1024 suffix that keeps one
-// decimal at most (400M, 1.5G, 23.4G).
-func sizeText(b int64) string {
-	units := []string{"", "K", "M", "G", "T"}
-	v, i := float64(b), 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + units[i]
 }

@@ -360,7 +360,11 @@ func TestSurgeNeedsRoom(t *testing.T) {
 		t.Errorf("surge without room: %v", got)
 	}
 	snap.Machines = append(snap.Machines, fleet.Machine{ID: "m3", Capacity: fleet.Resources{MemoryBytes: 1 << 30}})
-	snap.Units[0].Req.MachineID = ""
+	for i := range snap.Units { // a.service may sit anywhere in Units
+		if snap.Units[i].Name == "a.service" {
+			snap.Units[i].Req.MachineID = ""
+		}
+	}
 	if got := SurgeMachines(snap, []string{"a.service"}); got["a.service"] != "m3" {
 		t.Errorf("surge: %v, want a.service on m3", got)
 	}

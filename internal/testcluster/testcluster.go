@@ -99,19 +99,28 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 	}
 	procutil.BecomeSubreaper()
 	c := &Cluster{t: t, bin: bin, opts: opts}
-	// Registered first, so that a cluster that fails to come up is
-	// stopped too, and its logs are printed.
-	t.Cleanup(c.stopAll)
-	c.EtcdURL = "http://" + freeAddr(t)
-	peerURL := "https://" + freeAddr(t) // certificates derived from the cluster token
+	// The kernel may hand a port it just gave out again once it is
+	// closed: every address of the cluster is distinct.
+	used := map[string]bool{}
+	uniq := func(next func() string) string {
+		for {
+			if a := next(); !used[a] {
+				used[a] = true
+				return a
+			}
+		}
+	}
+	free := func() string { return freeAddr(t) }
+	c.EtcdURL = "http://" + uniq(free)
+	peerURL := "https://" + uniq(free) // certificates derived from the cluster token
 	for i := range n {
 		m := &Machine{
 			Index:   i,
 			ID:      randomID(t),
 			DataDir: t.TempDir(),
-			APIURL:  "http://" + apiAddr(t, opts.APIHost),
+			APIURL:  "http://" + uniq(func() string { return apiAddr(t, opts.APIHost) }),
 			Socket:  filepath.Join(shortTempDir(t), "fleet.sock"),
-			EtcdV2:  freeAddr(t),
+			EtcdV2:  uniq(free),
 		}
 		if i < len(opts.Metadata) {
 			m.Metadata = opts.Metadata[i]
@@ -153,6 +162,11 @@ func New(t testing.TB, bin string, n int, opts Options) *Cluster {
 			c.Admin = c.readSecret(filepath.Join(m.DataDir, "admin-token"))
 		}
 	}
+	// Registered after the machines' directories (cleanups run last
+	// first: fleetd stops before its directories go) and before the
+	// waits, so that a cluster that fails to come up is stopped too and
+	// its logs are printed.
+	t.Cleanup(c.stopAll)
 	for _, m := range c.Machines[1:] {
 		c.awaitAPI(m)
 	}

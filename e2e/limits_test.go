@@ -46,7 +46,9 @@ func TestResourceLimits(t *testing.T) {
 	c.Await("oom.service failed (oom-kill)", 60*time.Second, func() (bool, string) {
 		out, errOut, _ := c.Fleetctl("status", "oom.service")
 		status = out + errOut
-		return strings.Contains(status, "oom-kill"), status
+		// The journal names the OOM kill a moment before the published
+		// state says failed: wait for the state line itself.
+		return strings.Contains(status, "failed (Result: oom-kill)"), status
 	})
 	t.Logf("fleetctl status oom.service:\n%s", status)
 	if !strings.Contains(status, "failed (Result: oom-kill)") {

@@ -36,6 +36,7 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 		return nil, err
 	}
 	aw := watchActive(ctx, cli, store.DefaultPrefix)
+	tr := newStartTrace(ctx, cli, store.DefaultPrefix)
 	// Warm up: one start, so the first figure is not the first connection.
 	if err := api.CreateUnit(ctx, sleepUnit("warmup.service")); err != nil {
 		return nil, err
@@ -53,9 +54,12 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 	}
 	defer prof.stop()
 	lat := make([]time.Duration, 0, *count)
+	names := make([]string, 0, *count)
+	starts := make([]time.Time, 0, *count)
 	for i := range *count {
 		name := fmt.Sprintf("start-%05d.service", i)
 		t0 := time.Now()
+		names, starts = append(names, name), append(starts, t0)
 		if err := api.CreateUnit(ctx, sleepUnit(name)); err != nil {
 			return nil, err
 		}
@@ -66,6 +70,12 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 		lat = append(lat, t1.Sub(t0))
 	}
 	slices.Sort(lat)
+	sleepCtx(ctx, 100*time.Millisecond) // the trace's watch may trail the active watch
+	trace := tr.breakdown(names, starts)
+	e.printf("trace (bench's receive time of each step's etcd write):\n")
+	for _, r := range trace {
+		e.printf("  %-55s p50 %7.2f ms  p99 %7.2f ms  (n=%d)\n", r.Step, r.P50ms, r.P99ms, r.N)
+	}
 	res := map[string]any{
 		"count":                       *count,
 		"start_to_active_p50_ms":      round(ms(pct(lat, 50)), 2),
@@ -80,6 +90,7 @@ func runStart(ctx context.Context, e *env, args []string) (map[string]any, error
 		"fleetd_rss_mb_after":         round(mb(readProc(c.procs[0].pid()).RSS), 1),
 		"units_running_after":         *count + 1,
 		"fleetd_cpu_s_whole_scenario": round(readProc(c.procs[0].pid()).CPU.Seconds(), 2),
+		"trace":                       trace,
 	}
 	e.summary(fmt.Sprintf("start: %d sequential starts through the API", *count), res)
 	return res, nil

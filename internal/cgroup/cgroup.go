@@ -777,3 +777,48 @@ func (g *Group) Remove() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ThreadHome returns the directories of the calling thread's own cgroups
+// in the v1 hierarchies of controllers (deduplicated, in order): where a
+// thread that joined a unit's v1 cgroups through their tasks files goes
+// back to. Call it on a locked OS thread (runtime.LockOSThread).
+func ThreadHome(controllers []string) ([]string, error) {
+	b, err := os.ReadFile("/proc/thread-self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	paths := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 || f[1] == "" {
+			continue
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			paths[c] = f[2]
+		}
+	}
+	mounts := readMounts()
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range controllers {
+		p, ok := paths[c]
+		if !ok {
+			return nil, fmt.Errorf("cgroup: this thread is in no %s hierarchy", c)
+		}
+		var dir string
+		for _, m := range mounts {
+			if !m.v2 && contains(m.opts, c) {
+				dir = join(m, p)
+				break
+			}
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("cgroup: the %s hierarchy is not mounted", c)
+		}
+		if !seen[dir] {
+			seen[dir] = true
+			out = append(out, dir)
+		}
+	}
+	return out, nil
+}

@@ -63,7 +63,7 @@ func newHarnessVersion(t *testing.T, noCgroups bool, cgroupVersion int) *harness
 	return &harness{t: t, r: r, j: j}
 }
 
-func parseUnit(t *testing.T, text string) []fleet.UnitOption {
+func parseUnit(t testing.TB, text string) []fleet.UnitOption {
 	t.Helper()
 	opts, err := sdunit.DeserializeOptions(strings.NewReader(text))
 	if err != nil {

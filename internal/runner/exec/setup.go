@@ -8,12 +8,16 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	cgrp "github.com/fleetd/fleet/internal/cgroup"
 )
 
 // Setup re-exec. Go's os.StartProcess cannot run code between fork and
@@ -248,6 +252,75 @@ func setupStart(path string, argv []string, attr *os.ProcAttr, join []string, rl
 	return p, confirm, nil
 }
 
+// errThreadJoin: startFromV1Thread could not start the process in the
+// cgroups; the setup re-exec should try (and report what fails).
+var errThreadJoin = errors.New("thread join failed")
+
+// startFromV1Thread starts path/argv with attr inside the v1 cgroups v1
+// (controller -> directory) without the setup re-exec, which is a second
+// program start (several milliseconds). v1 cgroup membership is per
+// thread (the tasks file) and a forked child starts in its forking
+// thread's cgroups: a goroutine locks an OS thread, notes that thread's
+// own cgroups, moves the thread into the unit's, forks the process there
+// and moves the thread back before unlocking it. Should the move back
+// fail, the thread stays locked, and the runtime destroys it when the
+// goroutine ends, so no other goroutine ever runs in a unit's cgroups. It
+// returns an error wrapping errThreadJoin, having started nothing, when
+// the thread cannot join, and when the fork is refused with EAGAIN (the
+// joined thread itself counts against the unit's TasksMax=): the caller
+// then falls back to the re-exec.
+func startFromV1Thread(v1 map[string]string, path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	ctrls := make([]string, 0, len(v1))
+	for c := range v1 {
+		ctrls = append(ctrls, c)
+	}
+	sort.Strings(ctrls)
+	var dirs []string
+	for _, c := range ctrls {
+		if d := v1[c]; !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	type result struct {
+		p   *os.Process
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := cgrp.ThreadHome(ctrls)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: fmt.Errorf("%w: %w", errThreadJoin, err)}
+			return
+		}
+		tid := []byte(strconv.Itoa(unix.Gettid()))
+		moveTo := func(ds []string) error {
+			for _, d := range ds {
+				if err := os.WriteFile(d+"/tasks", tid, 0); err != nil {
+					return fmt.Errorf("%s: %w", d, err)
+				}
+			}
+			return nil
+		}
+		var p *os.Process
+		if err = moveTo(dirs); err == nil {
+			p, err = os.StartProcess(path, argv, attr)
+			if errors.Is(err, syscall.EAGAIN) {
+				err = fmt.Errorf("%w: %w", errThreadJoin, err)
+			}
+		} else {
+			err = fmt.Errorf("%w: %w", errThreadJoin, err)
+		}
+		if moveTo(home) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread ends with this goroutine
+		ch <- result{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
+}
+
 func parseSetupReport(line string) error {
 	f := strings.SplitN(line, " ", 3)
 	if len(f) < 3 {
@@ -284,6 +357,13 @@ func spawnInto(cg *cgroup, rl []rlimitValue, path string, argv []string, attr *o
 					if d != cg.V2 {
 						join = append(join, d+"/cgroup.procs")
 					}
+				}
+			}
+			if len(rl) == 0 {
+				// Only v1 cgroups to join: fork from a thread that joined
+				// them, without a second program start.
+				if p, err := startFromV1Thread(cg.V1, path, argv, attr); !errors.Is(err, errThreadJoin) {
+					return p, ok, err
 				}
 			}
 			return setupStart(path, argv, attr, join, rl)

@@ -62,6 +62,9 @@ type Options struct {
 	// HeartbeatTTL (the machine lost its lease: its units are moving).
 	Heartbeat    string
 	HeartbeatTTL time.Duration
+	// ShimUnits is how many units one shim process supervises at most
+	// over its life (0: 32; 1: a shim per unit).
+	ShimUnits int
 }
 
 // ErrClosed is returned by a closed Runner.
@@ -74,6 +77,7 @@ type Runner struct {
 	cg    *cgroupRoot // nil: process groups only
 	cgErr error       // why cg is nil
 	rp    *reaper
+	shims *shimPool
 	quit  chan struct{}
 
 	mu      sync.Mutex
@@ -134,6 +138,7 @@ func New(opts Options) (*Runner, error) {
 		}
 	}
 	r.rp = newReaper(r.kick)
+	r.shims = newShimPool(r, opts.ShimUnits)
 	if opts.StateDir != "" {
 		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("exec runner: %w", err)
@@ -470,6 +475,7 @@ func (r *Runner) Close(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	close(r.quit)
+	r.shims.close()
 	var err error
 	for _, u := range units {
 		select {

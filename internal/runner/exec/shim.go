@@ -3,12 +3,9 @@ package exec
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -16,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	cgrp "github.com/fleetd/fleet/internal/cgroup"
 	"github.com/fleetd/fleet/internal/journal"
 )
 
@@ -136,91 +132,24 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// ShimMain is the entry point of `fleet-shim DIR` and `fleetd shim DIR`.
-// It returns the exit code.
+// ShimMain is the entry point of `fleet-shim DIR` and `fleetd shim DIR`
+// (one unit, reported on stdout as "ok PID" or "err ERRNO MESSAGE"), and
+// of `fleet-shim --serve` (many units; see shimserve.go). It returns the
+// exit code.
 func ShimMain(ctx context.Context, args []string, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: fleet-shim DIR, or fleetd shim DIR (started by fleetd's runner)")
+		fmt.Fprintln(stderr, "usage: fleet-shim DIR or fleet-shim --serve (started by fleetd's runner)")
 		return 2
 	}
-	dir := args[0]
+	srv := newShimServer()
+	if args[0] == shimServeArg {
+		return srv.serve(ctx, os.Stdin, os.NewFile(1, "report"))
+	}
 	report := os.NewFile(1, "report")
-	fail := func(errno syscall.Errno, err error) int {
+	pid, errno, err := srv.startUnit(ctx, args[0])
+	if err != nil {
 		fmt.Fprintf(report, "err %d %s\n", int(errno), err)
 		return 1
-	}
-	var spec shimSpec
-	if err := readJSON(filepath.Join(dir, shimSpecFile), &spec); err != nil {
-		return fail(syscall.EINVAL, fmt.Errorf("read spec: %w", err))
-	}
-	// Our own signals: the shim must survive whatever fleetd goes through.
-	// Caught, not ignored: an ignored signal would stay ignored in the
-	// unit's processes.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	go func() {
-		for range sigs {
-		}
-	}()
-	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-	var jr *journal.Journal
-	if spec.JournalDir != "" {
-		var err error
-		jr, err = journal.Open(spec.JournalDir, journal.Options{
-			MaxFileBytes: spec.JournalMaxBytes, MaxFiles: spec.JournalMaxFiles, Hostname: spec.Hostname,
-		})
-		if err != nil {
-			return fail(syscall.EIO, err)
-		}
-		defer jr.Close()
-	}
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		return fail(syscall.EIO, err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail(syscall.EMFILE, err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail(syscall.EMFILE, err)
-	}
-	sys := &syscall.SysProcAttr{Setpgid: true}
-	if spec.UID != nil {
-		sys.Credential = &syscall.Credential{Uid: *spec.UID, Gid: spec.GID, Groups: spec.Groups}
-	}
-	var cg *cgroup
-	if spec.Cgroup != "" || len(spec.CgroupV1) > 0 {
-		cg = &cgroup{Group: cgrp.Group{V2: spec.Cgroup, V1: spec.CgroupV1}}
-	}
-	attr := &os.ProcAttr{Dir: spec.Dir, Env: spec.Env, Files: []*os.File{devnull, outW, errW}, Sys: sys}
-	p, confirm, err := spawnInto(cg, spec.Rlimits, spec.Path, spec.Argv, attr)
-	if err == nil {
-		if cerr := confirm(); cerr != nil {
-			p.Wait()
-			p, err = nil, cerr
-		}
-	}
-	devnull.Close()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		var errno syscall.Errno
-		if !errors.As(err, &errno) {
-			errno = syscall.ENOEXEC
-		}
-		return fail(errno, err)
-	}
-	pid := p.Pid
-	m := shimMain{PID: pid, Shim: os.Getpid()}
-	if st, ok := readProcStat(pid); ok {
-		m.Start = st.start
-	}
-	if err := writeJSONAtomic(filepath.Join(dir, shimMainFile), m); err != nil {
-		syscall.Kill(-pid, syscall.SIGKILL)
-		return fail(syscall.EIO, err)
 	}
 	fmt.Fprintf(report, "ok %d\n", pid)
 	// Close the report pipe by putting /dev/null in its place, so that fd 1
@@ -231,36 +160,14 @@ func ShimMain(ctx context.Context, args []string, stderr io.Writer) int {
 	} else {
 		report.Close()
 	}
-
-	sh := &shim{
-		spec: spec, dir: dir, jr: jr, pid: pid, cg: cg,
-		mainDone: make(chan struct{}),
-		waiters:  map[int]chan syscall.WaitStatus{},
-		spawned:  make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
-	}
-	sh.copies.Add(2)
-	go sh.copyOut(outR, pid, spec.Ident, journal.StreamStdout)
-	go sh.copyOut(errR, pid, spec.Ident, journal.StreamStderr)
-	go sh.reap()
-	if spec.Heartbeat != "" && spec.HeartbeatTTL > 0 {
-		go sh.watchHeartbeat(ctx)
-	}
-	<-sh.mainDone
-	// A stop the shim began (heartbeat) runs to its end: ExecStopPost=
-	// and the killing of what is left come after the main process.
-	sh.mu.Lock()
-	stopping := sh.stopping
-	sh.mu.Unlock()
-	if stopping {
-		<-sh.stopped
-	}
-	sh.copies.Wait()
+	srv.units.Wait()
+	srv.close()
 	return 0
 }
 
-// shim is the state of a running shim.
+// shim is one unit under a shim process.
 type shim struct {
+	srv    *shimServer
 	spec   shimSpec
 	dir    string
 	jr     *journal.Journal
@@ -271,9 +178,7 @@ type shim struct {
 	mainDone chan struct{} // closed once the main process is reaped
 	mainWS   syscall.WaitStatus
 
-	mu       sync.Mutex // held across spawns, so the reaper finds the waiter of a fresh child
-	waiters  map[int]chan syscall.WaitStatus
-	spawned  chan struct{} // cap 1: a child was started (wakes an idle reaper)
+	// Guarded by srv.mu.
 	stopping bool          // the shim is stopping the unit (heartbeat)
 	stopped  chan struct{} // closed when that stop is over
 }
@@ -288,36 +193,6 @@ func (sh *shim) copyOut(r *os.File, pid int, ident, stream string) {
 	w := sh.jr.StreamWriter(sh.spec.Unit, ident, pid, stream)
 	io.Copy(w, r)
 	w.Close()
-}
-
-// reap reaps everything: the main process, the shim's control processes
-// and orphans of the unit (the shim is their subreaper).
-func (sh *shim) reap() {
-	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if errors.Is(err, syscall.ECHILD) {
-			<-sh.spawned // no child now: wait for the next one
-			continue
-		}
-		if err != nil {
-			return
-		}
-		if got == sh.pid {
-			sh.mainWS = ws
-			_ = writeJSONAtomic(filepath.Join(sh.dir, shimExitFile), shimExit{WaitStatus: uint32(ws), Time: time.Now()})
-			close(sh.mainDone)
-		}
-		sh.mu.Lock()
-		if ch, ok := sh.waiters[got]; ok {
-			delete(sh.waiters, got)
-			ch <- ws
-		}
-		sh.mu.Unlock()
-	}
 }
 
 // log writes a lifecycle line to the unit's journal.
@@ -344,50 +219,6 @@ func (hb *heartbeat) age(now time.Time) time.Duration {
 		}
 	}
 	return now.Sub(hb.lastBeat)
-}
-
-// watchHeartbeat stops the unit when fleetd stopped renewing the machine's
-// lease for longer than its TTL.
-func (sh *shim) watchHeartbeat(ctx context.Context) {
-	spec := sh.spec
-	hb := &heartbeat{path: spec.Heartbeat, lastBeat: time.Now()}
-	if st, err := os.Stat(spec.Heartbeat); err == nil {
-		hb.lastBeat = st.ModTime()
-	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sh.mainDone:
-			return
-		case <-tick.C:
-		}
-		age := hb.age(time.Now())
-		if age <= spec.HeartbeatTTL {
-			continue
-		}
-		sh.mu.Lock()
-		select {
-		case <-sh.mainDone:
-			sh.mu.Unlock()
-			return // exited on its own: nothing to stop
-		default:
-		}
-		sh.stopping = true
-		sh.mu.Unlock()
-		defer close(sh.stopped)
-		missing := ""
-		if _, err := os.Stat(spec.Heartbeat); err != nil {
-			missing = " (the heartbeat file is missing)"
-		}
-		sh.log("%s: fleetd has not renewed the machine's lease for %v (agent_ttl %v)%s; stopping the unit, it is being rescheduled.",
-			spec.Unit, age.Round(time.Millisecond), spec.HeartbeatTTL, missing)
-		_ = writeJSONAtomic(filepath.Join(sh.dir, shimStoppingFile), shimExit{Time: time.Now()})
-		sh.stopUnit()
-		return
-	}
 }
 
 // parseShimReport parses the shim's "ok PID" / "err ERRNO MSG" line.

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -200,9 +201,15 @@ func TestShimHeartbeat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	defer func() { r.StopAll(ctx); r.Close(ctx); j.Close() }()
-	h.load("hb.service", "[Service]\nExecStart=/bin/sleep 600\n")
-	h.start("hb.service")
-	pid := h.waitState("hb.service", "active", "running").MainPID
+	// Three units under one shim process: the heartbeat stops each, and
+	// each one's ExecStopPost= runs.
+	var pids []int
+	for i := range 3 {
+		name := fmt.Sprintf("hb%d.service", i)
+		h.load(name, fmt.Sprintf("[Service]\nExecStart=/bin/sleep 600\nExecStopPost=/bin/touch %s\n", filepath.Join(dir, name+".stopped")))
+		h.start(name)
+		pids = append(pids, h.waitState(name, "active", "running").MainPID)
+	}
 	stop := make(chan struct{})
 	go func() {
 		for {
@@ -216,15 +223,71 @@ func TestShimHeartbeat(t *testing.T) {
 		}
 	}()
 	time.Sleep(3 * time.Second)
-	if !alive(pid) {
-		t.Fatal("unit stopped while the heartbeat was fresh")
+	for _, pid := range pids {
+		if !alive(pid) {
+			t.Fatal("unit stopped while the heartbeat was fresh")
+		}
 	}
 	close(stop)
 	stale := time.Now()
-	h.eventually("unit stopped by its shim", func() bool { return !alive(pid) }, "hb.service")
-	t.Logf("shim stopped the unit %v after the last heartbeat (TTL 2s)", time.Since(stale))
-	h.waitLog("hb.service", "has not renewed the machine's lease")
-	h.waitState("hb.service", "inactive", "dead")
+	for i, pid := range pids {
+		name := fmt.Sprintf("hb%d.service", i)
+		h.eventually("unit stopped by its shim", func() bool { return !alive(pid) }, name)
+		if i == 0 {
+			t.Logf("shim stopped the unit %v after the last heartbeat (TTL 2s)", time.Since(stale))
+		}
+		h.waitLog(name, "has not renewed the machine's lease")
+		h.waitState(name, "inactive", "dead")
+		if _, err := os.Stat(filepath.Join(dir, name+".stopped")); err != nil {
+			t.Errorf("%s: ExecStopPost= did not run: %v", name, err)
+		}
+	}
+}
+
+// Units share shim processes, ShimUnits each: a shim that had its share
+// takes no more, and exits once its units have ended; the units of the
+// next one keep running.
+func TestShimProcessesShared(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := journal.Open(filepath.Join(dir, "journal"), journal.Options{})
+	r, err := New(Options{Journal: j, StateDir: filepath.Join(dir, "state"), Shim: testShim(), ShimEnv: testShimEnv, ShimUnits: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, r: r, j: j}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	defer func() { r.StopAll(ctx); r.Close(ctx); j.Close() }()
+	shimOf := func(name string) int {
+		ms, _ := filepath.Glob(filepath.Join(dir, "state", name, "shim-*", shimMainFile))
+		if len(ms) != 1 {
+			t.Fatalf("%s: main.json files %v", name, ms)
+		}
+		var m shimMain
+		if err := readJSON(ms[0], &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Shim
+	}
+	var shims []int
+	for i := range 4 {
+		name := fmt.Sprintf("s%d.service", i)
+		h.load(name, "[Service]\nExecStart=/bin/sleep 600\n")
+		h.start(name)
+		h.waitState(name, "active", "running")
+		shims = append(shims, shimOf(name))
+	}
+	if shims[0] != shims[1] || shims[1] != shims[2] || shims[3] == shims[0] {
+		t.Fatalf("shim processes %v, want the first three units under one, the fourth under another", shims)
+	}
+	for i := range 3 {
+		h.stop(fmt.Sprintf("s%d.service", i))
+	}
+	h.eventually("the first shim process exits once its units ended", func() bool { return !alive(shims[0]) }, "s0.service")
+	if !alive(shims[3]) {
+		t.Fatal("the second shim process exited with the first one's units")
+	}
+	h.waitState("s3.service", "active", "running")
 }
 
 func countOutput(j *journal.Journal, unit string) int {

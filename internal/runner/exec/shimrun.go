@@ -1,14 +1,12 @@
 package exec
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -61,50 +59,12 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 	if err := writeJSONAtomic(filepath.Join(dir, shimSpecFile), spec); err != nil {
 		return fail(&spawnError{226, fmt.Errorf("shim spec: %w", err)})
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	line, err := r.shims.start(dir, 60*time.Second)
 	if err != nil {
-		return fail(&spawnError{208, err})
-	}
-	defer devnull.Close()
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		return fail(&spawnError{209, err})
-	}
-	defer repR.Close()
-	shimEnv := append([]string{"PATH=" + defaultPath}, r.opts.ShimEnv...)
-	attr := &os.ProcAttr{
-		Dir:   "/",
-		Env:   shimEnv,
-		Files: []*os.File{devnull, repW, devnull},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	}
-	rp := r.rp
-	rp.mu.Lock()
-	sp, err := os.StartProcess(r.opts.Shim[0], append(append([]string(nil), r.opts.Shim...), dir), attr)
-	if err == nil {
-		rp.managed[sp.Pid] = struct{}{}
-	}
-	rp.mu.Unlock()
-	repW.Close()
-	if err != nil {
-		return fail(&spawnError{203, fmt.Errorf("start shim: %w", err)})
-	}
-	// Reap the shim when it exits, without a thread blocked meanwhile
-	// (watch releases sp: use shimPID).
-	shimPID := sp.Pid
-	shim := rp.watch(sp)
-	go rp.wait(shim)
-	lines := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(repR).ReadString('\n')
-		lines <- strings.TrimSpace(l)
-	}()
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(60 * time.Second):
-		syscall.Kill(shimPID, syscall.SIGKILL)
-		return fail(&spawnError{203, errors.New("shim did not report")})
+		if errors.Is(err, ErrClosed) {
+			return fail(err)
+		}
+		return fail(&spawnError{203, err})
 	}
 	pid, err := parseShimReport(line)
 	if err != nil {
@@ -167,10 +127,21 @@ func (r *Runner) watchShim(dir string, pid int, start uint64, pr *proc, onExit f
 	}
 	if _, err := os.Stat(filepath.Join(dir, shimStoppingFile)); err == nil {
 		// The shim stops the unit itself (fleetd's heartbeat went stale):
-		// let it finish (ExecStopPost=) before the unit counts as down.
+		// let it finish (ExecStopPost=) before the unit counts as down. It
+		// writes stopped.json then; a shim of one unit (an older fleetd's)
+		// exits instead.
 		pr.byShim = true
-		if shimAlive && !waitPIDExit(m.Shim, shimStart, r.quit) {
-			return
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for shimAlive && samePID(m.Shim, shimStart) {
+			if _, err := os.Stat(filepath.Join(dir, shimStoppedFile)); err == nil {
+				break
+			}
+			select {
+			case <-r.quit:
+				return
+			case <-t.C:
+			}
 		}
 	}
 	if onExit != nil {

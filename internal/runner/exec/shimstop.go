@@ -233,17 +233,15 @@ func (sh *shim) spawn(g *group, path string, argv, env []string) (int, <-chan sy
 	}
 	attr := &os.ProcAttr{Dir: spec.Dir, Env: env, Files: []*os.File{devnull, outW, errW}, Sys: sys}
 	done := make(chan syscall.WaitStatus, 1)
-	sh.mu.Lock()
+	srv := sh.srv
+	srv.mu.Lock()
 	p, confirm, err := spawnInto(cg, spec.Rlimits, path, argv, attr)
 	if err == nil {
-		sh.waiters[p.Pid] = done
+		srv.waiters[p.Pid] = done
 	}
-	sh.mu.Unlock()
+	srv.mu.Unlock()
 	if err == nil {
-		select {
-		case sh.spawned <- struct{}{}:
-		default:
-		}
+		srv.wakeReaper()
 		if cerr := confirm(); cerr != nil {
 			p.Release()
 			err = cerr // the reaper reaps it

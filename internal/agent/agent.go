@@ -56,7 +56,17 @@ type Agent struct {
 	pubLease  etcdkv.LeaseID
 	leaseLost bool   // LeaseLost was called; cleared once a round sees a lease again (adopt.go)
 	lostGen   uint64 // number of LeaseLost calls
+	// repubAt is when a state Publish held back (startSettle) is due.
+	repubAt time.Time
 }
+
+// startSettle: a unit the agent started less than this long ago whose
+// runner state is still inactive or activating is not published yet. A
+// simple service is active within a few milliseconds, so its start costs
+// one state write (active) instead of three (inactive, activating,
+// active), each a round trip ahead of the next; a unit that stays
+// activating longer is published when startSettle has passed.
+const startSettle = 15 * time.Millisecond
 
 type loadedUnit struct {
 	hash     string
@@ -106,15 +116,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	jobs := a.cfg.Store.Notify(nctx, "jobs/")
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
+	repub := time.NewTimer(time.Hour)
+	defer repub.Stop()
+	publish := func() {
+		if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("publishing unit states failed", "err", err)
+		}
+		a.mu.Lock()
+		at := a.repubAt
+		a.mu.Unlock()
+		repub.Stop()
+		if !at.IsZero() {
+			repub.Reset(max(time.Until(at), 0))
+		}
+		a.notify()
+	}
 	ticks := 0
 	for {
 		if err := a.reconcile(ctx, sched); err != nil && ctx.Err() == nil {
 			a.log.Warn("reconcile failed", "err", err)
 		}
-		if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("publishing unit states failed", "err", err)
-		}
-		a.notify()
+		publish()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -122,10 +144,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-jobs:
 		case <-changed:
 			// Only states changed: publish without reconciling.
-			if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("publishing unit states failed", "err", err)
-			}
-			a.notify()
+			publish()
+			continue
+		case <-repub.C:
+			publish()
 			continue
 		case <-tick.C:
 			if ticks++; ticks%resyncEvery == 0 {
@@ -316,6 +338,8 @@ func (a *Agent) Publish(ctx context.Context) error {
 	}
 	var put []fleet.UnitState
 	cur := make(map[string]fleet.UnitState, len(a.loaded))
+	now := time.Now()
+	a.repubAt = time.Time{}
 	for name, l := range a.loaded {
 		rs, ok := states[name]
 		st := fleet.UnitState{Name: name, MachineID: a.cfg.MachineID, Hash: l.hash, JobState: l.jobState}
@@ -323,6 +347,19 @@ func (a *Agent) Publish(ctx context.Context) error {
 			st.LoadState, st.ActiveState, st.SubState, st.Since, st.Result, st.Exit = rs.LoadState, rs.ActiveState, rs.SubState, rs.Since, rs.Result, rs.Exit
 		} else {
 			st.LoadState, st.ActiveState, st.SubState = "not-found", "inactive", "dead"
+		}
+		if due := l.startedAt.Add(startSettle); ok && l.jobState == fleet.JobStateLaunched && now.Before(due) &&
+			(st.ActiveState == "inactive" || st.ActiveState == "activating") {
+			// Just started: publish once it is up, or at due.
+			if old, was := a.published[name]; was {
+				cur[name] = old
+			} else {
+				cur[name] = st
+			}
+			if a.repubAt.IsZero() || due.Before(a.repubAt) {
+				a.repubAt = due
+			}
+			continue
 		}
 		cur[name] = st
 		if old, ok := a.published[name]; !ok || !old.Since.Equal(st.Since) || old != withSince(st, old.Since) {

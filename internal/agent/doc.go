@@ -27,7 +27,10 @@
 //     wait for the next round.
 //  3. Unit states are published under states/<machine>/<unit> on the
 //     machine's lease; only changed states are written, all of them again when
-//     the lease changes; states of unloaded units are deleted.
+//     the lease changes; states of unloaded units are deleted. A unit the
+//     agent started less than startSettle (15 ms) ago that is still
+//     inactive or activating is published once it is up or once that time
+//     has passed, so a fast start writes one state, not three.
 //  4. A failed step is logged and retried on the next round; it never stops
 //     the loop.
 //  5. On start, units the runner already holds (adopted from a previous

@@ -119,6 +119,26 @@ func runFootprint(ctx context.Context, e *env, args []string) (map[string]any, e
 		res["loaded_fleetd_rss_mb"] = round(mb(rss), 1)
 		res["loaded_fleetd_peak_rss_mb"] = round(mb(hwm), 1)
 		res["loaded_fleetd_cpu_pct"] = round(cpu, 2)
+		// Supervising the units: fleetd plus every shim process, as RSS
+		// and as private memory (pages no other process shares; a
+		// shim's binary pages are shared by all shims).
+		frss, fpriv, _ := smapsMem(pid)
+		shims := processesOf(filepath.Join(filepath.Dir(path), "fleet-shim"))
+		var srss, spriv int64
+		for _, p := range shims {
+			r, pv, ok := smapsMem(p)
+			if ok {
+				srss, spriv = srss+r, spriv+pv
+			}
+		}
+		res["shim_processes"] = len(shims)
+		res["loaded_fleetd_private_mb"] = round(mb(fpriv), 1)
+		res["shims_rss_mb"] = round(mb(srss), 1)
+		res["shims_private_mb"] = round(mb(spriv), 1)
+		res["supervision_rss_mb"] = round(mb(frss+srss), 1)
+		res["supervision_private_mb"] = round(mb(fpriv+spriv), 1)
+		res["target_units_all_active_s"] = 3
+		res["target_supervision_mb"] = 300
 	}
 	e.summary("footprint", res)
 	return res, nil

@@ -87,3 +87,50 @@ func loadAvg() string {
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// smapsMem is a process's resident and private memory from
+// /proc/<pid>/smaps_rollup (bytes): Rss, and Private_Clean +
+// Private_Dirty (what the process alone holds).
+func smapsMem(pid int) (rss, private int64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "Rss":
+			rss = n * 1024
+		case "Private_Clean", "Private_Dirty":
+			private += n * 1024
+		}
+	}
+	return rss, private, true
+}
+
+// processesOf lists the PIDs whose executable is exe.
+func processesOf(exe string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && p == exe {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -233,7 +233,7 @@ func (u *unit) adopted(rec *unitRecord) (string, event) {
 	if rec.ShimDir != "" && rec.MainPID > 0 {
 		pr := &proc{pid: rec.MainPID, ident: rec.Ident, done: make(chan struct{})}
 		gen := rc.gen
-		go r.watchShim(rec.ShimDir, rec.MainPID, rec.Start, pr, func(p *proc) {
+		go r.watchShim(rec.ShimDir, rec.MainPID, rec.Start, 0, pr, func(p *proc) {
 			code, status := exitInfo(p.ws)
 			end := r.opts.Now()
 			r.mu.Lock()

@@ -25,7 +25,8 @@ import (
 // or one started later on the same state directory, only read the files it
 // leaves in DIR:
 //
-//	spec.json  what to run (written by the runner before starting the shim)
+//	spec.json  what to run (`fleet-shim DIR` only; a --serve shim gets it
+//	           on its stdin, see shimserve.go)
 //	main.json  the main process: PID and start time (written once started)
 //	exit.json  the main process's wait status (written when it exits)
 //
@@ -146,12 +147,18 @@ func ShimMain(ctx context.Context, args []string, stderr io.Writer) int {
 		return srv.serve(ctx, os.Stdin, os.NewFile(1, "report"))
 	}
 	report := os.NewFile(1, "report")
-	pid, errno, err := srv.startUnit(ctx, args[0])
-	if err != nil {
-		fmt.Fprintf(report, "err %d %s\n", int(errno), err)
+	ok := false
+	srv.startUnit(ctx, args[0], nil, func(pid int, errno syscall.Errno, err error) {
+		if err != nil {
+			fmt.Fprintf(report, "err %d %s\n", int(errno), err)
+			return
+		}
+		ok = true
+		fmt.Fprintf(report, "ok %d\n", pid)
+	})
+	if !ok {
 		return 1
 	}
-	fmt.Fprintf(report, "ok %d\n", pid)
 	// Close the report pipe by putting /dev/null in its place, so that fd 1
 	// is never reused by a file a stray write would corrupt.
 	if dn, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {

@@ -313,3 +313,40 @@ func countLine(es []journal.Entry, prefix string) int {
 
 var _ = syscall.SIGTERM
 var _ runner.State
+
+// A shim process that dies takes no more units: the next start goes to a
+// new one.
+func TestShimProcessDiesNextStartUsesANewOne(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := journal.Open(filepath.Join(dir, "journal"), journal.Options{})
+	r, err := New(Options{Journal: j, StateDir: filepath.Join(dir, "state"), Shim: testShim(), ShimEnv: testShimEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, r: r, j: j}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	defer func() { r.StopAll(ctx); r.Close(ctx); j.Close() }()
+	shimOf := func(name string) int {
+		var m shimMain
+		h.eventually(name+"'s main.json", func() bool {
+			ms, _ := filepath.Glob(filepath.Join(dir, "state", name, "shim-*", shimMainFile))
+			return len(ms) == 1 && readJSON(ms[0], &m) == nil
+		}, name)
+		return m.Shim
+	}
+	h.load("a.service", "[Service]\nExecStart=/bin/sleep 600\n")
+	h.start("a.service")
+	h.waitState("a.service", "active", "running")
+	first := shimOf("a.service")
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the shim process gone", func() bool { return !alive(first) }, "a.service")
+	h.load("b.service", "[Service]\nExecStart=/bin/sleep 600\n")
+	h.start("b.service")
+	h.waitState("b.service", "active", "running")
+	if second := shimOf("b.service"); second == first {
+		t.Fatalf("b.service went to the dead shim process %d", first)
+	}
+}

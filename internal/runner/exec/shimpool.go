@@ -2,6 +2,7 @@ package exec
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,30 +54,36 @@ func newShimPool(r *Runner, max int) *shimPool {
 // answered.
 var errShimGone = errors.New("shim exited before it reported")
 
-// start asks a shim process to start the unit whose spec.json is in dir
-// and returns its report ("ok PID" or "err ERRNO MESSAGE").
-func (p *shimPool) start(dir string, timeout time.Duration) (string, error) {
+// start asks a shim process to start the unit of spec, whose files go in
+// dir, and returns its report ("ok PID" or "err ERRNO MESSAGE") and the shim
+// process's PID.
+func (p *shimPool) start(dir string, spec shimSpec, timeout time.Duration) (string, int, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return "", ErrClosed
+		return "", 0, ErrClosed
 	}
 	sp := p.cur
 	if sp == nil || sp.isGone() {
 		var err error
 		if sp, err = p.spawn(); err != nil {
 			p.mu.Unlock()
-			return "", err
+			return "", 0, err
 		}
 		p.cur = sp
 	}
 	p.nextID++
 	id := p.nextID
+	req, err := json.Marshal(shimRequest{ID: id, Dir: dir, Spec: spec})
+	if err != nil {
+		p.mu.Unlock()
+		return "", 0, err
+	}
 	ch := make(chan string, 1)
 	sp.mu.Lock()
 	sp.pending[id] = ch
 	sp.mu.Unlock()
-	_, werr := fmt.Fprintf(sp.in, "%d %s\n", id, dir)
+	_, werr := sp.in.Write(append(req, '\n'))
 	sp.given++
 	if werr != nil || sp.given >= p.max {
 		p.retireLocked(sp)
@@ -86,16 +93,16 @@ func (p *shimPool) start(dir string, timeout time.Duration) (string, error) {
 		sp.mu.Lock()
 		delete(sp.pending, id)
 		sp.mu.Unlock()
-		return "", fmt.Errorf("shim (pid %d): %w", sp.pid, werr)
+		return "", 0, fmt.Errorf("shim (pid %d): %w", sp.pid, werr)
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case line, ok := <-ch:
 		if !ok {
-			return "", fmt.Errorf("shim (pid %d): %w", sp.pid, errShimGone)
+			return "", 0, fmt.Errorf("shim (pid %d): %w", sp.pid, errShimGone)
 		}
-		return line, nil
+		return line, sp.pid, nil
 	case <-t.C:
 		sp.mu.Lock()
 		delete(sp.pending, id)
@@ -104,7 +111,7 @@ func (p *shimPool) start(dir string, timeout time.Duration) (string, error) {
 		p.mu.Lock()
 		p.retireLocked(sp)
 		p.mu.Unlock()
-		return "", fmt.Errorf("shim (pid %d) did not report within %v", sp.pid, timeout)
+		return "", 0, fmt.Errorf("shim (pid %d) did not report within %v", sp.pid, timeout)
 	}
 }
 

@@ -56,10 +56,7 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, shimSpecFile), spec); err != nil {
-		return fail(&spawnError{226, fmt.Errorf("shim spec: %w", err)})
-	}
-	line, err := r.shims.start(dir, 60*time.Second)
+	line, shimPID, err := r.shims.start(dir, spec, 60*time.Second)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return fail(err)
@@ -70,12 +67,10 @@ func (u *unit) startShimProcess(rc *runCtx, path string, argv []string, env []st
 	if err != nil {
 		return fail(rc.spawnFailed(err))
 	}
-	var m shimMain
-	_ = readJSON(filepath.Join(dir, shimMainFile), &m)
 	pr := &proc{pid: pid, ident: spec.Ident, done: make(chan struct{})}
 	rc.g.added(pid)
 	rc.shimDir = dir
-	go r.watchShim(dir, pid, m.Start, pr, onExit)
+	go r.watchShim(dir, pid, 0, shimPID, pr, onExit)
 	return pr, nil
 }
 
@@ -92,14 +87,17 @@ func shimCmds(rc *runCtx, kind string) []shimCmd {
 // watchShim waits for the main process of a shim to exit, takes its wait
 // status from exit.json and completes pr. It gives up when the runner
 // closes (pr stays open: the process is left to a later runner).
-func (r *Runner) watchShim(dir string, pid int, start uint64, pr *proc, onExit func(*proc)) {
+func (r *Runner) watchShim(dir string, pid int, start uint64, shimPID int, pr *proc, onExit func(*proc)) {
 	exitPath := filepath.Join(dir, shimExitFile)
-	var m shimMain
-	_ = readJSON(filepath.Join(dir, shimMainFile), &m)
+	if shimPID == 0 {
+		var m shimMain
+		_ = readJSON(filepath.Join(dir, shimMainFile), &m)
+		shimPID = m.Shim
+	}
 	var shimStart uint64
 	shimAlive := false
-	if m.Shim > 0 {
-		if st, ok := readProcStat(m.Shim); ok && st.state != 'Z' && st.state != 'X' {
+	if shimPID > 0 {
+		if st, ok := readProcStat(shimPID); ok && st.state != 'Z' && st.state != 'X' {
 			shimStart, shimAlive = st.start, true
 		}
 	}
@@ -133,7 +131,7 @@ func (r *Runner) watchShim(dir string, pid int, start uint64, pr *proc, onExit f
 		pr.byShim = true
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
-		for shimAlive && samePID(m.Shim, shimStart) {
+		for shimAlive && samePID(shimPID, shimStart) {
 			if _, err := os.Stat(filepath.Join(dir, shimStoppedFile)); err == nil {
 				break
 			}

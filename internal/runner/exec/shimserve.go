@@ -3,6 +3,7 @@ package exec
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,13 +30,20 @@ import (
 // process only.
 //
 // Protocol of --serve: the runner writes one line per unit on the shim's
-// stdin, "ID DIR" (DIR holds spec.json, as for `fleet-shim DIR`); the shim
-// starts the unit and answers on its stdout "ID ok PID" or "ID err ERRNO
-// MESSAGE". On EOF of stdin (the runner is done with this shim, or fleetd
+// stdin, a JSON shimRequest (the unit's directory and its spec, which
+// `fleet-shim DIR` reads from DIR/spec.json instead); the shim starts the
+// unit and answers on its stdout "ID ok PID" or "ID err ERRNO MESSAGE". On EOF of stdin (the runner is done with this shim, or fleetd
 // is gone) it takes no more units and exits once the last of its units
 // has ended. Each unit keeps its own directory (main.json, exit.json,
 // stopping.json, stopped.json), so a later runner adopts units one by one
 // whatever process supervises them.
+
+// shimRequest is one line of a --serve shim's stdin.
+type shimRequest struct {
+	ID   uint64   `json:"id"`
+	Dir  string   `json:"dir"`
+	Spec shimSpec `json:"spec"`
+}
 
 // shimServeArg is the argument of the many-units mode.
 const shimServeArg = "--serve"
@@ -85,34 +93,48 @@ func (srv *shimServer) processSetup() {
 	})
 }
 
-// serve reads "ID DIR" lines from in until EOF, answers on out, then waits
-// for the units to end.
+// serve reads "ID DIR" lines from in until EOF, starts each unit in a
+// goroutine of its own (requests do not wait for one another: the forks
+// are serialized by the runtime, the rest overlaps) and answers on out,
+// then waits for the units to end.
 func (srv *shimServer) serve(ctx context.Context, in io.Reader, out io.Writer) int {
 	srv.processSetup()
+	var outMu sync.Mutex
+	var pending sync.WaitGroup
 	br := bufio.NewReader(in)
 	for {
 		line, err := br.ReadString('\n')
 		if line = strings.TrimSpace(line); line != "" {
-			id, dir, ok := strings.Cut(line, " ")
-			var reply string
-			switch {
-			case !ok || dir == "":
-				reply = fmt.Sprintf("%s err %d bad request %q", id, int(syscall.EINVAL), line)
-			default:
-				if pid, errno, err := srv.startUnit(ctx, dir); err != nil {
-					reply = fmt.Sprintf("%s err %d %s", id, int(errno), oneLine(err.Error()))
-				} else {
-					reply = fmt.Sprintf("%s ok %d", id, pid)
+			pending.Add(1)
+			go func() {
+				defer pending.Done()
+				write := func(reply string) {
+					// A failed write (fleetd is gone) changes nothing: a
+					// unit that started is in its directory, for a later
+					// runner to adopt.
+					outMu.Lock()
+					_, _ = io.WriteString(out, reply+"\n")
+					outMu.Unlock()
 				}
-			}
-			// A failed write (fleetd is gone) changes nothing: a unit that
-			// started is in its directory, for a later runner to adopt.
-			_, _ = io.WriteString(out, reply+"\n")
+				var req shimRequest
+				if err := json.Unmarshal([]byte(line), &req); err != nil || req.Dir == "" {
+					write(fmt.Sprintf("%d err %d bad request %q", req.ID, int(syscall.EINVAL), line))
+					return
+				}
+				srv.startUnit(ctx, req.Dir, &req.Spec, func(pid int, errno syscall.Errno, err error) {
+					if err != nil {
+						write(fmt.Sprintf("%d err %d %s", req.ID, int(errno), oneLine(err.Error())))
+					} else {
+						write(fmt.Sprintf("%d ok %d", req.ID, pid))
+					}
+				})
+			}()
 		}
 		if err != nil {
 			break
 		}
 	}
+	pending.Wait()
 	srv.units.Wait()
 	srv.close()
 	return 0
@@ -150,15 +172,26 @@ func (srv *shimServer) journal(spec shimSpec) (*journal.Journal, error) {
 	return j, nil
 }
 
-// startUnit starts the unit whose spec.json is in dir and supervises it
-// until it ends. It returns the main process's PID, or why it did not
-// start (the errno for the runner's exit status).
-func (srv *shimServer) startUnit(ctx context.Context, dir string) (int, syscall.Errno, error) {
-	srv.processSetup()
-	var spec shimSpec
-	if err := readJSON(filepath.Join(dir, shimSpecFile), &spec); err != nil {
-		return 0, syscall.EINVAL, fmt.Errorf("read spec: %w", err)
+// startUnit starts the unit of spec (nil: read from dir's spec.json),
+// whose files go in dir, and supervises it until it ends. It calls report once, with the main process's PID as soon
+// as it runs (main.json is written right after, off the caller's path),
+// or with why it did not start (the errno for the runner's exit status).
+func (srv *shimServer) startUnit(ctx context.Context, dir string, spec *shimSpec, report func(pid int, errno syscall.Errno, err error)) {
+	if _, errno, err := srv.spawnUnit(ctx, dir, spec, report); err != nil {
+		report(0, errno, err)
 	}
+}
+
+// spawnUnit is startUnit; it calls report itself only on success.
+func (srv *shimServer) spawnUnit(ctx context.Context, dir string, specp *shimSpec, report func(pid int, errno syscall.Errno, err error)) (int, syscall.Errno, error) {
+	srv.processSetup()
+	if specp == nil {
+		specp = new(shimSpec)
+		if err := readJSON(filepath.Join(dir, shimSpecFile), specp); err != nil {
+			return 0, syscall.EINVAL, fmt.Errorf("read spec: %w", err)
+		}
+	}
+	spec := *specp
 	jr, err := srv.journal(spec)
 	if err != nil {
 		return 0, syscall.EIO, err
@@ -226,17 +259,18 @@ func (srv *shimServer) startUnit(ctx context.Context, dir string) (int, syscall.
 	}
 	p.Release()
 	pid := sh.pid
+	srv.units.Add(1)
+	report(pid, 0, nil)
+	// The runner does not wait for main.json: it records the unit for
+	// adoption (unit.json) only after this answer, and a later runner
+	// reads both.
 	m := shimMain{PID: pid, Shim: os.Getpid()}
 	if st, ok := readProcStat(pid); ok {
 		m.Start = st.start
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, shimMainFile), m); err != nil {
-		syscall.Kill(-pid, syscall.SIGKILL)
-		outR.Close()
-		errR.Close()
-		return 0, syscall.EIO, err
+		sh.log("%s: cannot record the main process (%v): a restarted fleetd will not adopt it", spec.Unit, err)
 	}
-	srv.units.Add(1)
 	srv.mu.Lock()
 	srv.live[sh] = true
 	srv.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/fleetd/fleet/internal/auth"
+	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
 )
 
@@ -44,10 +45,20 @@ type Local interface {
 	Journal(ctx context.Context, name string, lines int, follow bool, output string, w io.Writer) error
 }
 
+// StateSource reads unit states and job records: the store itself, or a
+// watch-fed copy of them (store.StateView).
+type StateSource interface {
+	UnitStates(ctx context.Context) ([]fleet.UnitState, error)
+	AllJobs(ctx context.Context) ([]store.JobRecord, error)
+}
+
 // Config configures a Server.
 type Config struct {
 	// Store is the registry (required).
 	Store *store.Store
+	// States, if set, serves GET /fleet/v1/state (a store.StateView, so
+	// that clients polling it cost no etcd reads); nil reads Store.
+	States StateSource
 	// Local serves status and journal of this machine's units (may be nil:
 	// then nothing is loaded here).
 	Local Local
@@ -102,6 +113,7 @@ type Config struct {
 // /v1-alpha alias) plus our extensions.
 type Server struct {
 	store      *store.Store
+	states     StateSource
 	local      Local
 	machineID  string
 	version    string
@@ -126,6 +138,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		store:      cfg.Store,
+		states:     cfg.States,
 		local:      cfg.Local,
 		machineID:  cfg.MachineID,
 		version:    cfg.Version,

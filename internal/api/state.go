@@ -47,11 +47,15 @@ func wireState(st fleet.UnitState) *UnitState {
 // that left their machines (withJobStates).
 func (s *Server) unitStates(r *http.Request) ([]fleet.UnitState, error) {
 	ctx := r.Context()
-	states, err := s.store.UnitStates(ctx)
+	var src StateSource = s.store
+	if s.states != nil {
+		src = s.states
+	}
+	states, err := src.UnitStates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := s.store.AllJobs(ctx)
+	jobs, err := src.AllJobs(ctx)
 	if err != nil || len(jobs) == 0 {
 		return states, err
 	}

@@ -222,8 +222,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, extra []compo
 	// The API accepts every admin token registered in etcd (each fleetd's
 	// <data_dir>/admin-token).
 	sec.useTokenLookup(newTokenLookup(st, log.With("component", "api")))
+	stateView := st.NewStateView(comps.ctx)
+	defer stateView.Close()
 	apiCfg := api.Config{
 		Store:          st,
+		States:         stateView,
 		Local:          local,
 		MachineID:      cfg.MachineID,
 		Version:        version.Version,

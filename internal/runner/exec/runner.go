@@ -63,7 +63,7 @@ type Options struct {
 	Heartbeat    string
 	HeartbeatTTL time.Duration
 	// ShimUnits is how many units one shim process supervises at most
-	// over its life (0: 32; 1: a shim per unit).
+	// over its life (0: 64; 1: a shim per unit).
 	ShimUnits int
 }
 

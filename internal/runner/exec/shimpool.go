@@ -16,7 +16,7 @@ import (
 // over its life (Options.ShimUnits): few enough that a shim lost (a bug,
 // an OOM kill) loses the supervision of few units, enough that shim
 // starts (several milliseconds of CPU and about a megabyte each) are rare.
-const defaultShimUnits = 32
+const defaultShimUnits = 64
 
 // shimPool hands units to shim processes (`fleet-shim --serve`, see
 // shimserve.go): the current one until it has had its share of units,

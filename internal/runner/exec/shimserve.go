@@ -25,7 +25,7 @@ import (
 // A shim process supervises one unit (`fleet-shim DIR`) or many
 // (`fleet-shim --serve`). A Go program's start costs several milliseconds
 // of CPU and about a megabyte of private memory, so the runner hands a
-// shim process up to Options.ShimUnits units (32 by default) instead of
+// shim process up to Options.ShimUnits units (64 by default) instead of
 // starting one per unit: a start then costs a fork and exec of the main
 // process only.
 //

@@ -288,7 +288,15 @@ func (u *unit) waitFor(done <-chan struct{}, cond func() bool, deadline time.Tim
 		tick = t.C
 	}
 	for {
-		bc := u.r.bcastChan()
+		// Only a condition on other state needs waking at every state
+		// change of any unit (a broadcast: with many units, waking them
+		// all at each change of one would cost their number squared).
+		// Stop requests poke the unit; done and the deadline are
+		// channels of their own.
+		var bc <-chan struct{}
+		if cond != nil {
+			bc = u.r.bcastChan()
+		}
 		if done != nil {
 			select {
 			case <-done:

@@ -43,6 +43,7 @@ func scenarios() []scenario {
 		{name: "footprint", usage: "idle fleetd RSS and CPU with embedded etcd; then with 1,000 units", run: runFootprint},
 		{name: "soak", usage: "N fleetd under unit churn (start, stop, destroy) for a long time; RSS, fds, threads, goroutines, etcd db size must stay flat", run: runSoak},
 		{name: "rollout", usage: "N template instances on simulated machines; a rolling update with max-parallel P, timed against batches x min-healthy-time", run: runRollout},
+		{name: "stability", usage: "three fleetd, 30 units; 8 CPU-burning processes for 5 minutes: no unit may move, no machine lose its lease", run: runStability},
 		{name: "lb", usage: "fleetd lb vs haproxy under wrk, HTTP and TCP, steady and with backend churn", run: runLB},
 		{name: "_engine", hidden: true, run: runEngineChild},
 		{name: "_etcd", hidden: true, run: runEtcdChild},

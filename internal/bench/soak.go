@@ -363,7 +363,7 @@ func soak(ctx context.Context, e *env, bin, dir string, o soakOpts) (map[string]
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	ch.watchStates(wctx, cli)
-	sp := &soakSampler{c: c, cli: cli, ch: ch, hc: &http.Client{Timeout: 10 * time.Second}, shimArg: dir + string(filepath.Separator)}
+	sp := &soakSampler{c: c, cli: cli, ch: ch, hc: &http.Client{Timeout: 10 * time.Second}, shimBins: []string{filepath.Join(filepath.Dir(bin), "fleet-shim"), bin}}
 	if o.csv != "" {
 		f, err := os.Create(o.csv)
 		if err != nil {
@@ -449,7 +449,11 @@ sampling:
 		dcancel()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
+			// Each fleetd keeps its current shim process, idle, for the
+			// next units (a shim takes up to 64 units over its life);
+			// any other shim left is a leak.
 			leakedUnits, leakedShims = sp.countProcs(nil)
+			leakedShims = max(0, leakedShims-len(c.procs))
 			if leakedUnits+leakedShims == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 				break
 			}
@@ -524,7 +528,7 @@ type soakSampler struct {
 	cli     *clientv3.Client
 	ch      *soakChurn
 	hc      *http.Client
-	shimArg string // shims' arguments (their state directories) start with this
+	shimBins []string // the shim binaries of this run (fleet-shim, fleetd for `fleetd shim`)
 	csv     *bufio.Writer
 }
 
@@ -653,10 +657,16 @@ func (sp *soakSampler) scrape(ctx context.Context, p *fleetdProc) (int, int64, e
 }
 
 // countProcs counts this run's unit processes (/bin/sleep with the run's
-// marker) and the shims of our fleetd (a process whose last argument is a
-// directory under the cluster's); perMachine, if given, gets the shims per
-// fleetd (by data directory m<i>).
+// marker) and the shims of our fleetd (a shim process run from one of this
+// run's binaries); perMachine, if given, gets the shims per fleetd (by
+// parent process: fleetd starts them).
 func (sp *soakSampler) countProcs(perMachine []int) (units, shims int) {
+	fleetds := map[int]int{}
+	for i, p := range sp.c.procs {
+		if p.proc != nil {
+			fleetds[p.pid()] = i
+		}
+	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
@@ -668,20 +678,42 @@ func (sp *soakSampler) countProcs(perMachine []int) (units, shims int) {
 			units++
 			continue
 		}
-		if !isShim(argv) || !strings.HasPrefix(argv[len(argv)-1], sp.shimArg) {
+		if !isShim(argv) {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join(d, "exe")); err != nil || !slices.Contains(sp.shimBins, exe) {
 			continue
 		}
 		shims++
-		rel := strings.TrimPrefix(argv[len(argv)-1], sp.shimArg)
-		m, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if i, err := strconv.Atoi(strings.TrimPrefix(m, "m")); err == nil && i >= 0 && i < len(perMachine) {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if i, ok := fleetds[parentPID(pid)]; ok && i < len(perMachine) {
 			perMachine[i]++
 		}
 	}
 	return units, shims
 }
 
-// isShim reports whether argv is `fleet-shim DIR` or `fleetd shim DIR`.
+// parentPID is pid's parent (0 if unknown).
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// isShim reports whether argv is a shim: `fleet-shim --serve` or `fleetd
+// shim --serve` (or the one-unit forms with a directory).
 func isShim(argv []string) bool {
 	switch {
 	case len(argv) == 2 && filepath.Base(argv[0]) == "fleet-shim":
@@ -796,7 +828,7 @@ func soakCriteria(o soakOpts) map[string]string {
 		"etcd_db_size_mb":   fmt.Sprintf("peak of the second half of the judged samples ≤ %g × the first half's (needs ≥ %v after the warm-up: auto-compaction every 5 min; inconclusive otherwise)", soakDBPeakRatio, soakDBMinRun),
 		"etcd_db_in_use_mb": "as etcd_db_size_mb",
 		"unit_processes":    "none left after every unit was destroyed (leaked_unit_processes = 0)",
-		"shims":             "none left after every unit was destroyed (leaked_shims = 0)",
+		"shims":             "none left after every unit was destroyed but each fleetd's current, idle one (leaked_shims = 0)",
 		"judged":            fmt.Sprintf("samples from the warm-up (%v) to the end of the churn; idle = before the churn, after = once every unit was destroyed", o.warmup),
 		"heap_inuse_mb":     "not judged (moves with the GC cycle)",
 	}

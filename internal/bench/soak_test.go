@@ -84,8 +84,9 @@ func TestSoakShort(t *testing.T) {
 			}
 		}
 	}
-	// Units ran during the churn and none was left after it.
-	if p := res.Metrics["processes"]; p["unit_processes"].Max < 5 || *p["unit_processes"].After != 0 || *p["shims"].After != 0 {
+	// Units ran during the churn and none was left after it; each fleetd
+	// keeps at most its current, idle shim process.
+	if p := res.Metrics["processes"]; p["unit_processes"].Max < 5 || *p["unit_processes"].After != 0 || *p["shims"].After > 2 {
 		t.Errorf("unit processes %+v, shims %+v", p["unit_processes"], p["shims"])
 	}
 	for _, k := range []string{"fleetd0_rss_mb", "fleetd1_fds", "fleetd0_goroutines", "etcd_db_size_mb", "etcd_keys"} {

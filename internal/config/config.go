@@ -23,7 +23,7 @@ const (
 	InsecureEtcdListenPeer         = "http://127.0.0.1:2380"
 	DefaultEtcdInitialClusterState = "new"
 	DefaultEngineReconcileInterval = 2 * time.Second
-	DefaultAgentTTL                = 10 * time.Second
+	DefaultAgentTTL                = 9 * time.Second
 	DefaultTokenLimit              = 100
 	DefaultDataDir                 = "/var/lib/fleet"
 	DefaultAPITCPAddr              = "127.0.0.1:49153"

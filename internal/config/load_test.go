@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	if !c.EmbeddedEtcd() {
 		t.Error("default is not embedded etcd")
 	}
-	if c.AgentTTL != 10*time.Second || c.EtcdRequestTimeout != 2*time.Second || c.EngineReconcileInterval != 2*time.Second {
+	if c.AgentTTL != 9*time.Second || c.EtcdRequestTimeout != 2*time.Second || c.EngineReconcileInterval != 2*time.Second {
 		t.Errorf("durations %v %v %v", c.AgentTTL, c.EtcdRequestTimeout, c.EngineReconcileInterval)
 	}
 	if c.EtcdKeyPrefix != "/_coreos.com/fleet/" || c.TokenLimit != 100 || c.LogFormat != "text" {
@@ -49,13 +49,13 @@ func TestPrecedence(t *testing.T) {
 		logf  string
 		pfx   string
 	}{
-		{"default", nil, nil, "", 10 * time.Second, "", 100, "text", "/_coreos.com/fleet/"},
+		{"default", nil, nil, "", 9 * time.Second, "", 100, "text", "/_coreos.com/fleet/"},
 		{"file", nil, nil, file, 20 * time.Second, "file", 3, "json", "/file/"},
 		{"env beats file", nil, env, file, 30 * time.Second, "env", 4, "json", "/file/"},
 		{"flag beats env", flags, env, file, 40 * time.Second, "flag", 4, "json", "/file/"},
 		{"flag beats default", flags, nil, "", 40 * time.Second, "flag", 100, "text", "/_coreos.com/fleet/"},
 		{"env beats default", nil, env, "", 30 * time.Second, "env", 4, "text", "/_coreos.com/fleet/"},
-		{"last env entry wins", nil, []string{"FLEET_TOKEN_LIMIT=5", "FLEET_TOKEN_LIMIT=6"}, "", 10 * time.Second, "", 6, "text", "/_coreos.com/fleet/"},
+		{"last env entry wins", nil, []string{"FLEET_TOKEN_LIMIT=5", "FLEET_TOKEN_LIMIT=6"}, "", 9 * time.Second, "", 6, "text", "/_coreos.com/fleet/"},
 		{"empty env is unset", nil, []string{"FLEET_TOKEN_LIMIT="}, file, 20 * time.Second, "file", 3, "json", "/file/"},
 		{"last flag wins", []string{"--token-limit=7", "-token-limit", "8"}, env, file, 30 * time.Second, "env", 8, "json", "/file/"},
 	}
@@ -363,7 +363,7 @@ func TestUsage(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"--config", "--version", "10s", "/etc/fleet/fleet.conf"} {
+	for _, s := range []string{"--config", "--version", "9s", "/etc/fleet/fleet.conf"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("usage lacks %q", s)
 		}

@@ -524,12 +524,12 @@ sampling:
 
 // soakSampler takes the samples.
 type soakSampler struct {
-	c       *fleetdCluster
-	cli     *clientv3.Client
-	ch      *soakChurn
-	hc      *http.Client
+	c        *fleetdCluster
+	cli      *clientv3.Client
+	ch       *soakChurn
+	hc       *http.Client
 	shimBins []string // the shim binaries of this run (fleet-shim, fleetd for `fleetd shim`)
-	csv     *bufio.Writer
+	csv      *bufio.Writer
 }
 
 // check fails the run when a fleetd is gone.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetd/fleet/internal/agent"
 	"github.com/fleetd/fleet/internal/clusterauth"
+	"github.com/fleetd/fleet/internal/config"
 	"github.com/fleetd/fleet/internal/etcdserver"
 	"github.com/fleetd/fleet/internal/fleet"
 	"github.com/fleetd/fleet/internal/store"
@@ -50,7 +51,7 @@ func runScale(ctx context.Context, e *env, args []string) (map[string]any, error
 	fs.IntVar(&o.machines, "machines", 1000, "simulated machines")
 	fs.IntVar(&o.units, "units", 10000, "units to submit and start")
 	fs.IntVar(&o.clients, "clients", 0, "etcd clients (gRPC connections) the agents are spread over; 0 = one per 64 machines, 4..20")
-	fs.DurationVar(&o.ttl, "agent-ttl", 10*time.Second, "machine lease TTL (fleetd's agent_ttl)")
+	fs.DurationVar(&o.ttl, "agent-ttl", config.DefaultAgentTTL, "machine lease TTL (fleetd's agent_ttl)")
 	fs.IntVar(&o.batch, "batch", store.MaxTxnOps, "units per creation transaction")
 	fs.IntVar(&o.submitters, "submitters", 4, "concurrent unit submitters")
 	fs.DurationVar(&o.baseline, "baseline", 3*time.Second, "duration of the raw etcd put baseline (64 writers)")

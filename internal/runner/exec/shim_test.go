@@ -259,14 +259,12 @@ func TestShimProcessesShared(t *testing.T) {
 	defer cancel()
 	defer func() { r.StopAll(ctx); r.Close(ctx); j.Close() }()
 	shimOf := func(name string) int {
-		ms, _ := filepath.Glob(filepath.Join(dir, "state", name, "shim-*", shimMainFile))
-		if len(ms) != 1 {
-			t.Fatalf("%s: main.json files %v", name, ms)
-		}
+		// The shim writes main.json right after it answers.
 		var m shimMain
-		if err := readJSON(ms[0], &m); err != nil {
-			t.Fatal(err)
-		}
+		h.eventually(name+"'s main.json", func() bool {
+			ms, _ := filepath.Glob(filepath.Join(dir, "state", name, "shim-*", shimMainFile))
+			return len(ms) == 1 && readJSON(ms[0], &m) == nil
+		}, name)
 		return m.Shim
 	}
 	var shims []int
@@ -342,7 +340,12 @@ func TestShimProcessDiesNextStartUsesANewOne(t *testing.T) {
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually("the shim process gone", func() bool { return !alive(first) }, "a.service")
+	// Gone and reaped: its stdin has no reader any more (a zombie leader
+	// may still have threads, and its files, for a moment).
+	h.eventually("the shim process reaped", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", first))
+		return err != nil
+	}, "a.service")
 	h.load("b.service", "[Service]\nExecStart=/bin/sleep 600\n")
 	h.start("b.service")
 	h.waitState("b.service", "active", "running")

@@ -63,15 +63,6 @@ func (p *shimPool) start(dir string, spec shimSpec, timeout time.Duration) (stri
 		p.mu.Unlock()
 		return "", 0, ErrClosed
 	}
-	sp := p.cur
-	if sp == nil || sp.isGone() {
-		var err error
-		if sp, err = p.spawn(); err != nil {
-			p.mu.Unlock()
-			return "", 0, err
-		}
-		p.cur = sp
-	}
 	p.nextID++
 	id := p.nextID
 	req, err := json.Marshal(shimRequest{ID: id, Dir: dir, Spec: spec})
@@ -80,21 +71,38 @@ func (p *shimPool) start(dir string, spec shimSpec, timeout time.Duration) (stri
 		return "", 0, err
 	}
 	ch := make(chan string, 1)
-	sp.mu.Lock()
-	sp.pending[id] = ch
-	sp.mu.Unlock()
-	_, werr := sp.in.Write(append(req, '\n'))
-	sp.given++
-	if werr != nil || sp.given >= p.max {
-		p.retireLocked(sp)
-	}
-	p.mu.Unlock()
-	if werr != nil {
+	var sp *shimProc
+	// A request that could not be written was never read: it goes to a
+	// new shim (the current one died, and its reader may not know yet).
+	for attempt := 0; ; attempt++ {
+		sp = p.cur
+		if sp == nil || sp.isGone() {
+			if sp, err = p.spawn(); err != nil {
+				p.mu.Unlock()
+				return "", 0, err
+			}
+			p.cur = sp
+		}
+		sp.mu.Lock()
+		sp.pending[id] = ch
+		sp.mu.Unlock()
+		_, werr := sp.in.Write(append(req, '\n'))
+		sp.given++
+		if werr != nil || sp.given >= p.max {
+			p.retireLocked(sp)
+		}
+		if werr == nil {
+			break
+		}
 		sp.mu.Lock()
 		delete(sp.pending, id)
 		sp.mu.Unlock()
-		return "", 0, fmt.Errorf("shim (pid %d): %w", sp.pid, werr)
+		if attempt == 1 {
+			p.mu.Unlock()
+			return "", 0, fmt.Errorf("shim (pid %d): %w", sp.pid, werr)
+		}
 	}
+	p.mu.Unlock()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

@@ -40,6 +40,7 @@ type lbOpts struct {
 	fleetd      string
 	lbCPU       string
 	lbGOGC      string
+	compare     string
 	keepTempDir bool
 }
 
@@ -63,6 +64,7 @@ func runLB(ctx context.Context, e *env, args []string) (map[string]any, error) {
 	fs.StringVar(&o.fleetd, "fleetd", "", "fleetd binary (default: build ./cmd/fleetd)")
 	fs.StringVar(&o.lbCPU, "lb-cpuprofile", "", "write fleetd lb's CPU profile to `file`.MODE (covers the steady and churn runs of that mode)")
 	fs.StringVar(&o.lbGOGC, "lb-gogc", "", "GOGC for the fleetd lb process (default: unset)")
+	fs.StringVar(&o.compare, "lb-compare", "", "also run this other fleetd `binary`'s lb in every round, as \"lb-b\" (A/B under the same load; steady runs only)")
 	fs.BoolVar(&o.keepTempDir, "keep", false, "keep the temporary directory (configs, logs)")
 	var prof profiles
 	prof.register(fs)
@@ -148,7 +150,7 @@ func lbScenario(ctx context.Context, e *env, o lbOpts, fleetdBin, dir string) (m
 	res := map[string]any{
 		"backends": o.backends, "wrk_threads": o.threads, "wrk_connections": o.conns, "duration_s": o.duration.Seconds(),
 		"balancer_threads": o.procs, "rounds": o.rounds,
-		"target_tcp_rps_ratio": 0.9, "target_http_rps_ratio": 0.7, "target_p99_ratio_max": 1.5, "target_churn_errors": 0,
+		"target_tcp_rps_ratio": 0.9, "target_http_rps_ratio": 0.9, "target_p99_ratio_max": 1.2, "target_cpu_ratio_max": 1.1, "target_churn_errors": 0,
 	}
 	if o.lbGOGC != "" {
 		res["lb_gogc"] = o.lbGOGC
@@ -183,6 +185,17 @@ func lbMode(ctx context.Context, e *env, o lbOpts, mode, fleetdBin, dir, etcdURL
 	}
 	defer lp.stop()
 	bals := []lbBalancer{hp, lp}
+	var lpb *lbProc
+	var lbbs []wrkResult
+	if o.compare != "" {
+		ob := o
+		ob.lbCPU = ""
+		if lpb, err = startLBProc(ctx, o.compare, dir, mode, etcdURL, ob, len(bs)); err != nil {
+			return err
+		}
+		defer lpb.stop()
+		lpb.label = "lb-b"
+	}
 
 	var base, hps, lbs []wrkResult
 	for r := range o.rounds {
@@ -196,6 +209,10 @@ func lbMode(ctx context.Context, e *env, o lbOpts, mode, fleetdBin, dir, etcdURL
 		if r%2 == 1 {
 			order = []lbBalancer{lp, hp}
 		}
+		if lpb != nil {
+			// Rotate the three: every balancer goes first once in three rounds.
+			order = [][]lbBalancer{{hp, lp, lpb}, {lpb, hp, lp}, {lp, lpb, hp}}[r%3]
+		}
 		for _, bal := range order {
 			w, err := runWrk(ctx, o, bal.url(), bal.pid())
 			if err != nil {
@@ -204,6 +221,8 @@ func lbMode(ctx context.Context, e *env, o lbOpts, mode, fleetdBin, dir, etcdURL
 			e.printf("%s round %d: %-8s %s\n", mode, r+1, bal.name(), w)
 			if bal == lbBalancer(hp) {
 				hps = append(hps, w)
+			} else if lpb != nil && bal == lbBalancer(lpb) {
+				lbbs = append(lbbs, w)
 			} else {
 				lbs = append(lbs, w)
 			}
@@ -245,16 +264,32 @@ func lbMode(ctx context.Context, e *env, o lbOpts, mode, fleetdBin, dir, etcdURL
 		pr = append(pr, lbs[i].P99/hps[i].P99)
 	}
 	rpsRatio, p99Ratio := median(rr), median(pr)
+	if lpb != nil {
+		var br, bc []float64
+		for i := range lbbs {
+			br = append(br, lbbs[i].RPS/hps[i].RPS)
+			bc = append(bc, lbbs[i].CPUPerReqUS/hps[i].CPUPerReqUS)
+		}
+		put("lbb_rps", round(med(lbbs, rps), 0))
+		put("lbb_p99_ms", round(med(lbbs, p99), 3))
+		put("lbb_cpu_us_per_req", round(med(lbbs, func(w wrkResult) float64 { return w.CPUPerReqUS }), 2))
+		put("rps_ratio_lbb_haproxy", round(median(br), 3))
+		put("cpu_ratio_lbb_haproxy", round(median(bc), 3))
+		e.printf("%s: lb-b (%s)/haproxy requests/s %.3f, CPU per request %.3f\n", mode, o.compare, median(br), median(bc))
+	}
+	var cr []float64
+	for i := range hps {
+		cr = append(cr, lbs[i].CPUPerReqUS/hps[i].CPUPerReqUS)
+	}
+	put("cpu_ratio_lb_haproxy", round(median(cr), 3))
 	put("rps_ratio_lb_haproxy", round(rpsRatio, 3))
 	put("p99_ratio_lb_haproxy", round(p99Ratio, 3))
-	want := 0.7
-	if mode == "tcp" {
-		want = 0.9
-	}
+	want := 0.9 // "performance round 2": both modes
 	put("rps_target_met", rpsRatio >= want)
-	put("p99_target_met", p99Ratio <= 1.5)
+	put("p99_target_met", p99Ratio <= 1.2)
+	put("cpu_target_met", median(cr) <= 1.1)
 	put("loadavg", loadAvg())
-	e.printf("%s: lb/haproxy requests/s %.3f (target >= %.1f), p99 %.3f (target <= 1.5); load %s\n", mode, rpsRatio, want, p99Ratio, loadAvg())
+	e.printf("%s: lb/haproxy requests/s %.3f (target >= %.1f), p99 %.3f (target <= 1.2), CPU per request %.3f (target <= 1.1); load %s\n", mode, rpsRatio, want, p99Ratio, median(cr), loadAvg())
 
 	if !o.churn {
 		return nil
@@ -531,6 +566,7 @@ func (h *haproxyProc) register(_ context.Context, b *lbBackend) error {
 // --- fleetd lb ---
 
 type lbProc struct {
+	label              string // "lb" unless set
 	mode, addr, status string
 	cli                *clientv3.Client
 	proc               *procutil.Proc
@@ -555,7 +591,7 @@ func startLBProc(ctx context.Context, bin, dir, mode, etcdURL string, o lbOpts, 
 	if o.lbCPU != "" {
 		args = append(args, "--cpuprofile", o.lbCPU+"."+mode)
 	}
-	logf, err := os.Create(filepath.Join(dir, "lb-"+mode+".log"))
+	logf, err := os.CreateTemp(dir, "lb-"+mode+"-*.log")
 	if err != nil {
 		cli.Close()
 		return nil, err
@@ -621,9 +657,14 @@ func (p *lbProc) awaitBackends(ctx context.Context, n int, d time.Duration) erro
 	return err
 }
 
-func (p *lbProc) name() string { return "lb" }
-func (p *lbProc) url() string  { return "http://" + p.addr + "/" }
-func (p *lbProc) pid() int     { return p.proc.Pid() }
+func (p *lbProc) name() string {
+	if p.label != "" {
+		return p.label
+	}
+	return "lb"
+}
+func (p *lbProc) url() string { return "http://" + p.addr + "/" }
+func (p *lbProc) pid() int    { return p.proc.Pid() }
 
 func (p *lbProc) stop() {
 	p.proc.Stop(10 * time.Second)

@@ -151,6 +151,17 @@ type fastConn struct {
 	out     []byte
 	tried   []string
 	bodyErr chan error
+
+	// Raw mode (fastraw.go).
+	rx           recv2
+	rawFD        int       // c's descriptor while rawOn
+	rawOn        bool      // clientReader reads rawFD without blocking (inside serveRaw)
+	drained      bool      // the last raw read found the socket's queue empty
+	midHead      bool      // a request head is being read (raw mode waits in it)
+	headDeadline bool      // the head's read deadline is set
+	pendingN     int       // stepOutside's head length
+	rdl          time.Time // the read deadline set last, when rdlOK
+	rdlOK        bool
 }
 
 func (h *HTTPProxy) newFastConn(s *fastServer, c net.Conn, done func()) *fastConn {
@@ -198,6 +209,7 @@ func (fc *fastConn) release(handedOff bool) {
 	fc.resp = respHead{fieldSet: fieldSet{fields: fc.resp.fields[:0]}}
 	fc.out = fc.out[:0]
 	fc.tried = fc.tried[:0]
+	fc.rawOn, fc.drained, fc.midHead, fc.headDeadline, fc.rdlOK = false, false, false, false, false
 	fc.h.conns.Put(fc)
 }
 
@@ -209,48 +221,102 @@ func (fc *fastConn) serve() {
 		handedOff = fc.handOff()
 		return
 	}
+	rc := fc.rawConn()
 	for {
-		fc.state.Store(connIdle)
-		if fc.s.closing.Load() {
-			return
+		var next int
+		if rc != nil {
+			next = fc.serveRaw(rc)
+		} else {
+			next = fc.serveOne(false)
 		}
-		if fc.br.Buffered() == 0 {
-			fc.c.SetReadDeadline(time.Now().Add(fc.h.cfg.IdleTimeout))
-			if _, err := fc.br.Peek(1); err != nil {
+		switch next {
+		case stepNext:
+		case stepOutside:
+			if !fc.forward(fc.pendingN) {
 				return
 			}
-		}
-		if !fc.state.CompareAndSwap(connIdle, connActive) {
-			return // closed by the shutdown
-		}
-		n, err := fc.readHead()
-		if err == errHeadTooLarge {
+			// The streamed body moved the read deadline, maybe into the
+			// past (to stop it); RawConn.Read fails at once on an expired
+			// deadline, even with the next request buffered.
+			fc.rdlOK = false
+			fc.idleDeadline()
+		case stepHandOff:
 			handedOff = fc.handOff()
 			return
-		}
-		if err != nil {
-			return
-		}
-		head, _ := fc.br.Peek(n)
-		switch parseRequestHead(head, &fc.req) {
-		case headBad:
-			fc.h.log.Debug("lb: malformed request, answering 400", "service", fc.h.cfg.Service, "client", fc.clientIP)
-			io.WriteString(fc.c, badRequestResponse)
-			return
-		case headFallback:
-			handedOff = fc.handOff()
-			return
-		}
-		if !fc.forward(n) {
+		default:
 			return
 		}
 	}
 }
 
+// What serveOne did with the connection.
+const (
+	stepNext    = iota // a request was answered; the connection stays
+	stepWait           // raw mode: nothing more to read for now
+	stepClose          // the connection ends
+	stepHandOff        // the connection goes to the fallback server
+	stepOutside        // raw mode: a request whose body is not buffered; fc.pendingN is its head's length
+)
+
+// serveOne reads a request and forwards it. In raw mode (inside
+// serveRaw's RawConn.Read) it stops where it would block, keeping what it
+// read (and fc.midHead) for the next call, and leaves requests whose body
+// must be streamed to be forwarded outside.
+func (fc *fastConn) serveOne(raw bool) int {
+	if !fc.midHead {
+		fc.state.Store(connIdle)
+		if fc.s.closing.Load() {
+			return stepClose
+		}
+		if fc.br.Buffered() == 0 {
+			fc.idleDeadline()
+			if _, err := fc.br.Peek(1); err != nil {
+				if err == errWouldBlock {
+					return stepWait
+				}
+				return stepClose
+			}
+		}
+		if !fc.state.CompareAndSwap(connIdle, connActive) {
+			return stepClose // closed by the shutdown
+		}
+		fc.midHead = true
+	}
+	n, err := fc.readHead()
+	if err == errWouldBlock {
+		return stepWait
+	}
+	fc.midHead, fc.headDeadline = false, false
+	if err == errHeadTooLarge {
+		return stepHandOff
+	}
+	if err != nil {
+		return stepClose
+	}
+	head, _ := fc.br.Peek(n)
+	switch parseRequestHead(head, &fc.req) {
+	case headBad:
+		fc.h.log.Debug("lb: malformed request, answering 400", "service", fc.h.cfg.Service, "client", fc.clientIP)
+		io.WriteString(fc.c, badRequestResponse)
+		return stepClose
+	case headFallback:
+		return stepHandOff
+	}
+	if raw && (fc.req.chunked || int64(fc.br.Buffered()-n) < fc.req.contentLength) {
+		fc.pendingN = n
+		return stepOutside
+	}
+	if !fc.forward(n) {
+		return stepClose
+	}
+	return stepNext
+}
+
 // readHead reads until a whole request head is buffered and returns its
-// length. Leading empty lines are skipped.
+// length. Leading empty lines are skipped. The head's deadline is set once
+// per head (fc.headDeadline), also when raw mode waits in between.
 func (fc *fastConn) readHead() (int, error) {
-	scanned, deadline := 0, false
+	scanned := 0
 	for {
 		b, _ := fc.br.Peek(fc.br.Buffered())
 		k := 0
@@ -270,9 +336,9 @@ func (fc *fastConn) readHead() (int, error) {
 			}
 			scanned = max(len(b)-2, 0)
 		}
-		if !deadline {
-			fc.c.SetReadDeadline(time.Now().Add(fc.h.cfg.ReadHeaderTimeout))
-			deadline = true
+		if !fc.headDeadline {
+			fc.setReadDeadline(time.Now().Add(fc.h.cfg.ReadHeaderTimeout))
+			fc.headDeadline = true
 		}
 		if _, err := fc.br.Peek(len(b) + 1); err != nil {
 			return 0, err
@@ -283,7 +349,7 @@ func (fc *fastConn) readHead() (int, error) {
 // handOff passes the connection, with what was read of it, to the
 // fallback server.
 func (fc *fastConn) handOff() bool {
-	fc.c.SetReadDeadline(time.Time{})
+	fc.setReadDeadline(time.Time{})
 	done := fc.done
 	fc.done = nil // the fallback server closes the connection: bufferedConn.Close frees the slot
 	if done == nil {
@@ -364,7 +430,7 @@ func (fc *fastConn) exchange(t *Target, up *upConn, n, bodyLen int, buffered, ma
 			b, _ := fc.br.Peek(n + bodyLen)
 			fc.out = append(fc.out, b[n:]...)
 		}
-		if _, err := up.c.Write(fc.out); err != nil {
+		if err := up.send(fc.out); err != nil {
 			if mayRetry && up.reused && t.abort.Err() == nil {
 				stopAbort()
 				up.close()
@@ -386,6 +452,7 @@ func (fc *fastConn) exchange(t *Target, up *upConn, n, bodyLen int, buffered, ma
 		}
 		fc.br.Discard(n)
 		fc.c.SetReadDeadline(time.Time{})
+		fc.rdlOK = false
 		streaming = true
 		fc.bodyStop.Store(false)
 		if d := h.cfg.BodyTimeout; d > 0 {
@@ -616,6 +683,9 @@ type clientReader struct{ fc *fastConn }
 
 func (r *clientReader) Read(p []byte) (int, error) {
 	fc := r.fc
+	if fc.rawOn {
+		return fc.rawRecv(p)
+	}
 	if d := fc.bodyTimeout.Load(); d > 0 {
 		fc.c.SetReadDeadline(time.Now().Add(time.Duration(d)))
 		if fc.bodyStop.Load() {
@@ -762,9 +832,12 @@ func closedByPeer(err error) bool {
 // upConn is a connection to a backend.
 type upConn struct {
 	c      net.Conn
-	br     *bufio.Reader // while in use
+	br     *bufio.Reader // while in use; its source is the upConn (Read)
 	idleAt time.Time
 	reused bool
+	rc     syscall.RawConn // c's, once send has needed it
+	rawFD  int             // c's descriptor while rawOn
+	rawOn  bool            // Read reads rawFD without blocking (inside send)
 }
 
 func (u *upConn) close() {
@@ -841,7 +914,7 @@ func (h *HTTPProxy) getConn(t *Target, idle bool) (*upConn, error) {
 		if uc := h.upPool(t.b.Addr).get(); uc != nil {
 			uc.reused = true
 			uc.br = h.readers.Get().(*bufio.Reader)
-			uc.br.Reset(uc.c)
+			uc.br.Reset(uc)
 			return uc, nil
 		}
 	}
@@ -853,9 +926,10 @@ func (h *HTTPProxy) dial(t *Target) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := h.readers.Get().(*bufio.Reader)
-	br.Reset(c)
-	return &upConn{c: c, br: br}, nil
+	uc := &upConn{c: c}
+	uc.br = h.readers.Get().(*bufio.Reader)
+	uc.br.Reset(uc)
+	return uc, nil
 }
 
 // putConn returns a connection to t's idle pool, before t is released (so
